@@ -1,0 +1,194 @@
+"""The one outer loop every method runs in (GUIDE §3).
+
+It owns the optimiser over the synthetic tensors, the step-decay schedule, the progress bar, periodic validation,
+checkpoints with exact resume, and the divergence guard. Methods only provide `loss(synset, step, rng)`.
+
+Exact resume works because nothing random is carried between steps: step t draws all its randomness from a generator
+seeded with (seed, t). A checkpoint therefore only needs the synthetic tensors, Adam's moments, the step counter and
+the guard's step-size scale, and a run killed at any point and resumed ends where an uninterrupted one does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm.auto import tqdm
+
+from distill.errors import DistillError
+from distill.methods import Method
+from distill.synset import SyntheticSet, _atomic_write
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    iterations: int = 1000
+    lr_images: float = 0.01
+    lr_lrs: float = 0.01
+    beta1: float = 0.5
+    decay_every: int = 0  # 0: no decay
+    decay_factor: float = 0.5
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    seed: int = 0
+    max_rollbacks: int = 8
+
+
+@dataclass
+class LoopResult:
+    history: list[dict] = field(default_factory=list)  # {"step", "loss", "val_acc"}
+    seconds: float = 0.0
+    rollbacks: int = 0
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator for outer step `step`: independent of everything that happened before it."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+class _State:
+    """The synthetic tensors plus Adam, with snapshot/restore (for the guard) and file checkpoints (for resume)."""
+
+    def __init__(self, synset: SyntheticSet, config: LoopConfig):
+        self.synset = synset
+        groups = [{"params": [synset.images], "lr": config.lr_images, "base_lr": config.lr_images}]
+        if synset.log_lrs is not None and synset.log_lrs.requires_grad:
+            groups.append({"params": [synset.log_lrs], "lr": config.lr_lrs, "base_lr": config.lr_lrs})
+        self.optimiser = torch.optim.Adam(groups, betas=(config.beta1, 0.999))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {"synset.images": self.synset.images.detach()}
+        if self.synset.log_lrs is not None:
+            out["synset.log_lrs"] = self.synset.log_lrs.detach()
+        for index, state in self.optimiser.state_dict()["state"].items():
+            for name, value in state.items():
+                out[f"adam.{index}.{name}"] = torch.as_tensor(value).detach()
+        return out
+
+    def snapshot(self) -> dict[str, torch.Tensor]:
+        return {k: v.clone() for k, v in self.tensors().items()}
+
+    def restore(self, saved: dict[str, torch.Tensor]) -> None:
+        device = self.synset.images.device
+        with torch.no_grad():
+            self.synset.images.copy_(saved["synset.images"].to(device))
+            if self.synset.log_lrs is not None:
+                self.synset.log_lrs.copy_(saved["synset.log_lrs"].to(device))
+        state_dict = self.optimiser.state_dict()
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in saved.items():
+            if key.startswith("adam."):
+                _, index, name = key.split(".", 2)
+                state.setdefault(int(index), {})[name] = value.clone() if name == "step" else value.to(device).clone()
+        state_dict["state"] = state
+        self.optimiser.load_state_dict(state_dict)
+
+    def set_lr(self, scale: float) -> None:
+        for group in self.optimiser.param_groups:
+            group["lr"] = group["base_lr"] * scale
+
+
+def _lr_scale(config: LoopConfig, step: int, guard_scale: float) -> float:
+    decay = config.decay_factor ** (step // config.decay_every) if config.decay_every else 1.0
+    return decay * guard_scale
+
+
+def save_checkpoint(path: Path, state: _State, step: int, guard_scale: float, result: LoopResult, config: dict):
+    meta = {"step": str(step), "guard_scale": repr(guard_scale), "history": json.dumps(result.history),
+            "seconds": repr(result.seconds), "rollbacks": str(result.rollbacks), "config": json.dumps(config)}
+    tensors = {k: v.cpu().contiguous() for k, v in state.tensors().items()}
+    _atomic_write(path, lambda name: save_file(tensors, name, metadata=meta))
+
+
+def run_loop(
+    method: Method,
+    synset: SyntheticSet,
+    config: LoopConfig,
+    validate: Callable[[SyntheticSet], float] | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    run_config: dict | None = None,
+    progress: bool = True,
+) -> LoopResult:
+    """Optimise `synset` in place to minimise `method.loss`. Returns the loss / validation history."""
+    state = _State(synset, config)
+    result = LoopResult()
+    start_step, guard_scale = 0, 1.0
+    checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
+    run_config = run_config or {}
+    if resume:
+        if checkpoint is None or not checkpoint.is_file():
+            raise DistillError(f"--resume: no checkpoint at {checkpoint}")
+        try:
+            saved_tensors = load_file(str(checkpoint))
+            from safetensors import safe_open  # noqa: PLC0415
+
+            with safe_open(str(checkpoint), framework="pt") as handle:
+                saved_meta = handle.metadata()
+        except Exception as exc:  # noqa: BLE001
+            raise DistillError(f"--resume: cannot read {checkpoint} ({exc})") from None
+        if json.loads(saved_meta["config"]) != json.loads(json.dumps(run_config)):
+            raise DistillError(f"--resume: {checkpoint} was written by a run with different options; "
+                               "use the same options, or start afresh with --force")
+        state.restore(saved_tensors)
+        start_step, guard_scale = int(saved_meta["step"]), float(saved_meta["guard_scale"])
+        result.history = json.loads(saved_meta["history"])
+        result.seconds, result.rollbacks = float(saved_meta["seconds"]), int(saved_meta["rollbacks"])
+
+    good = (start_step, state.snapshot())
+    began = time.perf_counter() - result.seconds
+    last_val = result.history[-1].get("val_acc") if result.history else None
+    bar = tqdm(total=config.iterations, initial=start_step, desc=f"distill ({method.name})", disable=not progress,
+               dynamic_ncols=True)
+    step = start_step
+    while step < config.iterations:
+        state.set_lr(_lr_scale(config, step, guard_scale))
+        loss = method.loss(synset, step, step_generator(config.seed, step))
+        grads = torch.autograd.grad(loss, state.synset.trainable(), allow_unused=True)
+        finite = math.isfinite(loss.item()) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+        if finite:
+            for tensor, grad in zip(state.synset.trainable(), grads):
+                tensor.grad = grad
+            state.optimiser.step()
+            state.optimiser.zero_grad(set_to_none=True)
+            finite = all(bool(torch.isfinite(t).all()) for t in state.synset.trainable())
+        if not finite:
+            result.rollbacks += 1
+            if result.rollbacks > config.max_rollbacks:
+                raise DistillError(f"distillation diverged {result.rollbacks} times; try a smaller --lr")
+            guard_scale /= 2
+            bar.write(f"step {step}: loss or gradient is not finite; rolling back to step {good[0]} and halving the "
+                      f"step size (now x{guard_scale:g})")
+            step = good[0]
+            state.restore(good[1])
+            bar.n = step
+            bar.refresh()
+            continue
+        step += 1
+        record = {"step": step, "loss": round(loss.item(), 5)}
+        if validate is not None and (step % config.eval_every == 0 or step == config.iterations):
+            last_val = validate(synset)
+            record["val_acc"] = round(last_val, 5)
+        result.history.append(record)
+        if step % 10 == 0:
+            good = (step, state.snapshot())
+        bar.set_postfix(loss=f"{loss.item():.4f}", val=("-" if last_val is None else f"{last_val:.2%}"))
+        bar.update(1)
+        result.seconds = time.perf_counter() - began
+        if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.iterations):
+            save_checkpoint(checkpoint, state, step, guard_scale, result, run_config)
+    bar.close()
+    result.seconds = time.perf_counter() - began
+    return result
+
+
+def loop_config_dict(config: LoopConfig) -> dict:
+    return asdict(config)

@@ -1,0 +1,225 @@
+"""The synthetic set, the artifact users keep and share, and its safetensors file format (GUIDE §4).
+
+A file holds `images` [N,C,H,W] float32 (already normalised), `labels` ([N] int64 hard or [N,K] float32
+probabilities), optionally `lrs` [T] with `step` [N] (the learned schedule: T = steps x epochs) and `init.<name>`
+tensors (the fixed initial network the set was distilled for). Everything else is string metadata in the header.
+Loading checks all of it, so a damaged or tampered file is rejected with a clear message instead of training a
+network on garbage. No pickle anywhere: a safetensors file cannot run code when loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from distill.errors import DistillError
+
+FORMAT = "distill.synset/1"
+REQUIRED_META = ("format", "dataset", "num_classes", "image_shape", "mean", "std", "method", "arch", "ipc", "steps",
+                 "epochs", "init")
+JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "steps", "epochs", "config", "results",
+             "class_names", "attack")
+
+
+@dataclass
+class SyntheticSet:
+    """Synthetic images plus what is needed to train on them.
+
+    During distillation `images` and `log_lrs` are leaf tensors that the outer optimiser updates; the learning rates
+    live in log space so they stay positive without clamping.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    meta: dict
+    step: torch.Tensor | None = None
+    log_lrs: torch.Tensor | None = None
+    init_params: dict[str, torch.Tensor] | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def lrs(self) -> torch.Tensor | None:
+        return None if self.log_lrs is None else self.log_lrs.exp()
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.meta.get("steps", 1))
+
+    @property
+    def num_epochs(self) -> int:
+        return int(self.meta.get("epochs", 1))
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.meta["num_classes"])
+
+    def hard_labels(self) -> torch.Tensor:
+        """Class index per image (argmax for soft labels)."""
+        return self.labels if self.labels.ndim == 1 else self.labels.argmax(1)
+
+    def trainable(self) -> list[torch.Tensor]:
+        """The tensors an outer optimiser may update."""
+        return [t for t in (self.images, self.log_lrs) if t is not None and t.requires_grad]
+
+    def detached(self) -> "SyntheticSet":
+        """A copy with no autograd history, safe to save or evaluate."""
+        clone = lambda t: None if t is None else t.detach().clone()  # noqa: E731
+        init = None if self.init_params is None else {k: v.detach().clone() for k, v in self.init_params.items()}
+        return SyntheticSet(clone(self.images), clone(self.labels), dict(self.meta), clone(self.step),
+                            clone(self.log_lrs), init, dict(self.extra))
+
+    def unnormalised_images(self) -> torch.Tensor:
+        """Images mapped back to [0, 1] pixel space, for pictures."""
+        mean = torch.tensor(self.meta["mean"]).view(1, -1, 1, 1)
+        std = torch.tensor(self.meta["std"]).view(1, -1, 1, 1)
+        return (self.images.detach().cpu() * std + mean).clamp(0, 1)
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, renamed into place only when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(tmp_name)
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    _atomic_write(Path(path), lambda name: Path(name).write_text(text))
+
+
+def save(synset: SyntheticSet, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write `synset` to a .safetensors file atomically; refuses to replace an existing file unless `overwrite`."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise DistillError(f"{path} exists; pass --force (overwrite=True) to replace it")
+    s = synset.detached()
+    tensors = {"images": s.images.float().cpu().contiguous(), "labels": s.labels.cpu().contiguous()}
+    if s.log_lrs is not None:
+        tensors["lrs"] = s.log_lrs.exp().float().cpu().contiguous()
+        tensors["step"] = s.step.long().cpu().contiguous()
+    for name, value in (s.init_params or {}).items():
+        tensors[f"init.{name}"] = value.float().cpu().contiguous()
+    meta = {"format": FORMAT, **s.meta}
+    header = {k: (json.dumps(v) if k in JSON_META or not isinstance(v, str) else v) for k, v in meta.items()}
+    _atomic_write(path, lambda name: save_file(tensors, name, metadata=header))
+    return path
+
+
+def _read_raw(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if not path.is_file():
+        raise DistillError(f"{path}: no such file")
+    with open(path, "rb") as handle:
+        start = handle.read(2)
+    if start[:1] == b"\x80" or start == b"PK":
+        raise DistillError(f"{path} is a pickle / torch.save file, not a safetensors synthetic set; refusing to load it")
+    try:
+        from safetensors import safe_open  # noqa: PLC0415
+
+        with safe_open(str(path), framework="pt") as handle:
+            header = handle.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise DistillError(f"{path} is not a valid safetensors file ({exc})") from None
+    return tensors, header
+
+
+def _check(condition: bool, path: Path, message: str) -> None:
+    if not condition:
+        raise DistillError(f"{path}: {message}")
+
+
+def load(path: str | os.PathLike) -> SyntheticSet:
+    """Read and validate a synthetic-set file. Anything inconsistent raises `DistillError` naming the problem."""
+    path = Path(path)
+    tensors, header = _read_raw(path)
+    _check(header.get("format") == FORMAT, path, f"not a distill synthetic set (format {header.get('format')!r}, "
+                                                 f"expected {FORMAT!r})")
+    missing = [k for k in REQUIRED_META if k not in header]
+    _check(not missing, path, f"header lacks {', '.join(missing)}")
+    meta: dict = {}
+    for key, value in header.items():
+        if key == "format":
+            continue
+        if key in JSON_META:
+            try:
+                meta[key] = json.loads(value)
+            except json.JSONDecodeError:
+                raise DistillError(f"{path}: header field {key!r} is not valid JSON") from None
+        else:
+            meta[key] = value
+    _check("images" in tensors and "labels" in tensors, path, "needs tensors 'images' and 'labels'")
+    images, labels = tensors["images"], tensors["labels"]
+    shape = meta["image_shape"]
+    num_classes = meta["num_classes"]
+    _check(isinstance(num_classes, int) and num_classes >= 2, path, "num_classes must be an integer >= 2")
+    _check(isinstance(shape, list) and len(shape) == 3, path, "image_shape must be [C, H, W]")
+    _check(images.dtype == torch.float32 and images.ndim == 4 and list(images.shape[1:]) == shape, path,
+           f"images have shape {list(images.shape)} ({images.dtype}), expected float32 [N, {', '.join(map(str, shape))}]")
+    n = images.shape[0]
+    _check(n > 0, path, "holds no images")
+    _check(bool(torch.isfinite(images).all()), path, "images contain NaN or infinity")
+    _check(len(meta["mean"]) == shape[0] and len(meta["std"]) == shape[0], path, "mean/std do not match the channels")
+    if labels.ndim == 1:
+        _check(labels.dtype == torch.int64 and labels.shape[0] == n, path, f"labels must be int64 [{n}]")
+        _check(bool(((labels >= 0) & (labels < num_classes)).all()), path, f"labels outside 0..{num_classes - 1}")
+    else:
+        _check(labels.dtype == torch.float32 and list(labels.shape) == [n, num_classes], path,
+               f"soft labels must be float32 [{n}, {num_classes}], got {list(labels.shape)}")
+        _check(bool((labels >= 0).all()) and bool(torch.allclose(labels.sum(1), torch.ones(n), atol=1e-3)), path,
+               "soft labels must be probabilities (non-negative rows summing to 1)")
+    steps, epochs = int(meta["steps"]), int(meta["epochs"])
+    log_lrs = step = None
+    if "lrs" in tensors:
+        lrs, step = tensors["lrs"], tensors.get("step")
+        _check(lrs.ndim == 1 and lrs.shape[0] == steps * epochs, path,
+               f"lrs must have steps x epochs = {steps * epochs} entries, got {list(lrs.shape)}")
+        _check(bool(torch.isfinite(lrs).all()) and bool((lrs > 0).all()), path, "lrs must be positive and finite")
+        _check(step is not None and step.dtype == torch.int64 and list(step.shape) == [n], path,
+               f"a set with lrs needs 'step' int64 [{n}]")
+        _check(bool(((step >= 0) & (step < steps)).all()), path, f"step values outside 0..{steps - 1}")
+        log_lrs = lrs.log()
+    init = {k[len("init."):]: v for k, v in tensors.items() if k.startswith("init.")}
+    if init:
+        _check_init(init, meta, path)
+    if meta["init"] == "fixed":
+        _check(bool(init), path, "init is 'fixed' but the file stores no init.* network")
+    unknown = set(tensors) - {"images", "labels", "lrs", "step"} - {f"init.{k}" for k in init}
+    _check(not unknown, path, f"unexpected tensors {sorted(unknown)}")
+    return SyntheticSet(images, labels, meta, step, log_lrs, init or None)
+
+
+def _check_init(init: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
+    """The stored initial network must be exactly the parameters of the named architecture."""
+    from distill.models import create_model  # noqa: PLC0415
+
+    model = create_model(meta["arch"], tuple(meta["image_shape"]), meta["num_classes"])
+    expected = {k: list(v.shape) for k, v in model.named_parameters()}
+    got = {k: list(v.shape) for k, v in init.items()}
+    _check(expected == got, path, f"stored init network does not match a {meta['arch']} for this data")
+    _check(all(bool(torch.isfinite(v).all()) for v in init.values()), path, "init network has NaN or infinity")
+
+
+def describe(synset: SyntheticSet) -> dict:
+    """A JSON-friendly summary for `distill show`."""
+    m = synset.meta
+    out = {k: m.get(k) for k in ("dataset", "method", "arch", "ipc", "steps", "epochs", "init")}
+    out["images"] = list(synset.images.shape)
+    out["labels"] = "soft" if synset.labels.ndim == 2 else "hard"
+    if synset.log_lrs is not None:
+        out["lrs"] = [round(float(x), 5) for x in synset.lrs]
+    out["results"] = m.get("results", {})
+    if "attack" in m:
+        out["attack"] = m["attack"]
+    return out
+

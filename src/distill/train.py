@@ -1,0 +1,167 @@
+"""Training networks: the unrolled learned-schedule steps on a synthetic set (differentiable), ordinary SGD training
+(evaluation nets, full-data baselines, victims), accuracy, and a disk cache of trained networks.
+
+The unrolled steps live here once: the `dd` method back-propagates through them, the evaluation protocol runs the
+very same function without building a graph.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.func import functional_call
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+Params = dict[str, torch.Tensor]
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against hard labels [N] or soft labels (probabilities) [N, K]."""
+    return F.cross_entropy(logits, labels)
+
+
+def unroll_schedule(
+    model: nn.Module,
+    params: Params,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    step_of_image: torch.Tensor,
+    lrs: torch.Tensor,
+    steps: int,
+    epochs: int,
+    create_graph: bool,
+) -> Params:
+    """Train `params` with plain gradient descent: `epochs` passes over `steps` steps, step s using the images with
+    `step_of_image == s` and learning rate `lrs[epoch * steps + s]`.
+
+    With `create_graph=True` the result stays differentiable in `images`, `lrs` and the initial `params`, which is
+    all the original Dataset Distillation hypergradient needs: autograd does the rest.
+    """
+    batches = [(images[step_of_image == s], labels[step_of_image == s]) for s in range(steps)]
+    names = list(params)
+    with torch.enable_grad():
+        current = {k: (v if v.requires_grad else v.detach().requires_grad_(True)) for k, v in params.items()}
+        for epoch in range(epochs):
+            for s, (x, y) in enumerate(batches):
+                loss = classification_loss(functional_call(model, current, (x,)), y)
+                grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=create_graph)
+                lr = lrs[epoch * steps + s]
+                current = {k: current[k] - lr * g for k, g in zip(names, grads)}
+                if not create_graph:
+                    current = {k: v.detach().requires_grad_(True) for k, v in current.items()}
+    return current if create_graph else {k: v.detach() for k, v in current.items()}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
+    """Share of `x` classified as `y` (y hard labels)."""
+    correct = 0
+    for i in range(0, len(x), batch):
+        correct += (functional_call(model, params, (x[i : i + batch],)).argmax(1) == y[i : i + batch]).sum().item()
+    return correct / max(len(x), 1)
+
+
+@torch.no_grad()
+def predictions(model: nn.Module, params: Params, x: torch.Tensor, batch: int = 2048) -> torch.Tensor:
+    return torch.cat([functional_call(model, params, (x[i : i + batch],)).argmax(1) for i in range(0, len(x), batch)])
+
+
+@dataclass(frozen=True)
+class SGDConfig:
+    """Ordinary training. The defaults are the standard evaluation protocol of GUIDE §5."""
+
+    epochs: int = 300
+    batch_size: int = 256
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    decay_at_half: bool = True  # lr x 0.1 at half the epochs
+    cosine: bool = False  # cosine decay instead (used for full-data networks)
+
+
+def train_sgd(
+    model: nn.Module,
+    params: Params,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    config: SGDConfig,
+    generator: torch.Generator,
+    augment=None,
+    progress: str | None = None,
+) -> Params:
+    """Train `params` on (x, y) with SGD + momentum + weight decay. `augment(x, generator)` is applied per batch."""
+    current = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    optimiser = torch.optim.SGD(current.values(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    batches_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
+    total = config.epochs * batches_per_epoch
+    bar = tqdm(total=total, desc=progress, leave=False, disable=progress is None)
+    step = 0
+    for epoch in range(config.epochs):
+        if config.cosine:
+            lr = config.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / config.epochs)).item())
+        elif config.decay_at_half and epoch >= config.epochs // 2:
+            lr = config.lr * 0.1
+        else:
+            lr = config.lr
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        order = torch.randperm(len(x), generator=generator).to(x.device)
+        for i in range(0, len(x), config.batch_size):
+            idx = order[i : i + config.batch_size]
+            xb, yb = x[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb, generator)
+            loss = classification_loss(functional_call(model, current, (xb,)), yb)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            step += 1
+            bar.update(1)
+    bar.close()
+    return {k: v.detach() for k, v in current.items()}
+
+
+FULL_DATA = SGDConfig(epochs=15, batch_size=128, lr=0.03, cosine=True, decay_at_half=False)
+"""How full-data networks (baselines, victims, experts) are trained: a short cosine schedule, since the standard
+protocol's 300 epochs over 55,000 images would take hours on a CPU."""
+
+
+def cache_root() -> Path:
+    env = os.environ.get("DISTILL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "distill" / "models"
+
+
+def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, init_scheme: str | None = None,
+                    progress: bool = True) -> Params:
+    """A network of `arch` trained on the whole training split, cached on disk as safetensors (keyed by dataset,
+    network, seed and training configuration) so it is trained only once."""
+    from distill.models import DEFAULT_INIT, create_model, init_params  # noqa: PLC0415
+
+    scheme = init_scheme or DEFAULT_INIT[arch]
+    key_src = json.dumps({"cfg": asdict(config), "init": scheme, "n": len(task.train_x)}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
+    path = cache_root() / f"{task.spec.name}-{arch}-seed{seed}-{key}.safetensors"
+    model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
+    if path.is_file():
+        try:
+            return {k: v.to(task.train_x.device) for k, v in load_file(str(path)).items()}
+        except Exception:  # noqa: BLE001 - a damaged cache entry is simply retrained
+            path.unlink(missing_ok=True)
+    generator = torch.Generator().manual_seed(10_000 + seed)
+    params = {k: v.to(task.train_x.device) for k, v in init_params(model, generator, scheme).items()}
+    label = f"train {arch} on full {task.spec.name} (seed {seed})" if progress else None
+    params = train_sgd(model, params, task.train_x, task.train_y, config, generator, progress=label)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.cpu().contiguous() for k, v in params.items()}, str(tmp))
+    os.replace(tmp, path)
+    return params

@@ -1,0 +1,94 @@
+"""Fast checks of data reading, the artifact format and the unrolled hypergradient."""
+
+import gzip
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from distill.data import get_spec, load_task
+from distill.data.readers import read_idx_gz
+from distill.errors import DistillError
+from distill.models import create_model, init_params
+from distill.synset import SyntheticSet, load, save
+from distill.train import unroll_schedule
+
+
+def test_unknown_dataset_is_a_clear_error():
+    with pytest.raises(DistillError, match="unknown dataset"):
+        get_spec("imagenet-42")
+
+
+def test_missing_files_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_OFFLINE", "1")
+    with pytest.raises(DistillError, match="missing train-images-idx3-ubyte.gz"):
+        load_task("mnist", root=tmp_path)
+
+
+def test_truncated_gz(tmp_path):
+    raw = b"\x00\x00\x08\x03" + (100).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2 + b"\x00" * 500
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(raw)[:-20])
+    with pytest.raises(DistillError):
+        read_idx_gz(path)
+
+
+def test_digits_task_splits():
+    task = load_task("digits")
+    assert task.test_x.shape == (500, 1, 8, 8)
+    assert len(task.val_x) == 200 and len(task.train_x) == 1097
+
+
+def _synset():
+    model = create_model("lenet", (1, 8, 8), 10)
+    init = init_params(model, torch.Generator().manual_seed(0), "xavier")
+    meta = {"dataset": "digits", "num_classes": 10, "image_shape": [1, 8, 8], "mean": [0.3], "std": [0.4],
+            "method": "dd", "arch": "lenet", "ipc": 1, "steps": 1, "epochs": 2, "init": "fixed"}
+    return SyntheticSet(torch.randn(10, 1, 8, 8), torch.arange(10), meta, torch.zeros(10, dtype=torch.long),
+                        torch.full((2,), math.log(0.05)), init)
+
+
+def test_save_load_roundtrip_and_no_overwrite(tmp_path):
+    s = _synset()
+    path = save(s, tmp_path / "a.safetensors")
+    back = load(path)
+    assert torch.equal(back.images, s.images) and torch.allclose(back.lrs, s.lrs)
+    with pytest.raises(DistillError, match="exists"):
+        save(s, path)
+
+
+def test_pickle_and_wrong_shapes_rejected(tmp_path):
+    torch.save({"images": torch.zeros(1)}, tmp_path / "p.safetensors")
+    with pytest.raises(DistillError, match="pickle"):
+        load(tmp_path / "p.safetensors")
+    s = _synset()
+    s.meta["image_shape"] = [1, 9, 9]
+    save(s, tmp_path / "w.safetensors")
+    with pytest.raises(DistillError, match="shape"):
+        load(tmp_path / "w.safetensors")
+
+
+def test_hypergradient_matches_finite_differences():
+    torch.manual_seed(0)
+    model = create_model("mlp", (1, 4, 4), 3).double()
+    params = {k: v.double() for k, v in init_params(model, torch.Generator().manual_seed(1)).items()}
+    images = torch.randn(3, 1, 4, 4, dtype=torch.float64, requires_grad=True)
+    labels, step = torch.arange(3), torch.zeros(3, dtype=torch.long)
+    lrs = torch.tensor([0.3, 0.2], dtype=torch.float64, requires_grad=True)
+    real_x, real_y = torch.randn(20, 1, 4, 4, dtype=torch.float64), torch.randint(3, (20,))
+
+    def outer(imgs, rates):
+        trained = unroll_schedule(model, params, imgs, labels, step, rates, 1, 2, create_graph=True)
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(model, trained, (real_x,)), real_y)
+
+    g_img, g_lr = torch.autograd.grad(outer(images, lrs), [images, lrs])
+    eps = 1e-6
+    for i in [0, 7, 20]:
+        d = torch.zeros_like(images).view(-1)
+        d[i] = eps
+        fd = (outer(images + d.view_as(images), lrs) - outer(images - d.view_as(images), lrs)) / (2 * eps)
+        assert abs(fd.item() - g_img.view(-1)[i].item()) < 1e-6
+    d = torch.tensor([eps, 0.0], dtype=torch.float64)
+    fd = (outer(images, lrs + d) - outer(images, lrs - d)) / (2 * eps)
+    assert abs(fd.item() - g_lr[0].item()) < 1e-6
