@@ -1,0 +1,13 @@
+"""distill: dataset distillation (and distilled-image poisoning) behind one API and one command.
+
+    import distill
+    run = distill.distill(dataset="mnist", iterations=4000, out="runs/mnist")
+    print(distill.evaluate("runs/mnist/synset.safetensors"))
+"""
+
+from distill.api import DistillConfig, RunResult, distill, evaluate
+from distill.errors import DistillError
+from distill.synset import SyntheticSet, load, save
+
+__all__ = ["DistillConfig", "DistillError", "RunResult", "SyntheticSet", "distill", "evaluate", "load", "save"]
+__version__ = "0.1.0"

@@ -1,0 +1,250 @@
+"""The public Python API: `distill(...)` runs a whole distillation (data, method, loop, evaluation, files);
+`evaluate(...)` measures a saved or in-memory set. The command line is a thin layer over these two."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import torch
+
+from distill import report
+from distill.data import Task, get_spec, load_task
+from distill.errors import DistillError
+from distill.evaluate import EvalResult, evaluate_set, full_data_baseline, random_real_baseline, resolve_protocol
+from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop
+from distill.methods import get_method
+from distill.methods.dd import INIT_MODES
+from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
+from distill.synset import SyntheticSet, load, save
+from distill.train import accuracy, unroll_schedule
+
+SYNSET_NAME = "synset.safetensors"
+OUTPUT_NAMES = (SYNSET_NAME, "grid.png", "val_curve.png", "summary.json")
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Every option of a run. It is stored whole in the artifact and the summary, so any result can be re-made."""
+
+    dataset: str = "digits"
+    method: str = "dd"
+    arch: str = "lenet"
+    ipc: int = 1  # images per class per step
+    steps: int = 1
+    epochs: int = 3
+    init: str = "fixed"  # fixed | random | loaded
+    init_scheme: str = ""  # "" = the network's default (xavier for LeNet, as in the original code)
+    image_init: str = "noise"  # noise | real
+    init_lr: float = 0.02
+    iterations: int = 800
+    lr_images: float = 0.01
+    lr_lrs: float = 0.01
+    decay_every: int = 0
+    decay_factor: float = 0.5
+    real_batch: int = 1024
+    nets_per_step: int = 1
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    eval_nets: int = 5
+    seed: int = 0
+
+    def loop(self) -> LoopConfig:
+        return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
+                          decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
+                          checkpoint_every=self.checkpoint_every, seed=self.seed)
+
+    def scheme(self) -> str:
+        return self.init_scheme or DEFAULT_INIT.get(self.arch, "default")
+
+    def validate(self) -> None:
+        """Reject bad options before any data is read or any file is touched."""
+        get_spec(self.dataset)
+        get_method(self.method)
+        if self.arch.lower() not in MODELS:
+            raise DistillError(f"unknown network {self.arch!r}; choose one of: {', '.join(sorted(MODELS))}")
+        for name in ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "eval_every",
+                     "checkpoint_every", "eval_nets"):
+            if getattr(self, name) < 1:
+                raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("init_lr", "lr_images", "lr_lrs"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise DistillError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if self.init not in INIT_MODES:
+            raise DistillError(f"unknown init mode {self.init!r}; choose one of: {', '.join(INIT_MODES)}")
+        if self.image_init not in ("noise", "real"):
+            raise DistillError(f"--image-init must be 'noise' or 'real', got {self.image_init!r}")
+
+
+@dataclass
+class RunResult:
+    synset: SyntheticSet
+    results: dict
+    files: dict[str, Path] = field(default_factory=dict)
+    history: list[dict] = field(default_factory=list)
+
+
+def _pick_device(device: str | None) -> torch.device:
+    if device:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def prepare_output(out: Path, force: bool, resume: bool) -> None:
+    """Make sure `out` is a writable folder and that we are not about to replace a user's result unasked."""
+    if out.exists() and not out.is_dir():
+        raise DistillError(f"output folder {out} is a file")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".distill-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise DistillError(f"cannot write to output folder {out} ({exc.strerror or exc})") from None
+    existing = [name for name in (*OUTPUT_NAMES, CHECKPOINT_NAME) if (out / name).exists()]
+    if existing and not (force or resume):
+        raise DistillError(f"{out} already holds a run ({', '.join(existing)}); pass --force to replace it or "
+                           "--resume to continue it")
+
+
+def initial_synset(config: DistillConfig, task: Task) -> SyntheticSet:
+    """Learnable images (noise or real samples), positive learning rates in log space, and the fixed network."""
+    generator = torch.Generator().manual_seed(config.seed)
+    k = task.num_classes
+    labels = torch.arange(k).repeat(config.steps * config.ipc)
+    step = torch.arange(config.steps).repeat_interleave(k * config.ipc)
+    if config.image_init == "noise":
+        images = torch.randn(len(labels), *task.image_shape, generator=generator)
+    else:
+        train_y = task.train_y.cpu()
+        picks = [int((train_y == c).nonzero().flatten()[torch.randint(int((train_y == c).sum()), (1,),
+                                                                         generator=generator)]) for c in labels]
+        images = task.train_x.cpu()[picks].clone()
+    device = task.train_x.device
+    model = create_model(config.arch, task.image_shape, k)
+    fixed = None
+    if config.init == "fixed":
+        fixed = {n: v.to(device) for n, v in init_params(model, generator, config.scheme()).items()}
+    log_lrs = torch.full((config.steps * config.epochs,), math.log(config.init_lr), device=device)
+    meta = {"dataset": task.spec.name, "num_classes": k, "image_shape": list(task.image_shape),
+            "mean": list(task.spec.mean), "std": list(task.spec.std), "method": config.method, "arch": config.arch,
+            "ipc": config.ipc, "steps": config.steps, "epochs": config.epochs, "init": config.init,
+            "init_scheme": config.scheme(), "class_names": list(task.spec.class_names), "config": asdict(config)}
+    return SyntheticSet(images.to(device).requires_grad_(True), labels.to(device), meta, step.to(device),
+                        log_lrs.requires_grad_(True), fixed)
+
+
+def build_method(config: DistillConfig, pool=None):
+    factory = get_method(config.method)
+    if config.method == "dd":
+        return factory(config.arch, config.init, config.scheme(), real_batch=config.real_batch,
+                       nets_per_step=config.nets_per_step, pool=pool)
+    return factory(config)
+
+
+def validation_accuracy(config: DistillConfig, task: Task):
+    """The validator the loop calls every `eval_every` steps: held-out split, never the test split."""
+    model = create_model(config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+    nets = [init_params(model, torch.Generator().manual_seed(9_000_000 + i), config.scheme()) for i in range(3)]
+
+    def validate(synset: SyntheticSet) -> float:
+        starts = [synset.init_params] if synset.init_params is not None else [
+            {k: v.to(task.train_x.device) for k, v in net.items()} for net in nets]
+        accs = []
+        for start in starts:
+            trained = unroll_schedule(model, start, synset.images.detach(), synset.labels, synset.step,
+                                      synset.lrs.detach(), synset.num_steps, synset.num_epochs, create_graph=False)
+            accs.append(accuracy(model, trained, task.val_x, task.val_y))
+        return sum(accs) / len(accs)
+
+    return validate
+
+
+def measure(synset: SyntheticSet, task: Task, eval_nets: int, progress: bool = True) -> dict:
+    """The distilled set's accuracy beside the full-data and random-real baselines (GUIDE §5)."""
+    distilled = evaluate_set(synset, task, "auto", n_nets=eval_nets, progress=progress)
+    arch = synset.meta["arch"]
+    full = full_data_baseline(task, arch, n_nets=1, progress=progress)
+    real = random_real_baseline(task, synset, arch, n_nets=eval_nets, progress=progress)
+    return {"distilled": distilled.to_dict(), "full_data": full.to_dict(), "random_real": real.to_dict()}
+
+
+def distill(
+    config: DistillConfig | None = None,
+    out: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    force: bool = False,
+    resume: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    evaluate: bool = True,
+    **options,
+) -> RunResult:
+    """Distill a dataset: `distill(dataset="mnist", iterations=4000, out="runs/mnist")`.
+
+    Options are the fields of `DistillConfig`. With `out`, writes the synthetic set, the image grid, the validation
+    curve and a JSON summary there (and checkpoints, so `resume=True` continues a killed run).
+    """
+    unknown = set(options) - {f.name for f in fields(DistillConfig)}
+    if unknown:
+        raise DistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    config = config or DistillConfig()
+    if options:
+        config = DistillConfig(**{**asdict(config), **options})
+    config.validate()
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        prepare_output(out_path, force, resume)
+    elif resume:
+        raise DistillError("--resume needs the output folder of the run to continue")
+    target = _pick_device(device)
+    task = load_task(config.dataset, data_root).to(target)
+    synset = initial_synset(config, task)
+    method = build_method(config)
+    method.setup(task, synset)
+    loop_result: LoopResult = run_loop(method, synset, config.loop(), validate=validation_accuracy(config, task),
+                                       checkpoint_dir=out_path, resume=resume, run_config=asdict(config),
+                                       progress=progress)
+    final = synset.detached()
+    results = {"distill_seconds": round(loop_result.seconds, 2), "rollbacks": loop_result.rollbacks,
+               "device": str(target), "torch": torch.__version__, "python": platform.python_version()}
+    if evaluate:
+        results.update(measure(final, task, config.eval_nets, progress))
+    final.meta["results"] = results
+    run = RunResult(final, results, history=loop_result.history)
+    if out_path is not None:
+        run.files = write_outputs(run, config, out_path, overwrite=force or resume)
+    return run
+
+
+def write_outputs(run: RunResult, config: DistillConfig, out: Path, overwrite: bool) -> dict[str, Path]:
+    files = {"synset": save(run.synset, out / SYNSET_NAME, overwrite=overwrite),
+             "grid": report.image_grid(run.synset, out / "grid.png"),
+             "curve": report.validation_curve(run.history, out / "val_curve.png",
+                                              f"{config.method} on {config.dataset}")}
+    summary = {"config": asdict(config), "results": run.results, "history": run.history,
+               "files": {k: str(v) for k, v in files.items()}}
+    files["summary"] = report.write_json(summary, out / "summary.json")
+    return files
+
+
+def evaluate(
+    synset: SyntheticSet | str | os.PathLike,
+    protocol: str = "auto",
+    arch: str | None = None,
+    n_nets: int = 5,
+    data_root: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool = True,
+) -> EvalResult:
+    """Measure a synthetic set (or a .safetensors file) on its dataset's test split under `protocol`."""
+    if not isinstance(synset, SyntheticSet):
+        synset = load(synset)
+    resolve_protocol(synset, protocol)
+    task = load_task(synset.meta["dataset"], data_root).to(_pick_device(device))
+    moved = synset.detached()
+    return evaluate_set(moved, task, protocol, arch, n_nets, progress=progress)

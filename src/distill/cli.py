@@ -1,0 +1,154 @@
+"""The `distill` command: run, eval, show, data. Thin: it parses options and calls the API.
+
+Every problem a user can fix (a `DistillError`) ends as one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from distill import api
+from distill.data import dataset_status
+from distill.errors import DistillError
+from distill.synset import describe, load
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Dataset distillation: squeeze a labelled image dataset into a few synthetic images.")
+
+DEFAULTS = api.DistillConfig()
+DataRoot = typer.Option(None, "--data-root", help="Folder with one sub-folder per dataset (default: $DISTILL_DATA, "
+                                                 "else ~/.cache/distill/data).")
+Device = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
+
+
+def _percent(result: dict) -> str:
+    spread = f" ± {100 * result['accuracy_std']:.2f}" if result["n_nets"] > 1 else ""
+    return f"{100 * result['accuracy_mean']:.2f}%{spread}"
+
+
+@app.command()
+def run(
+    dataset: str = typer.Option(DEFAULTS.dataset, help="digits (bundled), mnist, fashion-mnist, usps, cifar10."),
+    method: str = typer.Option(DEFAULTS.method, help="Distillation method."),
+    arch: str = typer.Option(DEFAULTS.arch, help="Network: lenet, convnet, mlp."),
+    ipc: int = typer.Option(DEFAULTS.ipc, help="Synthetic images per class per step."),
+    steps: int = typer.Option(DEFAULTS.steps, help="Gradient steps in the learned schedule (dd)."),
+    epochs: int = typer.Option(DEFAULTS.epochs, help="Passes over the steps (dd)."),
+    init: str = typer.Option(DEFAULTS.init, help="fixed: one stored network; random: a fresh one every step."),
+    init_scheme: str = typer.Option(DEFAULTS.init_scheme, help="Initialiser: default, xavier, kaiming "
+                                                             "(empty: the network's own default)."),
+    image_init: str = typer.Option(DEFAULTS.image_init, help="Start the images from noise or from real samples."),
+    init_lr: float = typer.Option(DEFAULTS.init_lr, help="Starting value of the learned learning rates."),
+    iterations: int = typer.Option(DEFAULTS.iterations, help="Outer optimisation steps."),
+    lr: float = typer.Option(DEFAULTS.lr_images, "--lr", help="Adam step size for the images."),
+    lr_lrs: float = typer.Option(DEFAULTS.lr_lrs, help="Adam step size for the log learning rates."),
+    decay_every: int = typer.Option(DEFAULTS.decay_every, help="Halve the step sizes every N steps (0: never)."),
+    real_batch: int = typer.Option(DEFAULTS.real_batch, help="Real images per outer step."),
+    nets_per_step: int = typer.Option(DEFAULTS.nets_per_step, help="Networks sampled per outer step."),
+    eval_every: int = typer.Option(DEFAULTS.eval_every, help="Validate every N steps (held-out split)."),
+    checkpoint_every: int = typer.Option(DEFAULTS.checkpoint_every, help="Checkpoint every N steps."),
+    eval_nets: int = typer.Option(DEFAULTS.eval_nets, help="Networks per final evaluation."),
+    seed: int = typer.Option(DEFAULTS.seed, help="Seed of everything random in the run."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<dataset>-<method>)."),
+    force: bool = typer.Option(False, help="Replace the results already in the output folder."),
+    resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
+    data_root: Optional[Path] = DataRoot,
+    device: Optional[str] = Device,
+    evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Measure the result and its baselines."),
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """Distill a dataset, evaluate the result beside its baselines, and save the set, pictures and a summary."""
+    config = api.DistillConfig(dataset=dataset, method=method, arch=arch, ipc=ipc, steps=steps, epochs=epochs,
+                               init=init, init_scheme=init_scheme, image_init=image_init, init_lr=init_lr,
+                               iterations=iterations, lr_images=lr, lr_lrs=lr_lrs, decay_every=decay_every,
+                               real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
+                               checkpoint_every=checkpoint_every, eval_nets=eval_nets, seed=seed)
+    config.validate()
+    out = out or Path("runs") / f"{config.dataset}-{config.method}"
+    result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
+                         progress=not quiet, evaluate=evaluate)
+    r = result.results
+    n_images = len(result.synset.labels)
+    if not evaluate:
+        typer.echo(f"{n_images} distilled images ({config.method}, {config.init} init) in {r['distill_seconds']:.0f} s")
+        for name, path in result.files.items():
+            typer.echo(f"  {name}: {path}")
+        return
+    typer.echo(f"{n_images} distilled images ({config.method}, {config.init} init) trained {config.arch} to "
+               f"{_percent(r['distilled'])} test accuracy [{r['distilled']['protocol']}]")
+    typer.echo(f"  full training set ({config.arch}): {_percent(r['full_data'])}")
+    typer.echo(f"  {n_images} random real images:    {_percent(r['random_real'])}")
+    typer.echo(f"  distillation took {r['distill_seconds']:.0f} s on {r['device']}")
+    for name, path in result.files.items():
+        typer.echo(f"  {name}: {path}")
+
+
+@app.command(name="eval")
+def eval_command(
+    file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
+    protocol: str = typer.Option("auto", help="auto, fixed, schedule or standard (GUIDE §5)."),
+    arch: Optional[str] = typer.Option(None, help="Network to train (default: the one the set was made for)."),
+    nets: int = typer.Option(5, help="Networks to train (fixed init always uses its one network)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    data_root: Optional[Path] = DataRoot,
+    device: Optional[str] = Device,
+) -> None:
+    """Train networks on a synthetic set and report their test accuracy."""
+    result = api.evaluate(file, protocol=protocol, arch=arch, n_nets=nets, data_root=data_root, device=device,
+                          progress=not as_json)
+    if as_json:
+        typer.echo(json.dumps({"file": str(file), **result.to_dict()}))
+    else:
+        typer.echo(f"{file}: {result}")
+
+
+@app.command()
+def show(
+    file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Describe a synthetic-set file (after validating it)."""
+    info = describe(load(file))
+    if as_json:
+        typer.echo(json.dumps(info))
+        return
+    for key, value in info.items():
+        if key == "results" and isinstance(value, dict):
+            for name in ("distilled", "full_data", "random_real"):
+                if isinstance(value.get(name), dict):
+                    typer.echo(f"{name + ':':12} {_percent(value[name])} ({value[name]['protocol']})")
+            continue
+        typer.echo(f"{key + ':':12} {value}")
+
+
+@app.command()
+def data(
+    data_root: Optional[Path] = DataRoot,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Which datasets are present or missing, and where."""
+    rows = dataset_status(data_root)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        state = "present" if row["present"] else "missing " + ", ".join(row["missing"])
+        typer.echo(f"{row['name']:14} {state:10}  {row['folder']}")
+
+
+def main() -> None:
+    """Entry point: user errors become one line and exit code 2."""
+    try:
+        app()  # typer reports its own usage errors (exit 2) and exits
+    except DistillError as exc:
+        print(f"distill: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

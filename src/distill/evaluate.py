@@ -1,0 +1,166 @@
+"""The evaluation protocol (GUIDE §5): how every accuracy in the project is measured.
+
+Three ways to train on a synthetic set, all tested on the full official test split:
+
+- `fixed`:    the one stored initial network, trained with the set's learned schedule (the seed's headline setting);
+- `schedule`: fresh random networks trained with the learned schedule (the seed's random-init setting);
+- `standard`: fresh random networks trained with ordinary SGD (the field's standard protocol, GUIDE §5).
+
+Beside every result go two baselines measured the same honest way: the network trained on the whole training split,
+and random real images, as many per class as the synthetic set has.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from distill.data import Task
+from distill.errors import DistillError
+from distill.models import DEFAULT_INIT, create_model, init_params
+from distill.synset import SyntheticSet
+from distill.train import SGDConfig, accuracy, train_sgd, trained_network, unroll_schedule
+
+PROTOCOLS = ("auto", "fixed", "schedule", "standard")
+EVAL_SEED = 7_000_000  # evaluation networks are drawn from seeds far from any used while distilling
+
+
+@dataclass
+class EvalResult:
+    """Accuracies of `n_nets` networks trained on one set under one protocol."""
+
+    protocol: str
+    arch: str
+    accuracies: list[float]
+    seconds: float = 0.0
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def accuracy_mean(self) -> float:
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def accuracy_std(self) -> float:
+        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+    @property
+    def n_nets(self) -> int:
+        return len(self.accuracies)
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out.update(accuracy_mean=self.accuracy_mean, accuracy_std=self.accuracy_std, n_nets=self.n_nets)
+        return out
+
+    def __str__(self) -> str:
+        spread = f" ± {self.accuracy_std:.2%}" if self.n_nets > 1 else ""
+        return f"{self.accuracy_mean:.2%}{spread} ({self.protocol}, {self.arch}, {self.n_nets} net{'s' * (self.n_nets > 1)})"
+
+
+def resolve_protocol(synset: SyntheticSet, protocol: str) -> str:
+    """`auto` picks the setting the set was distilled for: its fixed network, its schedule, or standard SGD."""
+    if protocol not in PROTOCOLS:
+        raise DistillError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if protocol == "auto":
+        if synset.init_params is not None and synset.meta.get("init") == "fixed":
+            return "fixed"
+        return "schedule" if synset.log_lrs is not None else "standard"
+    if protocol == "fixed" and synset.init_params is None:
+        raise DistillError("protocol 'fixed' needs a set distilled for a fixed network (it stores none)")
+    if protocol in ("fixed", "schedule") and synset.log_lrs is None:
+        raise DistillError(f"protocol {protocol!r} needs a learned schedule (lrs), which this set does not have")
+    return protocol
+
+
+def _train_on_set(model, start, synset: SyntheticSet, protocol: str, sgd: SGDConfig, generator: torch.Generator):
+    device = start[next(iter(start))].device
+    images, labels = synset.images.detach().to(device), synset.labels.to(device)
+    if protocol in ("fixed", "schedule"):
+        return unroll_schedule(model, start, images, labels, synset.step.to(device), synset.lrs.detach().to(device),
+                               synset.num_steps, synset.num_epochs, create_graph=False)
+    return train_sgd(model, start, images, labels, sgd, generator)
+
+
+def evaluate_set(
+    synset: SyntheticSet,
+    task: Task,
+    protocol: str = "auto",
+    arch: str | None = None,
+    n_nets: int = 5,
+    init_scheme: str | None = None,
+    sgd: SGDConfig = SGDConfig(),
+    seed: int = 0,
+    progress: bool = True,
+    from_fixed: bool = False,
+) -> EvalResult:
+    """Train networks on `synset` under `protocol` and measure them on the test split. `from_fixed` starts the
+    `standard` protocol from the set's stored network instead of random ones (for the fixed-init baseline)."""
+    protocol = resolve_protocol(synset, protocol)
+    arch = arch or synset.meta.get("arch", "convnet")
+    if protocol in ("fixed", "schedule") and arch != synset.meta.get("arch"):
+        raise DistillError(f"the learned schedule belongs to {synset.meta.get('arch')}; evaluate other networks "
+                           "with --protocol standard")
+    if n_nets < 1:
+        raise DistillError("the number of evaluation networks must be at least 1")
+    scheme = init_scheme or synset.meta.get("init_scheme") or DEFAULT_INIT.get(arch, "default")
+    device = task.test_x.device
+    model = create_model(arch, task.image_shape, task.num_classes).to(device)
+    runs = 1 if protocol == "fixed" else n_nets
+    accuracies = []
+    began = time.perf_counter()
+    for i in tqdm(range(runs), desc=f"evaluate ({protocol}, {arch})", disable=not progress or runs == 1, leave=False):
+        generator = torch.Generator().manual_seed(EVAL_SEED + 1000 * seed + i)
+        if protocol == "fixed" or (from_fixed and synset.init_params is not None):
+            start = {k: v.to(device) for k, v in synset.init_params.items()}
+        else:
+            start = {k: v.to(device) for k, v in init_params(model, generator, scheme).items()}
+        trained = _train_on_set(model, start, synset, protocol, sgd, generator)
+        accuracies.append(accuracy(model, trained, task.test_x, task.test_y))
+    return EvalResult(protocol, arch, accuracies, time.perf_counter() - began,
+                      {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None})
+
+
+def random_real_set(task: Task, like: SyntheticSet, seed: int) -> SyntheticSet:
+    """Real training images drawn at random, as many per class (and per step) as `like` has: the baseline a
+    distilled set has to beat."""
+    generator = torch.Generator().manual_seed(EVAL_SEED + seed)
+    labels = like.hard_labels().cpu()
+    images = torch.empty_like(like.images.detach().cpu())
+    train_y = task.train_y.cpu()
+    for c in labels.unique().tolist():
+        slots = (labels == c).nonzero().flatten()
+        pool = (train_y == c).nonzero().flatten()
+        pick = pool[torch.randperm(len(pool), generator=generator)[: len(slots)]]
+        images[slots] = task.train_x.cpu()[pick]
+    return SyntheticSet(images, labels, dict(like.meta), like.step, like.log_lrs, like.init_params)
+
+
+def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None, n_nets: int = 5,
+                         sgd: SGDConfig = SGDConfig(), progress: bool = True) -> EvalResult:
+    """Random real images of the same count, trained with the standard protocol (a learned schedule was tuned for
+    the distilled images, so giving it to real images would be unfair to them). A set distilled for a fixed network
+    is compared with real images trained from that same network."""
+    accuracies = []
+    arch = arch or like.meta.get("arch", "convnet")
+    from_fixed = like.init_params is not None and like.meta.get("init") == "fixed" and arch == like.meta.get("arch")
+    began = time.perf_counter()
+    for i in range(n_nets):
+        real = random_real_set(task, like, seed=i)
+        result = evaluate_set(real, task, "standard", arch, n_nets=1, sgd=sgd, seed=i, progress=False,
+                              from_fixed=from_fixed)
+        accuracies.extend(result.accuracies)
+    return EvalResult("standard", arch, accuracies, time.perf_counter() - began,
+                      {"images": "random real", "from_fixed_init": from_fixed})
+
+
+def full_data_baseline(task: Task, arch: str, n_nets: int = 1, progress: bool = True) -> EvalResult:
+    """The same network trained on the whole training split (cached on disk, so each is trained once)."""
+    began = time.perf_counter()
+    accuracies = [accuracy(create_model(arch, task.image_shape, task.num_classes).to(task.test_x.device),
+                           trained_network(task, arch, seed=i, progress=progress), task.test_x, task.test_y)
+                  for i in range(n_nets)]
+    return EvalResult("full data", arch, accuracies, time.perf_counter() - began)

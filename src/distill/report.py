@@ -1,0 +1,81 @@
+"""Pictures and summaries of a run: the image grid, the validation curve, and the JSON summary.
+
+Everything is written atomically (a temporary file renamed into place), so an interrupted run never leaves half a
+picture where a user's earlier one was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from distill.synset import SyntheticSet, _atomic_write, atomic_write_text  # noqa: E402
+
+
+def _save_figure(fig, path: Path) -> Path:
+    _atomic_write(Path(path), lambda name: fig.savefig(name, format="png", dpi=110, bbox_inches="tight"))
+    plt.close(fig)
+    return Path(path)
+
+
+def image_grid(synset: SyntheticSet, path: Path, class_names: list[str] | None = None, max_rows: int = 20) -> Path:
+    """A grid of the synthetic images: a row per step (and per image of a class within a step), a column per class,
+    the class names on top, the learned learning rate of each step at the left."""
+    images = synset.unnormalised_images()
+    labels = synset.hard_labels().cpu()
+    steps = synset.step.cpu() if synset.step is not None else labels.new_zeros(len(labels))
+    k = synset.num_classes
+    names = class_names or synset.meta.get("class_names") or [str(c) for c in range(k)]
+    rows: list[tuple[int, list[int | None]]] = []  # (step, image index per class)
+    for s in sorted(set(steps.tolist())):
+        per_class = [((labels == c) & (steps == s)).nonzero().flatten().tolist() for c in range(k)]
+        for r in range(max(len(p) for p in per_class)):
+            rows.append((s, [p[r] if r < len(p) else None for p in per_class]))
+    shown = rows[:max_rows]
+    fig, axes = plt.subplots(len(shown), k, figsize=(1.1 * k, 1.1 * len(shown) + 0.3), squeeze=False)
+    lrs = synset.lrs.detach().cpu().tolist() if synset.log_lrs is not None else None
+    for r, (s, indices) in enumerate(shown):
+        for c, index in enumerate(indices):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if index is not None:
+                picture = images[index].permute(1, 2, 0).numpy()
+                ax.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=1)
+            if r == 0:
+                ax.set_title(names[c], fontsize=8)
+            if c == 0 and lrs is not None:
+                ax.set_ylabel(f"step {s}\nlr {lrs[s]:.3g}", fontsize=7)
+    title = f"{synset.meta.get('method', '')} · {synset.meta.get('dataset', '')} · {len(labels)} images"
+    if len(rows) > len(shown):
+        title += f" (first {len(shown)} of {len(rows)} rows)"
+    fig.suptitle(title, fontsize=9)
+    return _save_figure(fig, path)
+
+
+def validation_curve(history: list[dict], path: Path, title: str = "") -> Path:
+    """Validation accuracy (and the outer loss) against the outer step."""
+    points = [(h["step"], h["val_acc"]) for h in history if "val_acc" in h]
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    if points:
+        ax.plot([p[0] for p in points], [100 * p[1] for p in points], marker="o", markersize=3, label="validation")
+    ax.set_xlabel("outer step")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.grid(alpha=0.3)
+    if history:
+        loss_ax = ax.twinx()
+        loss_ax.plot([h["step"] for h in history], [h["loss"] for h in history], color="tab:gray", alpha=0.35,
+                     linewidth=0.6)
+        loss_ax.set_ylabel("outer loss", color="tab:gray")
+    ax.set_title(title, fontsize=9)
+    return _save_figure(fig, path)
+
+
+def write_json(data: dict, path: Path) -> Path:
+    atomic_write_text(Path(path), json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return Path(path)

@@ -1,0 +1,141 @@
+"""The `distill` command as a user runs it: every fixable problem is one line on stderr, exit code 2, no traceback,
+and nothing already on disk is replaced. Plus exact resume after SIGKILL."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import distill
+from distill.synset import SyntheticSet, save
+
+SHARED = Path(os.environ.get("DISTILL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+TINY_RUN = ["--iterations", "30", "--real-batch", "128", "--eval-every", "10", "--checkpoint-every", "5", "--quiet"]
+
+
+def cli(*args, env=None, timeout=300):
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "distill.cli", *map(str, args)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+
+
+def assert_user_error(result, fragment):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def tiny_set(tmp_path) -> Path:
+    synset = SyntheticSet(torch.randn(10, 1, 8, 8), torch.arange(10),
+                          {"dataset": "digits", "num_classes": 10, "image_shape": [1, 8, 8], "mean": [0.5],
+                           "std": [0.5], "method": "dd", "arch": "lenet", "ipc": 1, "steps": 1, "epochs": 1,
+                           "init": "random"}, torch.zeros(10, dtype=torch.long), torch.tensor([0.02]).log())
+    return save(synset, tmp_path / "good.safetensors")
+
+
+def test_unknown_dataset(tmp_path):
+    assert_user_error(cli("run", "--dataset", "imagenet-42", "--out", tmp_path / "o"), "unknown dataset")
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_files_offline(tmp_path):
+    result = cli("run", "--dataset", "mnist", "--data-root", tmp_path, "--out", tmp_path / "o",
+                 env={"DISTILL_OFFLINE": "1"})
+    assert_user_error(result, "missing train-images-idx3-ubyte.gz")
+
+
+def test_truncated_gz(tmp_path):
+    source = SHARED / "mnist"
+    if not source.is_dir():
+        pytest.skip("needs the MNIST files (DISTILL_DATA)")
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for item in source.glob("*.gz"):
+        (folder / item.name).symlink_to(item.resolve())
+    damaged = folder / "train-images-idx3-ubyte.gz"
+    damaged.unlink()
+    damaged.write_bytes((source / damaged.name).read_bytes()[:5000])
+    result = cli("run", "--dataset", "mnist", "--data-root", tmp_path / "data", "--out", tmp_path / "o",
+                 env={"DISTILL_OFFLINE": "1"})
+    assert_user_error(result, "train-images-idx3-ubyte.gz")
+
+
+def test_artifact_with_wrong_shapes(tmp_path):
+    good = tiny_set(tmp_path)
+    tensors = load_file(good)
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as handle:
+        header = handle.metadata()
+    tensors["images"] = torch.randn(10, 1, 9, 8)
+    save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=header)
+    assert_user_error(cli("eval", tmp_path / "bad.safetensors"), "images have shape")
+    assert_user_error(cli("show", tmp_path / "bad.safetensors"), "images have shape")
+
+
+def test_artifact_with_tampered_header(tmp_path):
+    raw = bytearray(tiny_set(tmp_path).read_bytes())
+    raw[12:20] = b"\xff" * 8  # inside the JSON header
+    (tmp_path / "bad.safetensors").write_bytes(bytes(raw))
+    assert_user_error(cli("eval", tmp_path / "bad.safetensors"), "bad.safetensors")
+
+
+def test_artifact_that_is_a_pickle(tmp_path):
+    torch.save({"images": torch.zeros(1)}, tmp_path / "evil.safetensors")
+    assert_user_error(cli("show", tmp_path / "evil.safetensors"), "pickle")
+
+
+def test_ipc_zero(tmp_path):
+    assert_user_error(cli("run", "--ipc", "0", "--out", tmp_path / "o"), "--ipc must be at least 1")
+    assert not (tmp_path / "o").exists()
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert_user_error(cli("run", "--out", blocker / "run", *TINY_RUN), "cannot write to output folder")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_existing_output_needs_force(tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "synset.safetensors").write_text("the user's earlier result")
+    assert_user_error(cli("run", "--out", out, *TINY_RUN), "--force")
+    assert (out / "synset.safetensors").read_text() == "the user's earlier result"
+    assert sorted(p.name for p in out.iterdir()) == ["synset.safetensors"]
+
+
+def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
+    args = ["run", "--no-eval", *TINY_RUN, "--iterations", "60", "--seed", "3"]
+    straight = cli(*args, "--out", tmp_path / "straight")
+    assert straight.returncode == 0, straight.stderr
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "distill.cli", *args, "--out", str(out)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = out / "checkpoint.safetensors"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (out / "synset.safetensors").exists()
+
+    assert_user_error(cli(*args, "--out", out), "--resume")  # a half-done run is not silently restarted
+    resumed = cli(*args, "--out", out, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a = distill.load(tmp_path / "straight" / "synset.safetensors")
+    b = distill.load(out / "synset.safetensors")
+    assert torch.allclose(a.images, b.images, atol=1e-6, rtol=0)
+    assert torch.allclose(a.lrs, b.lrs, atol=1e-6, rtol=0)
+    assert not torch.equal(a.images, distill.load(tmp_path / "straight" / "synset.safetensors").images * 0)
