@@ -1,6 +1,7 @@
 """The `distill` command as a user runs it: every fixable problem is one line on stderr, exit code 2, no traceback,
 and nothing already on disk is replaced. Plus exact resume after SIGKILL."""
 
+import json
 import os
 import signal
 import subprocess
@@ -139,3 +140,35 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert torch.allclose(a.images, b.images, atol=1e-6, rtol=0)
     assert torch.allclose(a.lrs, b.lrs, atol=1e-6, rtol=0)
     assert not torch.equal(a.images, distill.load(tmp_path / "straight" / "synset.safetensors").images * 0)
+
+
+def test_run_writes_set_pictures_and_summary_and_eval_reads_them(tmp_path):
+    out = tmp_path / "o"
+    result = cli("run", "--out", out, *TINY_RUN, "--eval-nets", "2", "--init", "random")
+    assert result.returncode == 0, result.stderr
+    assert "full training set" in result.stdout and "random real images" in result.stdout
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("checkpoint")) == [
+        "grid.png", "summary.json", "synset.safetensors", "val_curve.png"]
+    for picture in ("grid.png", "val_curve.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["init"] == "random" and summary["config"]["iterations"] == 30
+    stored = distill.load(out / "synset.safetensors")
+    assert stored.meta["config"] == summary["config"]  # the artifact records the whole run configuration
+    assert stored.meta["results"]["distilled"]["n_nets"] == 2
+
+    evaluated = cli("eval", out / "synset.safetensors", "--json", "--nets", "3")
+    assert evaluated.returncode == 0, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert report["protocol"] == "schedule" and report["n_nets"] == 3 and len(report["accuracies"]) == 3
+    assert 0.0 <= report["accuracy_std"] <= report["accuracy_mean"] <= 1.0
+
+    shown = cli("show", out / "synset.safetensors", "--json")
+    assert json.loads(shown.stdout)["images"] == [10, 1, 8, 8]
+
+
+def test_data_lists_present_and_missing(tmp_path):
+    result = cli("data", "--data-root", tmp_path, "--json")
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert rows["digits"]["present"] and not rows["mnist"]["present"]
+    assert "train-images-idx3-ubyte.gz" in rows["mnist"]["missing"]

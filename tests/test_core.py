@@ -92,3 +92,22 @@ def test_hypergradient_matches_finite_differences():
     d = torch.tensor([eps, 0.0], dtype=torch.float64)
     fd = (outer(images, lrs + d) - outer(images, lrs - d)) / (2 * eps)
     assert abs(fd.item() - g_lr[0].item()) < 1e-6
+
+
+def test_keep_best_restores_the_best_validated_set():
+    from distill.loop import LoopConfig, run_loop
+
+    class Drift:
+        """A 'method' whose loss pushes the image upwards; validation prefers it near 1.0."""
+
+        name = "drift"
+
+        def loss(self, synset, step, rng):
+            return -synset.images.sum()
+
+    images = torch.zeros(1, 1, 1, 1, requires_grad=True)
+    synset = SyntheticSet(images, torch.zeros(1, dtype=torch.long), {"num_classes": 2})
+    result = run_loop(Drift(), synset, LoopConfig(iterations=40, lr_images=0.1, eval_every=1), progress=False,
+                      validate=lambda s: -abs(float(s.images.detach().sum()) - 1.0))
+    assert result.best_step == 10  # Adam moves 0.1 per step
+    assert abs(float(synset.images.detach().sum()) - 1.0) < 1e-4

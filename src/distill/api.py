@@ -50,12 +50,13 @@ class DistillConfig:
     eval_every: int = 100
     checkpoint_every: int = 100
     eval_nets: int = 5
+    keep_best: bool = True  # keep the set that scored best on the validation split
     seed: int = 0
 
     def loop(self) -> LoopConfig:
         return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
                           decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
-                          checkpoint_every=self.checkpoint_every, seed=self.seed)
+                          checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best)
 
     def scheme(self) -> str:
         return self.init_scheme or DEFAULT_INIT.get(self.arch, "default")
@@ -211,6 +212,8 @@ def distill(
                                        progress=progress)
     final = synset.detached()
     results = {"distill_seconds": round(loop_result.seconds, 2), "rollbacks": loop_result.rollbacks,
+               "kept_step": loop_result.best_step if config.keep_best else config.iterations,
+               "best_val_acc": loop_result.best_val,
                "device": str(target), "torch": torch.__version__, "python": platform.python_version()}
     if evaluate:
         results.update(measure(final, task, config.eval_nets, progress))

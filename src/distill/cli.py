@@ -53,6 +53,8 @@ def run(
     eval_every: int = typer.Option(DEFAULTS.eval_every, help="Validate every N steps (held-out split)."),
     checkpoint_every: int = typer.Option(DEFAULTS.checkpoint_every, help="Checkpoint every N steps."),
     eval_nets: int = typer.Option(DEFAULTS.eval_nets, help="Networks per final evaluation."),
+    keep_best: bool = typer.Option(DEFAULTS.keep_best, "--keep-best/--keep-last",
+                                   help="End with the set that scored best on the validation split, or the last."),
     seed: int = typer.Option(DEFAULTS.seed, help="Seed of everything random in the run."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<dataset>-<method>)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
@@ -67,7 +69,8 @@ def run(
                                init=init, init_scheme=init_scheme, image_init=image_init, init_lr=init_lr,
                                iterations=iterations, lr_images=lr, lr_lrs=lr_lrs, decay_every=decay_every,
                                real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
-                               checkpoint_every=checkpoint_every, eval_nets=eval_nets, seed=seed)
+                               checkpoint_every=checkpoint_every, eval_nets=eval_nets, keep_best=keep_best,
+                               seed=seed)
     config.validate()
     out = out or Path("runs") / f"{config.dataset}-{config.method}"
     result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,

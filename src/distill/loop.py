@@ -40,6 +40,7 @@ class LoopConfig:
     checkpoint_every: int = 100
     seed: int = 0
     max_rollbacks: int = 8
+    keep_best: bool = True  # end with the set that scored best on the validation split, not merely the last one
 
 
 @dataclass
@@ -47,6 +48,8 @@ class LoopResult:
     history: list[dict] = field(default_factory=list)  # {"step", "loss", "val_acc"}
     seconds: float = 0.0
     rollbacks: int = 0
+    best_step: int | None = None  # the step whose set was kept (keep_best), if validation ran
+    best_val: float | None = None
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -101,10 +104,13 @@ def _lr_scale(config: LoopConfig, step: int, guard_scale: float) -> float:
     return decay * guard_scale
 
 
-def save_checkpoint(path: Path, state: _State, step: int, guard_scale: float, result: LoopResult, config: dict):
+def save_checkpoint(path: Path, state: _State, step: int, guard_scale: float, result: LoopResult, config: dict,
+                    best: dict[str, torch.Tensor] | None = None):
     meta = {"step": str(step), "guard_scale": repr(guard_scale), "history": json.dumps(result.history),
-            "seconds": repr(result.seconds), "rollbacks": str(result.rollbacks), "config": json.dumps(config)}
+            "seconds": repr(result.seconds), "rollbacks": str(result.rollbacks), "config": json.dumps(config),
+            "best": json.dumps([result.best_step, result.best_val])}
     tensors = {k: v.cpu().contiguous() for k, v in state.tensors().items()}
+    tensors.update({f"best.{k}": v.cpu().contiguous() for k, v in (best or {}).items()})
     _atomic_write(path, lambda name: save_file(tensors, name, metadata=meta))
 
 
@@ -121,6 +127,7 @@ def run_loop(
     """Optimise `synset` in place to minimise `method.loss`. Returns the loss / validation history."""
     state = _State(synset, config)
     result = LoopResult()
+    best: dict[str, torch.Tensor] = {}  # the synthetic tensors that scored best on validation so far
     start_step, guard_scale = 0, 1.0
     checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
     run_config = run_config or {}
@@ -138,7 +145,9 @@ def run_loop(
         if json.loads(saved_meta["config"]) != json.loads(json.dumps(run_config)):
             raise DistillError(f"--resume: {checkpoint} was written by a run with different options; "
                                "use the same options, or start afresh with --force")
-        state.restore(saved_tensors)
+        state.restore({k: v for k, v in saved_tensors.items() if not k.startswith("best.")})
+        best = {k[len("best."):]: v.to(synset.images.device) for k, v in saved_tensors.items() if k.startswith("best.")}
+        result.best_step, result.best_val = json.loads(saved_meta.get("best", "[null, null]"))
         start_step, guard_scale = int(saved_meta["step"]), float(saved_meta["guard_scale"])
         result.history = json.loads(saved_meta["history"])
         result.seconds, result.rollbacks = float(saved_meta["seconds"]), int(saved_meta["rollbacks"])
@@ -177,6 +186,9 @@ def run_loop(
         if validate is not None and (step % config.eval_every == 0 or step == config.iterations):
             last_val = validate(synset)
             record["val_acc"] = round(last_val, 5)
+            if result.best_val is None or last_val > result.best_val:
+                result.best_step, result.best_val = step, last_val
+                best = {k: v.clone() for k, v in state.tensors().items() if k.startswith("synset.")}
         result.history.append(record)
         if step % 10 == 0:
             good = (step, state.snapshot())
@@ -184,8 +196,13 @@ def run_loop(
         bar.update(1)
         result.seconds = time.perf_counter() - began
         if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.iterations):
-            save_checkpoint(checkpoint, state, step, guard_scale, result, run_config)
+            save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best)
     bar.close()
+    if config.keep_best and best:
+        with torch.no_grad():
+            synset.images.copy_(best["synset.images"])
+            if synset.log_lrs is not None and "synset.log_lrs" in best:
+                synset.log_lrs.copy_(best["synset.log_lrs"])
     result.seconds = time.perf_counter() - began
     return result
 

@@ -1,0 +1,55 @@
+"""Build the README's results table from benchmarks/results/*.json (so every number there has a results file and
+a command behind it).
+
+    python benchmarks/table.py           # print the table
+    python benchmarks/table.py --write   # replace the table between the markers in README.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+README = HERE.parent / "README.md"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def percent(mean: float, std: float, n: int) -> str:
+    return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if n > 1 else "")
+
+
+def table() -> str:
+    rows = ["| setting | images | distilled (test %) | eval nets | random real | full data | distill time | "
+            "command |", "|---|---|---|---|---|---|---|---|"]
+    for path in sorted((HERE / "results").glob("*.json")):
+        r = json.loads(path.read_text())
+        if "random_real" not in r:
+            continue
+        setting = f"{r['dataset']} · {r['method']} · {r['arch']} · {r['init']} init ({r['protocol']})"
+        rr, fd = r["random_real"], r["full_data"]
+        rows.append(
+            f"| {setting} | {r['images']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
+            f"{r['n_eval_nets']} | {percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
+            f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
+            f"{r['distill_seconds'] / 60:.1f} min ({r['device']}, {r.get('threads', '?')} threads) | "
+            f"`{r['command']}` |")
+    return "\n".join(rows)
+
+
+def main() -> None:
+    text = table()
+    if "--write" not in sys.argv:
+        print(text)
+        return
+    readme = README.read_text()
+    if BEGIN not in readme or END not in readme:
+        sys.exit(f"README.md lacks the markers {BEGIN} ... {END}")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()
