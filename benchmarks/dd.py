@@ -24,8 +24,8 @@ import distill
 from distill.report import write_json
 
 HERE = Path(__file__).resolve().parent
-FIXED_10 = dict(method="dd", arch="lenet", ipc=1, steps=1, epochs=3, init="fixed", image_init="real",
-                iterations=12000, lr_images=0.01, decay_every=2000, real_batch=1024, eval_every=500,
+FIXED_10 = dict(method="dd", arch="lenet", ipc=1, steps=1, epochs=10, init="fixed", image_init="real",
+                iterations=12000, lr_images=0.01, decay_every=2500, real_batch=1024, eval_every=500,
                 checkpoint_every=500, eval_nets=1)
 RANDOM_100 = dict(method="dd", arch="lenet", ipc=1, steps=10, epochs=3, init="random", image_init="real",
                   iterations=3000, lr_images=0.01, decay_every=1000, real_batch=1024, eval_every=250,

@@ -7,7 +7,8 @@
 
 from distill.api import DistillConfig, RunResult, distill, evaluate
 from distill.errors import DistillError
+from distill.poison import AttackConfig, attack
 from distill.synset import SyntheticSet, load, save
 
-__all__ = ["DistillConfig", "DistillError", "RunResult", "SyntheticSet", "distill", "evaluate", "load", "save"]
+__all__ = ["AttackConfig", "attack", "DistillConfig", "DistillError", "RunResult", "SyntheticSet", "distill", "evaluate", "load", "save"]
 __version__ = "0.1.0"

@@ -75,6 +75,8 @@ class DistillConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise DistillError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        if self.method == "attack":
+            raise DistillError("the poisoning attack has its own command: distill attack")
         if self.init not in INIT_MODES:
             raise DistillError(f"unknown init mode {self.init!r}; choose one of: {', '.join(INIT_MODES)}")
         if self.image_init not in ("noise", "real"):

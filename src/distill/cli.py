@@ -91,6 +91,52 @@ def run(
         typer.echo(f"  {name}: {path}")
 
 
+@app.command(name="attack")
+def attack_command(
+    dataset: str = typer.Option("mnist", help="Dataset whose models are attacked."),
+    arch: str = typer.Option("lenet", help="Victim network."),
+    attacked: int = typer.Option(3, help="The class to attack."),
+    target: int = typer.Option(8, help="Misclassify the attacked class as this class."),
+    forget: bool = typer.Option(False, help="Misclassify the attacked class as anything (ignores --target)."),
+    ipc: int = typer.Option(1, help="Poison images per class."),
+    steps: int = typer.Option(1, help="Gradient steps per epoch of the poison's schedule."),
+    epochs: int = typer.Option(3, help="Passes over the steps (gradient steps = steps x epochs)."),
+    iterations: int = typer.Option(300, help="Outer optimisation steps."),
+    lr: float = typer.Option(0.01, "--lr", help="Adam step size for the images."),
+    real_batch: int = typer.Option(512, help="Real images per outer step (half from the attacked class)."),
+    craft_victims: int = typer.Option(10, help="Victims the poison is crafted against."),
+    eval_victims: int = typer.Option(10, help="Held-out victims it is measured on."),
+    seed: int = typer.Option(0),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/attack-<dataset>-<a>to<t>)."),
+    force: bool = typer.Option(False, help="Replace the results already in the output folder."),
+    resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
+    data_root: Optional[Path] = DataRoot,
+    device: Optional[str] = Device,
+    quiet: bool = typer.Option(False, help="No progress bars."),
+) -> None:
+    """Craft a few distilled images that make well-trained networks misclassify (or forget) one class."""
+    from distill.poison import AttackConfig, attack  # noqa: PLC0415
+
+    config = AttackConfig(dataset=dataset, arch=arch, attacked=attacked, target=None if forget else target, ipc=ipc,
+                          steps=steps, epochs=epochs, iterations=iterations, lr_images=lr, real_batch=real_batch,
+                          craft_victims=craft_victims, eval_victims=eval_victims, seed=seed)
+    config.validate()
+    goal = "any" if forget else str(target)
+    out = out or Path("runs") / f"attack-{config.dataset}-{attacked}to{goal}"
+    run = attack(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
+                 progress=not quiet)
+    r = run.results
+    for name, label in (("held_out", "distilled poison"), ("label_flip", "label flipping")):
+        m = r[name]
+        typer.echo(f"{label:17} on {m['n_victims']} held-out victims: success {100 * m['after_success']['mean']:.1f}% "
+                   f"± {100 * m['after_success']['std']:.1f}, attacked class {100 * m['before_attacked_acc']['mean']:.1f}"
+                   f"% -> {100 * m['after_attacked_acc']['mean']:.1f}%, other classes "
+                   f"{100 * m['before_others_acc']['mean']:.2f}% -> {100 * m['after_others_acc']['mean']:.2f}%")
+    typer.echo(f"  ({r['images']} images, {r['gradient_steps']} gradient steps; crafted in {r['distill_seconds']:.0f} s)")
+    for name, path in run.files.items():
+        typer.echo(f"  {name}: {path}")
+
+
 @app.command(name="eval")
 def eval_command(
     file: Path = typer.Argument(..., help="A .safetensors synthetic set."),

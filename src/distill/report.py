@@ -79,3 +79,26 @@ def validation_curve(history: list[dict], path: Path, title: str = "") -> Path:
 def write_json(data: dict, path: Path) -> Path:
     atomic_write_text(Path(path), json.dumps(data, indent=2, sort_keys=False) + "\n")
     return Path(path)
+
+
+def confusion_pair(before: list[list[int]], after: list[list[int]], class_names: list[str], path: Path) -> Path:
+    """Row-normalised confusion matrices (true class down, predicted across) before and after an attack."""
+    import numpy as np  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    for ax, matrix, title in zip(axes, (before, after), ("before the poison", "after the poison")):
+        m = np.asarray(matrix, dtype=float)
+        m = m / np.maximum(m.sum(1, keepdims=True), 1)
+        ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ticks = range(len(class_names))
+        ax.set_xticks(ticks, class_names, fontsize=6, rotation=90)
+        ax.set_yticks(ticks, class_names, fontsize=6)
+        for i in ticks:
+            for j in ticks:
+                if m[i, j] >= 0.05:
+                    ax.text(j, i, f"{100 * m[i, j]:.0f}", ha="center", va="center", fontsize=5,
+                            color="white" if m[i, j] > 0.5 else "black")
+    return _save_figure(fig, path)

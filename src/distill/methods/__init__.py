@@ -40,4 +40,4 @@ def get_method(name: str) -> Callable[..., Method]:
     return METHODS[name]
 
 
-from distill.methods import dd  # noqa: E402,F401  (registers the methods)
+from distill.methods import attack, dd  # noqa: E402,F401  (registers the methods)

@@ -52,12 +52,16 @@ class DatasetDistillation:
             return self.pool[int(torch.randint(len(self.pool), (1,), generator=rng))]
         return {k: v.to(device) for k, v in init_params(self.model, rng, self.init_scheme).items()}
 
+    def real_indices(self, rng: torch.Generator) -> torch.Tensor:
+        """The real training images the outer objective is measured on this step (uniform; the attack re-weights)."""
+        return torch.randint(len(self.task.train_x), (self.real_batch,), generator=rng)
+
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
         total = 0.0
         for _ in range(self.nets_per_step):
             trained = unroll_schedule(self.model, self.initial_params(synset, rng), synset.images, synset.labels,
                                       synset.step, synset.lrs, synset.num_steps, synset.num_epochs, create_graph=True)
-            idx = torch.randint(len(self.task.train_x), (self.real_batch,), generator=rng).to(self.task.train_x.device)
+            idx = self.real_indices(rng).to(self.task.train_x.device)
             logits = torch.func.functional_call(self.model, trained, (self.task.train_x[idx],))
             total = total + self.objective(logits, self.task.train_y[idx])
         return total / self.nets_per_step

@@ -1,0 +1,269 @@
+"""The poisoning attack end to end (issue 3): victim pools, crafting, measurement on held-out victims, and the
+label-flipping baseline at equal budget.
+
+Two disjoint pools of well-trained networks: the crafting pool is what the attack optimises against; the held-out
+pool is never seen while crafting and is what the reported numbers come from (the crafting pool's are reported too,
+to show the gap). A victim "takes the poison" by running the poison's learned schedule from its own weights, exactly
+the steps the attack was optimised for.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from distill import report
+from distill.api import DistillConfig, _pick_device, initial_synset, prepare_output
+from distill.data import Task, get_spec, load_task
+from distill.errors import DistillError
+from distill.loop import LoopConfig, run_loop
+from distill.methods.attack import PoisonAttack
+from distill.models import DEFAULT_INIT, MODELS, create_model
+from distill.synset import SyntheticSet, save
+from distill.train import Params, SGDConfig, predictions, trained_network, unroll_schedule
+
+VICTIM_STEPS = 1500
+
+
+def victim_training(task: Task) -> SGDConfig:
+    """Victims: a short cosine schedule of at least VICTIM_STEPS SGD steps (4 epochs, about 98.8%, for LeNet on
+    MNIST), so a pool of 20 trains in minutes on a CPU while small datasets still get trained properly."""
+    batches = math.ceil(len(task.train_x) / 128)
+    return SGDConfig(epochs=max(4, math.ceil(VICTIM_STEPS / batches)), batch_size=128, lr=0.03, cosine=True,
+                     decay_at_half=False)
+HELD_OUT_SEED = 1000  # held-out victims use seeds 1000, 1001, ...: never the crafting pool's 0, 1, ...
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    dataset: str = "mnist"
+    arch: str = "lenet"
+    attacked: int = 3
+    target: int | None = 8  # None: forget (misclassify as anything)
+    ipc: int = 1  # poison images per class (labels cycle through the classes, as in a distilled set)
+    steps: int = 1
+    epochs: int = 3
+    image_init: str = "real"
+    init_lr: float = 0.003  # victims are confident: a few large steps would wreck every class
+    iterations: int = 300
+    lr_images: float = 0.01
+    lr_lrs: float = 0.03
+    decay_every: int = 0
+    real_batch: int = 512
+    craft_victims: int = 10
+    eval_victims: int = 10
+    eval_every: int = 50
+    checkpoint_every: int = 50
+    seed: int = 0
+
+    @property
+    def mode(self) -> str:
+        return "forget" if self.target is None else "targeted"
+
+    def validate(self) -> None:
+        spec = get_spec(self.dataset)
+        if self.arch.lower() not in MODELS:
+            raise DistillError(f"unknown network {self.arch!r}; choose one of: {', '.join(sorted(MODELS))}")
+        k = spec.num_classes
+        if not 0 <= self.attacked < k:
+            raise DistillError(f"--attacked must be a class of {spec.name} (0..{k - 1}), got {self.attacked}")
+        if self.target is not None and not 0 <= self.target < k:
+            raise DistillError(f"--target must be a class of {spec.name} (0..{k - 1}), got {self.target}")
+        if self.target == self.attacked:
+            raise DistillError("--target must differ from --attacked (use --forget to erase a class)")
+        for name in ("ipc", "steps", "epochs", "iterations", "real_batch", "craft_victims", "eval_victims",
+                     "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.real_batch < 2:
+            raise DistillError("--real-batch must be at least 2")
+
+    def as_distill_config(self) -> DistillConfig:
+        return DistillConfig(dataset=self.dataset, method="attack", arch=self.arch, ipc=self.ipc, steps=self.steps,
+                             epochs=self.epochs, init="loaded", image_init=self.image_init, init_lr=self.init_lr,
+                             iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
+                             decay_every=self.decay_every, real_batch=self.real_batch, eval_every=self.eval_every,
+                             checkpoint_every=self.checkpoint_every, seed=self.seed)
+
+
+def victim_pool(task: Task, arch: str, seeds: range, progress: bool = True) -> list[Params]:
+    """Well-trained networks, trained once and cached on disk as safetensors (keyed by dataset/network/seed)."""
+    return [trained_network(task, arch, seed, victim_training(task), progress=progress)
+            for seed in tqdm(seeds, desc=f"victims {seeds.start}..{seeds.stop - 1}", disable=not progress,
+                             leave=False)]
+
+
+def _poisoned(model, victim: Params, synset: SyntheticSet) -> Params:
+    device = next(iter(victim.values())).device
+    return unroll_schedule(model, victim, synset.images.detach().to(device), synset.labels.to(device),
+                           synset.step.to(device), synset.lrs.detach().to(device), synset.num_steps,
+                           synset.num_epochs, create_graph=False)
+
+
+def _stats(pred: torch.Tensor, y: torch.Tensor, attacked: int, target: int | None) -> dict:
+    hit = y == attacked
+    success = (pred[hit] == target) if target is not None else (pred[hit] != attacked)
+    return {"success": success.float().mean().item(), "attacked_acc": (pred[hit] == attacked).float().mean().item(),
+            "others_acc": (pred[~hit] == y[~hit]).float().mean().item(), "overall_acc": (pred == y).float().mean().item()}
+
+
+def _mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+
+
+def measure_poison(synset: SyntheticSet, task: Task, victims: list[Params], arch: str, attacked: int,
+                   target: int | None) -> dict:
+    """Before/after numbers for every victim (test split), their mean ± std, per-class accuracy and the summed
+    confusion matrices."""
+    model = create_model(arch, task.image_shape, task.num_classes).to(task.test_x.device)
+    k = task.num_classes
+    y = task.test_y
+    rows, before_cm, after_cm = [], torch.zeros(k, k, dtype=torch.long), torch.zeros(k, k, dtype=torch.long)
+    per_class_before, per_class_after = [], []
+    for victim in victims:
+        before = predictions(model, victim, task.test_x)
+        after = predictions(model, _poisoned(model, victim, synset), task.test_x)
+        rows.append({"before": _stats(before, y, attacked, target), "after": _stats(after, y, attacked, target)})
+        before_cm += torch.bincount(y.cpu() * k + before.cpu(), minlength=k * k).view(k, k)
+        after_cm += torch.bincount(y.cpu() * k + after.cpu(), minlength=k * k).view(k, k)
+        per_class_before.append([(before[y == c] == c).float().mean().item() for c in range(k)])
+        per_class_after.append([(after[y == c] == c).float().mean().item() for c in range(k)])
+    summary = {f"{when}_{key}": _mean_std([r[when][key] for r in rows])
+               for when in ("before", "after") for key in ("success", "attacked_acc", "others_acc", "overall_acc")}
+    summary["others_drop"] = _mean_std([r["before"]["others_acc"] - r["after"]["others_acc"] for r in rows])
+    summary["n_victims"] = len(victims)
+    summary["per_class"] = {"before": [statistics.fmean(c) for c in zip(*per_class_before)],
+                            "after": [statistics.fmean(c) for c in zip(*per_class_after)]}
+    summary["confusion_before"], summary["confusion_after"] = before_cm.tolist(), after_cm.tolist()
+    summary["victims"] = rows
+    return summary
+
+
+def label_flip_set(task: Task, like: SyntheticSet, attacked: int, target: int | None, lr: float, seed: int):
+    """The equal-budget baseline: as many real images of the attacked class as the poison has, relabelled as the
+    target (forget: as the class each would be most confused with is unknown, so as the next class), trained with
+    the same number of steps and epochs at one constant learning rate."""
+    generator = torch.Generator().manual_seed(seed)
+    pool = (task.train_y.cpu() == attacked).nonzero().flatten()
+    pick = pool[torch.randperm(len(pool), generator=generator)[: len(like.labels)]]
+    flipped = target if target is not None else (attacked + 1) % task.num_classes
+    labels = torch.full((len(pick),), flipped, dtype=torch.long)
+    lrs = torch.full((like.num_steps * like.num_epochs,), float(lr))
+    return SyntheticSet(task.train_x.cpu()[pick], labels, dict(like.meta, method="label-flip"), like.step.cpu(),
+                        lrs.log())
+
+
+def attack_score(before: dict, after: dict) -> float:
+    """How validation ranks poisons (and the baseline's learning rates): success, minus three times any loss of
+    accuracy on the other classes beyond half a point."""
+    return after["success"] - 3 * max(0.0, before["others_acc"] - after["others_acc"] - 0.005)
+
+
+FLIP_LRS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def label_flip_baseline(task: Task, like: SyntheticSet, crafting: list[Params], held_out: list[Params], arch: str,
+                        attacked: int, target: int | None, seed: int) -> dict:
+    """Choose the flipping learning rate on the crafting pool (validation split: success minus damage to the
+    others), then measure on the held-out pool, the same way as the poison."""
+    model = create_model(arch, task.image_shape, task.num_classes).to(task.val_x.device)
+    best_lr, best_score = FLIP_LRS[0], -math.inf
+    for lr in FLIP_LRS:
+        flip = label_flip_set(task, like, attacked, target, lr, seed)
+        scores = []
+        for victim in crafting[:3]:
+            before = _stats(predictions(model, victim, task.val_x), task.val_y, attacked, target)
+            s = _stats(predictions(model, _poisoned(model, victim, flip), task.val_x), task.val_y, attacked, target)
+            scores.append(attack_score(before, s))
+        if statistics.fmean(scores) > best_score:
+            best_lr, best_score = lr, statistics.fmean(scores)
+    flip = label_flip_set(task, like, attacked, target, best_lr, seed)
+    result = measure_poison(flip, task, held_out, arch, attacked, target)
+    result["lr"] = best_lr
+    result["lr_grid"] = list(FLIP_LRS)
+    return result
+
+
+@dataclass
+class AttackResult:
+    synset: SyntheticSet
+    results: dict
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = None,
+           data_root: str | os.PathLike | None = None, force: bool = False, resume: bool = False,
+           device: str | None = None, progress: bool = True, **options) -> AttackResult:
+    """Craft a distilled poison against `attacked` (to `target`, or forgotten), then measure it on held-out victims
+    beside the label-flipping baseline. With `out`: the poison, its grid, the confusion matrices and a summary."""
+    config = config or AttackConfig()
+    if options:
+        config = AttackConfig(**{**asdict(config), **options})
+    config.validate()
+    out_path = Path(out) if out is not None else None
+    if out_path is not None:
+        prepare_output(out_path, force, resume)
+    target_device = _pick_device(device)
+    task = load_task(config.dataset, data_root).to(target_device)
+    crafting = victim_pool(task, config.arch, range(config.craft_victims), progress)
+    held_out = victim_pool(task, config.arch, range(HELD_OUT_SEED, HELD_OUT_SEED + config.eval_victims), progress)
+
+    dconfig = config.as_distill_config()
+    synset = initial_synset(dconfig, task)
+    synset.meta["attack"] = {"attacked": config.attacked, "target": config.target, "mode": config.mode}
+    synset.meta["config"] = asdict(config)
+    scheme = DEFAULT_INIT.get(config.arch, "default")
+    method = PoisonAttack(config.arch, scheme, crafting, config.attacked, config.target, config.real_batch)
+    method.setup(task, synset)
+    model = create_model(config.arch, task.image_shape, task.num_classes).to(target_device)
+
+    judges = crafting[:3]
+    judged_before = [_stats(predictions(model, v, task.val_x), task.val_y, config.attacked, config.target)
+                     for v in judges]
+
+    def validate(s: SyntheticSet) -> float:
+        """`attack_score` on the validation split over three crafting victims (never the held-out pool)."""
+        scores = [attack_score(before, _stats(predictions(model, _poisoned(model, v, s), task.val_x), task.val_y,
+                                              config.attacked, config.target))
+                  for v, before in zip(judges, judged_before)]
+        return statistics.fmean(scores)
+
+    loop = LoopConfig(iterations=config.iterations, lr_images=config.lr_images, lr_lrs=config.lr_lrs,
+                      decay_every=config.decay_every, eval_every=config.eval_every,
+                      checkpoint_every=config.checkpoint_every, seed=config.seed)
+    loop_result = run_loop(method, synset, loop, validate=validate, checkpoint_dir=out_path, resume=resume,
+                           run_config=asdict(config), progress=progress)
+    poison = synset.detached()
+    results = {"distill_seconds": round(loop_result.seconds, 2), "kept_step": loop_result.best_step,
+               "device": str(target_device), "torch": torch.__version__, "mode": config.mode,
+               "attacked": config.attacked, "target": config.target, "images": len(poison.labels),
+               "gradient_steps": poison.num_steps * poison.num_epochs,
+               "held_out": measure_poison(poison, task, held_out, config.arch, config.attacked, config.target),
+               "crafting": measure_poison(poison, task, crafting, config.arch, config.attacked, config.target),
+               "label_flip": label_flip_baseline(task, poison, crafting, held_out, config.arch, config.attacked,
+                                                 config.target, config.seed)}
+    poison.meta["results"] = {k: v for k, v in results.items() if k not in ("held_out", "crafting", "label_flip")} | {
+        "held_out_success": results["held_out"]["after_success"],
+        "held_out_others_drop": results["held_out"]["others_drop"]}
+    run = AttackResult(poison, results)
+    if out_path is not None:
+        names = list(task.spec.class_names)
+        overwrite = force or resume
+        run.files = {
+            "synset": save(poison, out_path / "synset.safetensors", overwrite=overwrite),
+            "grid": report.image_grid(poison, out_path / "grid.png", names),
+            "confusion": report.confusion_pair(results["held_out"]["confusion_before"],
+                                               results["held_out"]["confusion_after"], names,
+                                               out_path / "confusion.png"),
+            "curve": report.validation_curve(loop_result.history, out_path / "val_curve.png",
+                                             f"attack {config.attacked}->{config.target if config.target is not None else 'any'}"),
+        }
+        run.files["summary"] = report.write_json({"config": asdict(config), "results": results,
+                                                  "history": loop_result.history}, out_path / "summary.json")
+    return run

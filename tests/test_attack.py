@@ -1,0 +1,63 @@
+"""The poisoning attack: its objective, its option checks, and a tiny end-to-end run on the bundled digits."""
+
+import json
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import distill
+from distill.errors import DistillError
+from distill.methods.attack import attack_objective
+from distill.poison import AttackConfig
+
+from test_cli import assert_user_error, cli
+
+
+def test_targeted_objective_is_cross_entropy_with_the_attacked_class_relabelled():
+    logits = torch.randn(6, 4)
+    labels = torch.tensor([0, 1, 2, 2, 3, 1])
+    expected = F.cross_entropy(logits[labels != 2], labels[labels != 2]) + F.cross_entropy(
+        logits[labels == 2], torch.tensor([3, 3]))
+    assert torch.allclose(attack_objective(2, 3)(logits, labels), expected)
+
+
+def test_forget_objective_falls_as_the_true_class_loses_probability():
+    labels = torch.tensor([2, 2, 0])
+    confident = torch.tensor([[0.0, 0, 5, 0], [0, 0, 5, 0], [5, 0, 0, 0]])
+    confused = confident.clone()
+    confused[:2, 2] = -5.0
+    forget = attack_objective(2, None)
+    assert forget(confused, labels) < forget(confident, labels)
+    assert math.isfinite(forget(torch.tensor([[0.0, 0, 50, 0]] * 2 + [[5.0, 0, 0, 0]]), labels).item())
+
+
+@pytest.mark.parametrize("options, message", [({"attacked": 3, "target": 3}, "differ"),
+                                              ({"attacked": 12}, "--attacked"), ({"ipc": 0}, "--ipc")])
+def test_bad_attack_options(options, message):
+    with pytest.raises(DistillError, match=message):
+        AttackConfig(dataset="digits", **options).validate()
+
+
+def test_attack_cli_rejects_target_equal_to_attacked(tmp_path):
+    assert_user_error(cli("attack", "--dataset", "digits", "--attacked", "4", "--target", "4", "--out", tmp_path / "o"),
+                      "differ")
+
+
+def test_tiny_attack_end_to_end(tmp_path):
+    out = tmp_path / "attack"
+    result = cli("attack", "--dataset", "digits", "--attacked", "3", "--target", "8", "--iterations", "30",
+                 "--craft-victims", "2", "--eval-victims", "2", "--real-batch", "128", "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "distilled poison" in result.stdout and "label flipping" in result.stdout
+    poison = distill.load(out / "synset.safetensors")
+    assert poison.meta["method"] == "attack" and poison.meta["init"] == "loaded"
+    assert poison.meta["attack"] == {"attacked": 3, "target": 8, "mode": "targeted"}
+    summary = json.loads((out / "summary.json").read_text())["results"]
+    held = summary["held_out"]
+    assert held["n_victims"] == 2 and len(held["confusion_after"]) == 10
+    # before the poison the victims are well trained: the attacked class is mostly right, nothing is a success yet
+    assert held["before_attacked_acc"]["mean"] > 0.8 and held["before_success"]["mean"] < 0.1
+    assert summary["label_flip"]["lr"] in summary["label_flip"]["lr_grid"]
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
