@@ -24,16 +24,17 @@ import distill
 from distill.report import write_json
 
 HERE = Path(__file__).resolve().parent
-FIXED_10 = dict(method="dd", arch="lenet", ipc=1, steps=1, epochs=10, init="fixed", image_init="real",
-                iterations=12000, lr_images=0.01, decay_every=2500, real_batch=1024, eval_every=500,
+FIXED_10 = dict(method="dd", arch="lenet", ipc=1, steps=1, epochs=3, init="fixed", image_init="real",
+                iterations=18000, lr_images=0.01, decay_every=3000, real_batch=1024, eval_every=500,
                 checkpoint_every=500, eval_nets=1)
 RANDOM_100 = dict(method="dd", arch="lenet", ipc=1, steps=10, epochs=3, init="random", image_init="real",
-                  iterations=3000, lr_images=0.01, decay_every=1000, real_batch=1024, eval_every=250,
-                  checkpoint_every=250, eval_nets=20)
+                  iterations=1000, lr_images=0.01, decay_every=400, real_batch=1024, nets_per_step=4,
+                  eval_every=100, checkpoint_every=100, eval_nets=20)
 SETTINGS = {
     "mnist-dd-fixed-10img": dict(dataset="mnist", **FIXED_10),
     "mnist-dd-random-100img": dict(dataset="mnist", **RANDOM_100),
-    "fashion-mnist-dd-fixed-10img": dict(dataset="fashion-mnist", **FIXED_10),
+    "fashion-mnist-dd-fixed-10img": dict(dataset="fashion-mnist", **{**FIXED_10, "iterations": 6000,
+                                                                    "decay_every": 1500}),
     "fashion-mnist-dd-random-100img": dict(dataset="fashion-mnist", **RANDOM_100),
 }
 ARTIFACTS = {"mnist-dd-fixed-10img"}  # small headline sets committed so anyone can re-check them

@@ -38,8 +38,25 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def attack_table() -> str:
+    rows = ["| attack | poison | held-out victims | success (distilled) | other classes, change | success (label flip) "
+            "| other classes, change (label flip) | command |", "|---|---|---|---|---|---|---|---|"]
+    for path in sorted((HERE / "results").glob("attack-*.json")):
+        r = json.loads(path.read_text())
+        goal = f"{r['attacked']} → {r['target']}" if r["target"] is not None else f"forget {r['attacked']}"
+        h, f = r["held_out"], r["label_flip"]
+        rows.append(
+            f"| {r['dataset']} {goal} | {r['images']} images, {r['gradient_steps']} steps | {r['n_eval_victims']} | "
+            f"**{percent(h['after_success']['mean'], h['after_success']['std'], 2)}** | "
+            f"{-100 * h['others_drop']['mean']:+.2f} | {percent(f['after_success']['mean'], f['after_success']['std'], 2)}"
+            f" | {-100 * f['others_drop']['mean']:+.2f} (lr {f['lr']}) | `{r['command']}` |")
+    return "\n".join(rows)
+
+
 def main() -> None:
-    text = table()
+    text = table() + "\n\nPoisoning (issue 3): success = share of the attacked class's test images predicted as the target " \
+        "(forget: predicted as anything else), mean ± std over held-out victims never seen while crafting; " \
+        "\"other classes, change\" = accuracy change (points) on every other class.\n\n" + attack_table()
     if "--write" not in sys.argv:
         print(text)
         return
