@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from dd import cpu_name, git_commit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-COMMON = dict(arch="lenet", ipc=1, steps=1, epochs=3, iterations=3000, lr_images=0.03, decay_every=1000,
+COMMON = dict(arch="lenet", ipc=1, steps=1, epochs=3, iterations=1500, lr_images=0.03, decay_every=500,
               real_batch=512, eval_every=100, craft_victims=10, eval_victims=10)
 SETTINGS = {
     "mnist-3to8": dict(dataset="mnist", attacked=3, target=8, **COMMON),

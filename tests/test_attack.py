@@ -54,6 +54,7 @@ def test_tiny_attack_end_to_end(tmp_path):
     poison = distill.load(out / "synset.safetensors")
     assert poison.meta["method"] == "attack" and poison.meta["init"] == "loaded"
     assert poison.meta["attack"] == {"attacked": 3, "target": 8, "mode": "targeted"}
+    assert (poison.labels == 8).all()  # it starts from (and reshapes) the label-flipping poison
     summary = json.loads((out / "summary.json").read_text())["results"]
     held = summary["held_out"]
     assert held["n_victims"] == 2 and len(held["confusion_after"]) == 10

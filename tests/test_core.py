@@ -111,3 +111,11 @@ def test_keep_best_restores_the_best_validated_set():
                       validate=lambda s: -abs(float(s.images.detach().sum()) - 1.0))
     assert result.best_step == 10  # Adam moves 0.1 per step
     assert abs(float(synset.images.detach().sum()) - 1.0) < 1e-4
+
+
+def test_lenet_has_the_original_layout_and_fits_small_images():
+    assert create_model("lenet", (1, 28, 28), 10).fc1.in_features == 16 * 5 * 5  # padded 28x28, as in the paper's code
+    assert create_model("lenet", (3, 32, 32), 10).fc1.in_features == 16 * 5 * 5
+    for size in (8, 16):
+        model = create_model("lenet", (1, size, size), 10)
+        assert model(torch.zeros(2, 1, size, size)).shape == (2, 10)

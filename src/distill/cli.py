@@ -101,7 +101,7 @@ def attack_command(
     ipc: int = typer.Option(1, help="Poison images per class."),
     steps: int = typer.Option(1, help="Gradient steps per epoch of the poison's schedule."),
     epochs: int = typer.Option(3, help="Passes over the steps (gradient steps = steps x epochs)."),
-    iterations: int = typer.Option(3000, help="Outer optimisation steps."),
+    iterations: int = typer.Option(1500, help="Outer optimisation steps."),
     lr: float = typer.Option(0.03, "--lr", help="Adam step size for the images."),
     real_batch: int = typer.Option(512, help="Real images per outer step (half from the attacked class)."),
     craft_victims: int = typer.Option(10, help="Victims the poison is crafted against."),

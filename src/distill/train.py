@@ -147,13 +147,18 @@ def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, i
     from distill.models import DEFAULT_INIT, create_model, init_params  # noqa: PLC0415
 
     scheme = init_scheme or DEFAULT_INIT[arch]
-    key_src = json.dumps({"cfg": asdict(config), "init": scheme, "n": len(task.train_x)}, sort_keys=True)
+    model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
+    shapes = {name: list(p.shape) for name, p in model.named_parameters()}  # a changed network is a new entry
+    key_src = json.dumps({"cfg": asdict(config), "init": scheme, "n": len(task.train_x), "shapes": shapes},
+                         sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
     path = cache_root() / f"{task.spec.name}-{arch}-seed{seed}-{key}.safetensors"
-    model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
     if path.is_file():
         try:
-            return {k: v.to(task.train_x.device) for k, v in load_file(str(path)).items()}
+            cached = load_file(str(path))
+            if {k: list(v.shape) for k, v in cached.items()} == shapes:
+                return {k: v.to(task.train_x.device) for k, v in cached.items()}
+            path.unlink()
         except Exception:  # noqa: BLE001 - a damaged cache entry is simply retrained
             path.unlink(missing_ok=True)
     generator = torch.Generator().manual_seed(10_000 + seed)
