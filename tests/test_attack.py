@@ -48,7 +48,8 @@ def test_attack_cli_rejects_target_equal_to_attacked(tmp_path):
 def test_tiny_attack_end_to_end(tmp_path):
     out = tmp_path / "attack"
     result = cli("attack", "--dataset", "digits", "--attacked", "3", "--target", "8", "--iterations", "30",
-                 "--craft-victims", "2", "--eval-victims", "2", "--real-batch", "128", "--out", out, "--quiet")
+                 "--craft-victims", "2", "--eval-victims", "2", "--real-batch", "128", "--out", out, "--quiet",
+                 timeout=900)
     assert result.returncode == 0, result.stderr
     assert "distilled poison" in result.stdout and "label flipping" in result.stdout
     poison = distill.load(out / "synset.safetensors")
