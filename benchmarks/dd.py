@@ -34,8 +34,6 @@ SETTINGS = {
     "mnist-dd-fixed-10img": dict(dataset="mnist", **FIXED_10),
     "mnist-dd-random-100img": dict(dataset="mnist", **RANDOM_100),
     # variants of the fixed-init setting, looking for the missing points (issue 2)
-    "mnist-dd-fixed-10img-slowlrs": dict(dataset="mnist", **{**FIXED_10, "iterations": 14000, "decay_every": 2500,
-                                                           "lr_lrs": 0.003}),
     "mnist-dd-fixed-10img-batch2048": dict(dataset="mnist", **{**FIXED_10, "iterations": 7000, "decay_every": 1250,
                                                              "real_batch": 2048}),
     "fashion-mnist-dd-fixed-10img": dict(dataset="fashion-mnist", **{**FIXED_10, "iterations": 6000,
