@@ -22,7 +22,7 @@ import distill
 from distill.report import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dd import cpu_name, git_commit  # noqa: E402
+from dd import device_name, git_commit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 COMMON = dict(arch="lenet", ipc=1, steps=1, epochs=3, iterations=1500, lr_images=0.03, decay_every=500,
@@ -67,7 +67,7 @@ def main() -> None:
         "n_eval_victims": r["held_out"]["n_victims"],
         "held_out": brief(r["held_out"]), "crafting": brief(r["crafting"]), "label_flip": brief(r["label_flip"]),
         "distill_seconds": r["distill_seconds"],
-        "device": torch.cuda.get_device_name() if r["device"].startswith("cuda") else cpu_name(),
+        "device": device_name(r["device"]),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "git_commit": git_commit(),
         "command": f"DISTILL_DATA=../shared/data python benchmarks/attack.py {args.name}",
         "config": asdict(distill.AttackConfig(**options)),

@@ -53,6 +53,11 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def device_name(device: str) -> str:
+    """The GPU's name for a CUDA run, else the CPU model (results files record where they were measured)."""
+    return torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name()
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE,
@@ -78,7 +83,7 @@ def main() -> None:
     run = distill.distill(out=out, force=not args.resume, resume=args.resume, device=args.device, seed=args.seed,
                           **options)
     r = run.results
-    device = torch.cuda.get_device_name() if run.results["device"].startswith("cuda") else cpu_name()
+    device = device_name(r["device"])
     result = {
         "name": args.name, "dataset": options["dataset"], "method": options["method"], "ipc": options["ipc"],
         "images": len(run.synset.labels), "arch": options["arch"], "init": options["init"],

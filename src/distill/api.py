@@ -20,7 +20,7 @@ from distill.methods import get_method
 from distill.methods.dd import INIT_MODES
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
 from distill.synset import SyntheticSet, load, save
-from distill.train import accuracy, unroll_schedule
+from distill.train import accuracy, train_with_schedule
 
 SYNSET_NAME = "synset.safetensors"
 OUTPUT_NAMES = (SYNSET_NAME, "grid.png", "val_curve.png", "summary.json")
@@ -159,9 +159,7 @@ def validation_accuracy(config: DistillConfig, task: Task):
             {k: v.to(task.train_x.device) for k, v in net.items()} for net in nets]
         accs = []
         for start in starts:
-            trained = unroll_schedule(model, start, synset.images.detach(), synset.labels, synset.step,
-                                      synset.lrs.detach(), synset.num_steps, synset.num_epochs, create_graph=False)
-            accs.append(accuracy(model, trained, task.val_x, task.val_y))
+            accs.append(accuracy(model, train_with_schedule(model, start, synset), task.val_x, task.val_y))
         return sum(accs) / len(accs)
 
     return validate

@@ -23,7 +23,7 @@ from distill.data import Task
 from distill.errors import DistillError
 from distill.models import DEFAULT_INIT, create_model, init_params
 from distill.synset import SyntheticSet
-from distill.train import SGDConfig, accuracy, train_sgd, trained_network, unroll_schedule
+from distill.train import SGDConfig, accuracy, train_sgd, train_with_schedule, trained_network
 
 PROTOCOLS = ("auto", "fixed", "schedule", "standard")
 EVAL_SEED = 7_000_000  # evaluation networks are drawn from seeds far from any used while distilling
@@ -77,12 +77,10 @@ def resolve_protocol(synset: SyntheticSet, protocol: str) -> str:
 
 
 def _train_on_set(model, start, synset: SyntheticSet, protocol: str, sgd: SGDConfig, generator: torch.Generator):
-    device = start[next(iter(start))].device
-    images, labels = synset.images.detach().to(device), synset.labels.to(device)
     if protocol in ("fixed", "schedule"):
-        return unroll_schedule(model, start, images, labels, synset.step.to(device), synset.lrs.detach().to(device),
-                               synset.num_steps, synset.num_epochs, create_graph=False)
-    return train_sgd(model, start, images, labels, sgd, generator)
+        return train_with_schedule(model, start, synset)
+    device = next(iter(start.values())).device
+    return train_sgd(model, start, synset.images.detach().to(device), synset.labels.to(device), sgd, generator)
 
 
 def evaluate_set(

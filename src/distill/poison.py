@@ -26,7 +26,7 @@ from distill.loop import LoopConfig, run_loop
 from distill.methods.attack import PoisonAttack
 from distill.models import DEFAULT_INIT, MODELS, create_model
 from distill.synset import SyntheticSet, save
-from distill.train import Params, SGDConfig, predictions, trained_network, unroll_schedule
+from distill.train import Params, SGDConfig, predictions, train_with_schedule, trained_network
 
 VICTIM_STEPS = 1500
 
@@ -102,13 +102,6 @@ def victim_pool(task: Task, arch: str, seeds: range, progress: bool = True) -> l
                              leave=False)]
 
 
-def _poisoned(model, victim: Params, synset: SyntheticSet) -> Params:
-    device = next(iter(victim.values())).device
-    return unroll_schedule(model, victim, synset.images.detach().to(device), synset.labels.to(device),
-                           synset.step.to(device), synset.lrs.detach().to(device), synset.num_steps,
-                           synset.num_epochs, create_graph=False)
-
-
 def _stats(pred: torch.Tensor, y: torch.Tensor, attacked: int, target: int | None) -> dict:
     hit = y == attacked
     success = (pred[hit] == target) if target is not None else (pred[hit] != attacked)
@@ -131,7 +124,7 @@ def measure_poison(synset: SyntheticSet, task: Task, victims: list[Params], arch
     per_class_before, per_class_after = [], []
     for victim in victims:
         before = predictions(model, victim, task.test_x)
-        after = predictions(model, _poisoned(model, victim, synset), task.test_x)
+        after = predictions(model, train_with_schedule(model, victim, synset), task.test_x)
         rows.append({"before": _stats(before, y, attacked, target), "after": _stats(after, y, attacked, target)})
         before_cm += torch.bincount(y.cpu() * k + before.cpu(), minlength=k * k).view(k, k)
         after_cm += torch.bincount(y.cpu() * k + after.cpu(), minlength=k * k).view(k, k)
@@ -168,24 +161,34 @@ def attack_score(before: dict, after: dict) -> float:
     return after["success"] - 3 * max(0.0, before["others_acc"] - after["others_acc"] - 0.005)
 
 
+def validation_judge(model, task: Task, judges: list[Params], attacked: int, target: int | None):
+    """A function scoring a poison by the mean `attack_score` of `judges` on the validation split. The victims'
+    scores before any poison are measured once, here."""
+    before = [_stats(predictions(model, v, task.val_x), task.val_y, attacked, target) for v in judges]
+
+    def score(poison: SyntheticSet) -> float:
+        return statistics.fmean(
+            attack_score(b, _stats(predictions(model, train_with_schedule(model, v, poison), task.val_x), task.val_y,
+                                   attacked, target))
+            for v, b in zip(judges, before))
+
+    return score
+
+
 FLIP_LRS = (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-def label_flip_baseline(task: Task, like: SyntheticSet, crafting: list[Params], held_out: list[Params], arch: str,
+def label_flip_baseline(task: Task, like: SyntheticSet, judges: list[Params], held_out: list[Params], arch: str,
                         attacked: int, target: int | None, seed: int) -> dict:
-    """Choose the flipping learning rate on the victims passed as `crafting` (validation split: success minus damage
-    to the others), then measure on the held-out pool, the same way as the poison."""
+    """Choose the flipping learning rate with the validation victims (`validation_judge`, as for the poison), then
+    measure on the held-out pool, the same way as the poison."""
     model = create_model(arch, task.image_shape, task.num_classes).to(task.val_x.device)
+    judge = validation_judge(model, task, judges, attacked, target)
     best_lr, best_score = FLIP_LRS[0], -math.inf
     for lr in FLIP_LRS:
-        flip = label_flip_set(task, like, attacked, target, lr, seed)
-        scores = []
-        for victim in crafting[:3]:
-            before = _stats(predictions(model, victim, task.val_x), task.val_y, attacked, target)
-            s = _stats(predictions(model, _poisoned(model, victim, flip), task.val_x), task.val_y, attacked, target)
-            scores.append(attack_score(before, s))
-        if statistics.fmean(scores) > best_score:
-            best_lr, best_score = lr, statistics.fmean(scores)
+        score = judge(label_flip_set(task, like, attacked, target, lr, seed))
+        if score > best_score:
+            best_lr, best_score = lr, score
     flip = label_flip_set(task, like, attacked, target, best_lr, seed)
     result = measure_poison(flip, task, held_out, arch, attacked, target)
     result["lr"] = best_lr
@@ -248,16 +251,9 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     method.setup(task, synset)
     model = create_model(config.arch, task.image_shape, task.num_classes).to(target_device)
 
-    judged_before = [_stats(predictions(model, v, task.val_x), task.val_y, config.attacked, config.target)
-                     for v in judges]
-
-    def validate(s: SyntheticSet) -> float:
-        """`attack_score` on the validation split over the three validation victims: a poison that only works on the
-        victims it was crafted against scores low, so the loop keeps the step that generalises best."""
-        scores = [attack_score(before, _stats(predictions(model, _poisoned(model, v, s), task.val_x), task.val_y,
-                                              config.attacked, config.target))
-                  for v, before in zip(judges, judged_before)]
-        return statistics.fmean(scores)
+    # validation victims, not crafting ones: a poison that only fools the victims it was crafted against scores
+    # low, so the loop keeps the step that generalises best
+    validate = validation_judge(model, task, judges, config.attacked, config.target)
 
     loop = LoopConfig(iterations=config.iterations, lr_images=config.lr_images, lr_lrs=config.lr_lrs,
                       decay_every=config.decay_every, eval_every=config.eval_every,

@@ -60,6 +60,15 @@ def unroll_schedule(
     return current if create_graph else {k: v.detach() for k, v in current.items()}
 
 
+def train_with_schedule(model: nn.Module, params: Params, synset) -> Params:
+    """Train `params` with a synthetic set's own learned schedule (no graph): how fixed-init and schedule evaluation,
+    validation and victims taking a poison all train. The set's tensors follow `params` to its device."""
+    device = next(iter(params.values())).device
+    return unroll_schedule(model, params, synset.images.detach().to(device), synset.labels.to(device),
+                           synset.step.to(device), synset.lrs.detach().to(device), synset.num_steps,
+                           synset.num_epochs, create_graph=False)
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
     """Share of `x` classified as `y` (y hard labels)."""
