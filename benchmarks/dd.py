@@ -31,6 +31,8 @@ RANDOM_100 = dict(method="dd", arch="lenet", ipc=1, steps=10, epochs=3, init="ra
                   iterations=1000, lr_images=0.01, decay_every=400, real_batch=1024, nets_per_step=4,
                   eval_every=100, checkpoint_every=100, eval_nets=20)
 SETTINGS = {
+    # the README's main job: `distill run` with no options (every other option at its default)
+    "digits-dd-default": dict(dataset="digits", method="dd", arch="lenet", ipc=1, init="fixed"),
     "mnist-dd-fixed-10img": dict(dataset="mnist", **FIXED_10),
     "mnist-dd-random-100img": dict(dataset="mnist", **RANDOM_100),
     # variants of the fixed-init setting, looking for the missing points (issue 2)
