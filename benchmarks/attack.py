@@ -22,7 +22,7 @@ import distill
 from distill.report import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dd import device_name, git_commit  # noqa: E402
+from common import device_name, git_commit  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 COMMON = dict(arch="lenet", ipc=1, steps=1, epochs=3, iterations=1500, lr_images=0.03, decay_every=500,

@@ -6,21 +6,23 @@ from __future__ import annotations
 import math
 import os
 import platform
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from distill import report
+from distill import presets, report
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
-from distill.evaluate import EvalResult, evaluate_set, full_data_baseline, random_real_baseline, resolve_protocol
+from distill.evaluate import (EvalResult, augment_ops, evaluate_set, full_data_baseline, random_real_baseline,
+                              resolve_protocol, standard_sgd)
 from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop
-from distill.methods import get_method
+from distill.methods import get_method, learns_schedule, parse_options
 from distill.methods.dd import INIT_MODES
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
 from distill.synset import SyntheticSet, load, save
-from distill.train import accuracy, train_with_schedule
+from distill.train import SGDConfig, accuracy, train_sgd, train_with_schedule
 
 SYNSET_NAME = "synset.safetensors"
 OUTPUT_NAMES = (SYNSET_NAME, "grid.png", "val_curve.png", "summary.json")
@@ -52,11 +54,17 @@ class DistillConfig:
     eval_nets: int = 5
     keep_best: bool = True  # keep the set that scored best on the validation split
     seed: int = 0
+    optimizer: str = "adam"  # adam | sgd (with `momentum`): the outer optimiser over the synthetic tensors
+    momentum: float = 0.5
+    eval_augment: str = ""  # standard-protocol augmentation: "" none, "dsa" (the dataset's DSA strategy), a strategy
+    eval_epochs: int = 0  # standard-protocol epochs; 0: 300, or 1000 with augmentation
+    options: dict = field(default_factory=dict)  # the method's own hyperparameters (its `Options`; --opt key=value)
 
     def loop(self) -> LoopConfig:
         return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
                           decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
-                          checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best)
+                          checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best,
+                          optimizer=self.optimizer, momentum=self.momentum)
 
     def scheme(self) -> str:
         return self.init_scheme or DEFAULT_INIT.get(self.arch, "default")
@@ -64,7 +72,7 @@ class DistillConfig:
     def validate(self) -> None:
         """Reject bad options before any data is read or any file is touched."""
         get_spec(self.dataset)
-        get_method(self.method)
+        parse_options(get_method(self.method), self.options)
         if self.arch.lower() not in MODELS:
             raise DistillError(f"unknown network {self.arch!r}; choose one of: {', '.join(sorted(MODELS))}")
         for name in ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "eval_every",
@@ -81,6 +89,15 @@ class DistillConfig:
             raise DistillError(f"unknown init mode {self.init!r}; choose one of: {', '.join(INIT_MODES)}")
         if self.image_init not in ("noise", "real"):
             raise DistillError(f"--image-init must be 'noise' or 'real', got {self.image_init!r}")
+        if not learns_schedule(self.method) and self.init != "random":
+            raise DistillError(f"method {self.method!r} trains fresh random networks; use --init random")
+        if self.optimizer not in ("adam", "sgd"):
+            raise DistillError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if not 0 <= self.momentum < 1:
+            raise DistillError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if self.eval_epochs < 0:
+            raise DistillError(f"--eval-epochs must be 0 (automatic) or more, got {self.eval_epochs}")
+        augment_ops(self.eval_augment, self.dataset)
 
 
 @dataclass
@@ -118,8 +135,10 @@ def initial_synset(config: DistillConfig, task: Task) -> SyntheticSet:
     """Learnable images (noise or real samples), positive learning rates in log space, and the fixed network."""
     generator = torch.Generator().manual_seed(config.seed)
     k = task.num_classes
-    labels = torch.arange(k).repeat(config.steps * config.ipc)
-    step = torch.arange(config.steps).repeat_interleave(k * config.ipc)
+    schedule = learns_schedule(config.method)
+    steps, epochs = (config.steps, config.epochs) if schedule else (1, 1)
+    labels = torch.arange(k).repeat(steps * config.ipc)
+    step = torch.arange(steps).repeat_interleave(k * config.ipc)
     if config.image_init == "noise":
         images = torch.randn(len(labels), *task.image_shape, generator=generator)
     else:
@@ -132,13 +151,20 @@ def initial_synset(config: DistillConfig, task: Task) -> SyntheticSet:
     fixed = None
     if config.init == "fixed":
         fixed = {n: v.to(device) for n, v in init_params(model, generator, config.scheme()).items()}
-    log_lrs = torch.full((config.steps * config.epochs,), math.log(config.init_lr), device=device)
     meta = {"dataset": task.spec.name, "num_classes": k, "image_shape": list(task.image_shape),
             "mean": list(task.spec.mean), "std": list(task.spec.std), "method": config.method, "arch": config.arch,
-            "ipc": config.ipc, "steps": config.steps, "epochs": config.epochs, "init": config.init,
+            "ipc": config.ipc, "steps": steps, "epochs": epochs, "init": config.init,
             "init_scheme": config.scheme(), "class_names": list(task.spec.class_names), "config": asdict(config)}
-    return SyntheticSet(images.to(device).requires_grad_(True), labels.to(device), meta, step.to(device),
-                        log_lrs.requires_grad_(True), fixed)
+    log_lrs = None
+    if schedule:  # one learned learning rate per unrolled step
+        log_lrs = torch.full((steps * epochs,), math.log(config.init_lr), device=device).requires_grad_(True)
+    elif getattr(get_method(config.method), "learns_train_lr", False):  # one learned SGD rate (MTT)
+        log_lrs = torch.full((1,), math.log(config.init_lr), device=device).requires_grad_(True)
+        meta["lr_role"] = "standard"
+    else:
+        step = None
+    return SyntheticSet(images.to(device).requires_grad_(True), labels.to(device), meta,
+                        None if step is None else step.to(device), log_lrs, fixed)
 
 
 def build_method(config: DistillConfig, pool=None):
@@ -149,10 +175,25 @@ def build_method(config: DistillConfig, pool=None):
     return factory(config)
 
 
+VALIDATION_EPOCHS = 100
+
+
 def validation_accuracy(config: DistillConfig, task: Task):
-    """The validator the loop calls every `eval_every` steps: held-out split, never the test split."""
+    """The validator the loop calls every `eval_every` steps: held-out split, never the test split. Sets with a
+    learned schedule train with it (from their fixed network, or three random ones); the others train one random
+    network with a shortened standard protocol (VALIDATION_EPOCHS, no augmentation), cheap enough to run often."""
     model = create_model(config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
     nets = [init_params(model, torch.Generator().manual_seed(9_000_000 + i), config.scheme()) for i in range(3)]
+
+    def validate_standard(synset: SyntheticSet) -> float:
+        start = {k: v.to(task.train_x.device) for k, v in nets[0].items()}
+        sgd = standard_sgd(synset, epochs=VALIDATION_EPOCHS)
+        trained = train_sgd(model, start, synset.images.detach(), synset.labels, sgd,
+                            torch.Generator().manual_seed(9_500_000))
+        return accuracy(model, trained, task.val_x, task.val_y)
+
+    if not learns_schedule(config.method):
+        return validate_standard
 
     def validate(synset: SyntheticSet) -> float:
         starts = [synset.init_params] if synset.init_params is not None else [
@@ -165,12 +206,19 @@ def validation_accuracy(config: DistillConfig, task: Task):
     return validate
 
 
-def measure(synset: SyntheticSet, task: Task, eval_nets: int, progress: bool = True) -> dict:
-    """The distilled set's accuracy beside the full-data and random-real baselines (GUIDE §5)."""
-    distilled = evaluate_set(synset, task, "auto", n_nets=eval_nets, progress=progress)
+def measure(synset: SyntheticSet, task: Task, eval_nets: int, progress: bool = True, augment: str = "",
+            epochs: int = 0) -> dict:
+    """The distilled set's accuracy beside the full-data and random-real baselines (GUIDE §5). `augment` and
+    `epochs` shape the standard protocol, for the set and its random-real baseline alike."""
+    protocol = resolve_protocol(synset, "auto")
+    if protocol != "standard":
+        augment, epochs = "", 0
+    distilled = evaluate_set(synset, task, "auto", n_nets=eval_nets, progress=progress, augment=augment,
+                             sgd=standard_sgd(synset, augment, epochs) if protocol == "standard" else None)
     arch = synset.meta["arch"]
     full = full_data_baseline(task, arch, n_nets=1, progress=progress)
-    real = random_real_baseline(task, synset, arch, n_nets=eval_nets, progress=progress)
+    real = random_real_baseline(task, synset, arch, n_nets=eval_nets, progress=progress, augment=augment,
+                                sgd=standard_sgd(None, augment, epochs) if protocol == "standard" else None)
     return {"distilled": distilled.to_dict(), "full_data": full.to_dict(), "random_real": real.to_dict()}
 
 
@@ -193,8 +241,9 @@ def distill(
     unknown = set(options) - {f.name for f in fields(DistillConfig)}
     if unknown:
         raise DistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    config = config or DistillConfig()
-    if options:
+    if config is None:
+        config = DistillConfig(**presets.resolve(**options))  # method defaults and the shipped preset, then options
+    elif options:
         config = DistillConfig(**{**asdict(config), **options})
     config.validate()
     out_path = Path(out) if out is not None else None
@@ -206,17 +255,21 @@ def distill(
     task = load_task(config.dataset, data_root).to(target)
     synset = initial_synset(config, task)
     method = build_method(config)
-    method.setup(task, synset)
-    loop_result: LoopResult = run_loop(method, synset, config.loop(), validate=validation_accuracy(config, task),
-                                       checkpoint_dir=out_path, resume=resume, run_config=asdict(config),
-                                       progress=progress)
+    if getattr(method, "selects", False):  # coresets: pick real images, nothing to optimise
+        began = time.perf_counter()
+        method.pick(task, synset, torch.Generator().manual_seed(config.seed))
+        loop_result = LoopResult(seconds=time.perf_counter() - began)
+    else:
+        method.setup(task, synset)
+        loop_result = run_loop(method, synset, config.loop(), validate=validation_accuracy(config, task),
+                               checkpoint_dir=out_path, resume=resume, run_config=asdict(config), progress=progress)
     final = synset.detached()
     results = {"distill_seconds": round(loop_result.seconds, 2), "rollbacks": loop_result.rollbacks,
                "kept_step": loop_result.best_step if config.keep_best else config.iterations,
                "best_val_acc": loop_result.best_val,
                "device": str(target), "torch": torch.__version__, "python": platform.python_version()}
     if evaluate:
-        results.update(measure(final, task, config.eval_nets, progress))
+        results.update(measure(final, task, config.eval_nets, progress, config.eval_augment, config.eval_epochs))
     final.meta["results"] = results
     run = RunResult(final, results, history=loop_result.history)
     if out_path is not None:
@@ -243,11 +296,15 @@ def evaluate(
     data_root: str | os.PathLike | None = None,
     device: str | None = None,
     progress: bool = True,
+    augment: str = "",
+    epochs: int = 0,
 ) -> EvalResult:
-    """Measure a synthetic set (or a .safetensors file) on its dataset's test split under `protocol`."""
+    """Measure a synthetic set (or a .safetensors file) on its dataset's test split under `protocol`; `augment`
+    ("dsa" or a strategy) and `epochs` shape the standard protocol (GUIDE §5)."""
     if not isinstance(synset, SyntheticSet):
         synset = load(synset)
     resolve_protocol(synset, protocol)
     task = load_task(synset.meta["dataset"], data_root).to(_pick_device(device))
     moved = synset.detached()
-    return evaluate_set(moved, task, protocol, arch, n_nets, progress=progress)
+    sgd = standard_sgd(moved, augment, epochs) if resolve_protocol(moved, protocol) == "standard" else None
+    return evaluate_set(moved, task, protocol, arch, n_nets, sgd=sgd, progress=progress, augment=augment)

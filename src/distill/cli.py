@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from distill import api
+from distill import api, presets
 from distill.data import dataset_status
 from distill.errors import DistillError
 from distill.synset import describe, load
@@ -31,31 +31,58 @@ def _percent(result: dict) -> str:
     return f"{100 * result['accuracy_mean']:.2f}%{spread}"
 
 
+def _given(**options) -> dict:
+    """The options the user actually passed (None = not given), so presets fill in the rest."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _method_options(pairs: list[str]) -> dict:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise DistillError(f"--opt takes key=value, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
 @app.command()
 def run(
-    dataset: str = typer.Option(DEFAULTS.dataset, help="digits (bundled), mnist, fashion-mnist, usps, cifar10."),
-    method: str = typer.Option(DEFAULTS.method, help="Distillation method."),
-    arch: str = typer.Option(DEFAULTS.arch, help="Network: lenet, convnet, mlp."),
-    ipc: int = typer.Option(DEFAULTS.ipc, help="Synthetic images per class per step."),
-    steps: int = typer.Option(DEFAULTS.steps, help="Gradient steps in the learned schedule (dd)."),
-    epochs: int = typer.Option(DEFAULTS.epochs, help="Passes over the steps (dd)."),
-    init: str = typer.Option(DEFAULTS.init, help="fixed: one stored network; random: a fresh one every step."),
-    init_scheme: str = typer.Option(DEFAULTS.init_scheme, help="Initialiser: default, xavier, kaiming "
-                                                             "(empty: the network's own default)."),
-    image_init: str = typer.Option(DEFAULTS.image_init, help="Start the images from noise or from real samples."),
-    init_lr: float = typer.Option(DEFAULTS.init_lr, help="Starting value of the learned learning rates."),
-    iterations: int = typer.Option(DEFAULTS.iterations, help="Outer optimisation steps."),
-    lr: float = typer.Option(DEFAULTS.lr_images, "--lr", help="Adam step size for the images."),
-    lr_lrs: float = typer.Option(DEFAULTS.lr_lrs, help="Adam step size for the log learning rates."),
-    decay_every: int = typer.Option(DEFAULTS.decay_every, help="Halve the step sizes every N steps (0: never)."),
-    real_batch: int = typer.Option(DEFAULTS.real_batch, help="Real images per outer step."),
-    nets_per_step: int = typer.Option(DEFAULTS.nets_per_step, help="Networks sampled per outer step."),
-    eval_every: int = typer.Option(DEFAULTS.eval_every, help="Validate every N steps (held-out split)."),
-    checkpoint_every: int = typer.Option(DEFAULTS.checkpoint_every, help="Checkpoint every N steps."),
-    eval_nets: int = typer.Option(DEFAULTS.eval_nets, help="Networks per final evaluation."),
-    keep_best: bool = typer.Option(DEFAULTS.keep_best, "--keep-best/--keep-last",
-                                   help="End with the set that scored best on the validation split, or the last."),
-    seed: int = typer.Option(DEFAULTS.seed, help="Seed of everything random in the run."),
+    dataset: Optional[str] = typer.Option(None, help="digits (bundled, the default), mnist, fashion-mnist, usps, "
+                                                     "cifar10."),
+    method: Optional[str] = typer.Option(None, help="dd (default), dc, dsa, dm, mtt; coresets: random, herding, "
+                                                    "kcenter."),
+    arch: Optional[str] = typer.Option(None, help="Network: lenet, convnet, mlp, alexnet, vgg11, resnet18 "
+                                                  "(default: the method's, see presets)."),
+    ipc: Optional[int] = typer.Option(None, help="Synthetic images per class (per step for dd). Default 1."),
+    steps: Optional[int] = typer.Option(None, help="Gradient steps in the learned schedule (dd)."),
+    epochs: Optional[int] = typer.Option(None, help="Passes over the steps (dd)."),
+    init: Optional[str] = typer.Option(None, help="fixed: one stored network; random: a fresh one every step."),
+    init_scheme: Optional[str] = typer.Option(None, help="Initialiser: default, xavier, kaiming "
+                                                         "(empty: the network's own default)."),
+    image_init: Optional[str] = typer.Option(None, help="Start the images from noise or from real samples."),
+    init_lr: Optional[float] = typer.Option(None, help="Starting value of the learned learning rates."),
+    iterations: Optional[int] = typer.Option(None, help="Outer optimisation steps."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="Step size for the images."),
+    lr_lrs: Optional[float] = typer.Option(None, help="Step size for the log learning rates."),
+    optimizer: Optional[str] = typer.Option(None, help="Outer optimiser: adam or sgd (with --momentum)."),
+    momentum: Optional[float] = typer.Option(None, help="Momentum of the sgd outer optimiser."),
+    decay_every: Optional[int] = typer.Option(None, help="Halve the step sizes every N steps (0: never)."),
+    real_batch: Optional[int] = typer.Option(None, help="Real images per outer step (dd)."),
+    nets_per_step: Optional[int] = typer.Option(None, help="Networks sampled per outer step (dd)."),
+    opt: list[str] = typer.Option([], "--opt", help="A method's own option, key=value (repeatable), e.g. "
+                                                    "--opt real_batch=128 for dm."),
+    eval_every: Optional[int] = typer.Option(None, help="Validate every N steps (held-out split)."),
+    checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every N steps."),
+    eval_nets: Optional[int] = typer.Option(None, help="Networks per final evaluation."),
+    eval_augment: Optional[str] = typer.Option(None, help="Augment the standard protocol's training: none, dsa, "
+                                                          "or a strategy like crop_scale_rotate."),
+    eval_epochs: Optional[int] = typer.Option(None, help="Standard-protocol epochs (0: 300, 1000 with "
+                                                         "augmentation)."),
+    keep_best: Optional[bool] = typer.Option(None, "--keep-best/--keep-last",
+                                             help="End with the set that scored best on the validation split "
+                                                  "(default), or the last."),
+    seed: Optional[int] = typer.Option(None, help="Seed of everything random in the run (default 0)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<dataset>-<method>)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
     resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
@@ -64,13 +91,20 @@ def run(
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Measure the result and its baselines."),
     quiet: bool = typer.Option(False, help="No progress bars."),
 ) -> None:
-    """Distill a dataset, evaluate the result beside its baselines, and save the set, pictures and a summary."""
-    config = api.DistillConfig(dataset=dataset, method=method, arch=arch, ipc=ipc, steps=steps, epochs=epochs,
-                               init=init, init_scheme=init_scheme, image_init=image_init, init_lr=init_lr,
-                               iterations=iterations, lr_images=lr, lr_lrs=lr_lrs, decay_every=decay_every,
-                               real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
-                               checkpoint_every=checkpoint_every, eval_nets=eval_nets, keep_best=keep_best,
-                               seed=seed)
+    """Distill a dataset, evaluate the result beside its baselines, and save the set, pictures and a summary.
+
+    Options not given come from the method's defaults and the shipped preset for (dataset, method, ipc), so
+    `distill run --dataset mnist --method dm --ipc 10` reproduces the README's number for that row.
+    """
+    given = _given(dataset=dataset, method=method, arch=arch, ipc=ipc, steps=steps, epochs=epochs, init=init,
+                   init_scheme=init_scheme, image_init=image_init, init_lr=init_lr, iterations=iterations,
+                   lr_images=lr, lr_lrs=lr_lrs, optimizer=optimizer, momentum=momentum, decay_every=decay_every,
+                   real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
+                   checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
+                   eval_epochs=eval_epochs, keep_best=keep_best, seed=seed)
+    if opt:
+        given["options"] = _method_options(opt)
+    config = api.DistillConfig(**presets.resolve(**given))
     config.validate()
     out = out or Path("runs") / f"{config.dataset}-{config.method}"
     result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
@@ -141,15 +175,19 @@ def attack_command(
 def eval_command(
     file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
     protocol: str = typer.Option("auto", help="auto, fixed, schedule or standard (GUIDE §5)."),
-    arch: Optional[str] = typer.Option(None, help="Network to train (default: the one the set was made for)."),
+    arch: Optional[str] = typer.Option(None, help="Network to train (default: the one the set was made for): mlp, "
+                                                  "lenet, convnet, alexnet, vgg11, resnet18."),
     nets: int = typer.Option(5, help="Networks to train (fixed init always uses its one network)."),
+    augment: str = typer.Option("", help="Augment the standard protocol's training: dsa, or a strategy like "
+                                         "crop_scale_rotate (default: none)."),
+    epochs: int = typer.Option(0, help="Standard-protocol epochs (0: 300, or 1000 with augmentation)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
 ) -> None:
     """Train networks on a synthetic set and report their test accuracy."""
     result = api.evaluate(file, protocol=protocol, arch=arch, n_nets=nets, data_root=data_root, device=device,
-                          progress=not as_json)
+                          progress=not as_json, augment=augment, epochs=epochs)
     if as_json:
         typer.echo(json.dumps({"file": str(file), **result.to_dict()}))
     else:

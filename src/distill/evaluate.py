@@ -4,7 +4,9 @@ Three ways to train on a synthetic set, all tested on the full official test spl
 
 - `fixed`:    the one stored initial network, trained with the set's learned schedule (the seed's headline setting);
 - `schedule`: fresh random networks trained with the learned schedule (the seed's random-init setting);
-- `standard`: fresh random networks trained with ordinary SGD (the field's standard protocol, GUIDE §5).
+- `standard`: fresh random networks trained with ordinary SGD (the field's standard protocol, GUIDE §5): 300 epochs,
+  or 1000 with DSA augmentation (`augment`), as the DSA, DM and MTT papers evaluate. A set that learned its own
+  training learning rate (MTT; metadata `lr_role` = `standard`) is trained with that rate.
 
 Beside every result go two baselines measured the same honest way: the network trained on the whole training split,
 and random real images, as many per class as the synthetic set has.
@@ -19,11 +21,12 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
+from distill.augment import DSA, strategy_for
 from distill.data import Task
 from distill.errors import DistillError
 from distill.models import DEFAULT_INIT, create_model, init_params
 from distill.synset import SyntheticSet
-from distill.train import SGDConfig, accuracy, train_sgd, train_with_schedule, trained_network
+from distill.train import SGDConfig, accuracy, full_data_config, train_sgd, train_with_schedule, trained_network
 
 PROTOCOLS = ("auto", "fixed", "schedule", "standard")
 EVAL_SEED = 7_000_000  # evaluation networks are drawn from seeds far from any used while distilling
@@ -65,6 +68,10 @@ def resolve_protocol(synset: SyntheticSet, protocol: str) -> str:
     """`auto` picks the setting the set was distilled for: its fixed network, its schedule, or standard SGD."""
     if protocol not in PROTOCOLS:
         raise DistillError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if synset.meta.get("lr_role") == "standard":
+        if protocol in ("fixed", "schedule"):
+            raise DistillError(f"this set's learned learning rate is for the standard protocol, not {protocol!r}")
+        return "standard"
     if protocol == "auto":
         if synset.init_params is not None and synset.meta.get("init") == "fixed":
             return "fixed"
@@ -76,11 +83,29 @@ def resolve_protocol(synset: SyntheticSet, protocol: str) -> str:
     return protocol
 
 
-def _train_on_set(model, start, synset: SyntheticSet, protocol: str, sgd: SGDConfig, generator: torch.Generator):
+def standard_sgd(synset: SyntheticSet | None = None, augment: str = "", epochs: int = 0) -> SGDConfig:
+    """The standard protocol's training: 300 epochs, 1000 with augmentation (or `epochs`), at the set's own learned
+    learning rate when it has one (MTT), else GUIDE §5's 0.01."""
+    lr = 0.01
+    if synset is not None and synset.meta.get("lr_role") == "standard" and synset.log_lrs is not None:
+        lr = float(synset.lrs.detach()[0])
+    return SGDConfig(epochs=epochs or (300 if augment in ("", "none") else 1000), lr=lr)
+
+
+def augment_ops(augment: str, dataset: str) -> DSA | None:
+    """`augment` as an augmentation: "" / "none" -> None, "dsa" -> the dataset's DSA strategy, else a strategy."""
+    if augment in ("", "none"):
+        return None
+    return DSA(strategy_for(dataset) if augment == "dsa" else augment)
+
+
+def _train_on_set(model, start, synset: SyntheticSet, protocol: str, sgd: SGDConfig, generator: torch.Generator,
+                  augment: DSA | None = None):
     if protocol in ("fixed", "schedule"):
         return train_with_schedule(model, start, synset)
     device = next(iter(start.values())).device
-    return train_sgd(model, start, synset.images.detach().to(device), synset.labels.to(device), sgd, generator)
+    return train_sgd(model, start, synset.images.detach().to(device), synset.labels.to(device), sgd, generator,
+                     augment=augment)
 
 
 def evaluate_set(
@@ -90,14 +115,20 @@ def evaluate_set(
     arch: str | None = None,
     n_nets: int = 5,
     init_scheme: str | None = None,
-    sgd: SGDConfig = SGDConfig(),
+    sgd: SGDConfig | None = None,
     seed: int = 0,
     progress: bool = True,
     from_fixed: bool = False,
+    augment: str = "",
 ) -> EvalResult:
     """Train networks on `synset` under `protocol` and measure them on the test split. `from_fixed` starts the
-    `standard` protocol from the set's stored network instead of random ones (for the fixed-init baseline)."""
+    `standard` protocol from the set's stored network instead of random ones (for the fixed-init baseline).
+    `augment` ("dsa", a DSA strategy, or "" for none) augments every training batch of the standard protocol."""
     protocol = resolve_protocol(synset, protocol)
+    augmentation = augment_ops(augment, task.spec.name)
+    if augmentation is not None and protocol != "standard":
+        raise DistillError("augmentation applies to the standard protocol only")
+    sgd = sgd or standard_sgd(synset, augment)
     arch = arch or synset.meta.get("arch", "convnet")
     if protocol in ("fixed", "schedule") and arch != synset.meta.get("arch"):
         raise DistillError(f"the learned schedule belongs to {synset.meta.get('arch')}; evaluate other networks "
@@ -116,10 +147,11 @@ def evaluate_set(
             start = {k: v.to(device) for k, v in synset.init_params.items()}
         else:
             start = {k: v.to(device) for k, v in init_params(model, generator, scheme).items()}
-        trained = _train_on_set(model, start, synset, protocol, sgd, generator)
+        trained = _train_on_set(model, start, synset, protocol, sgd, generator, augmentation)
         accuracies.append(accuracy(model, trained, task.test_x, task.test_y))
     return EvalResult(protocol, arch, accuracies, time.perf_counter() - began,
-                      {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None})
+                      {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None,
+                       "augment": "_".join(augmentation.ops) if augmentation else "none"})
 
 
 def random_real_set(task: Task, like: SyntheticSet, seed: int) -> SyntheticSet:
@@ -138,7 +170,7 @@ def random_real_set(task: Task, like: SyntheticSet, seed: int) -> SyntheticSet:
 
 
 def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None, n_nets: int = 5,
-                         sgd: SGDConfig = SGDConfig(), progress: bool = True) -> EvalResult:
+                         sgd: SGDConfig | None = None, progress: bool = True, augment: str = "") -> EvalResult:
     """Random real images of the same count, trained with the standard protocol (a learned schedule was tuned for
     the distilled images, so giving it to real images would be unfair to them). A set distilled for a fixed network
     is compared with real images trained from that same network."""
@@ -148,17 +180,19 @@ def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None
     began = time.perf_counter()
     for i in range(n_nets):
         real = random_real_set(task, like, seed=i)
+        real.meta.pop("lr_role", None)  # real images get the standard 0.01, not a rate learned for other images
         result = evaluate_set(real, task, "standard", arch, n_nets=1, sgd=sgd, seed=i, progress=False,
-                              from_fixed=from_fixed)
+                              from_fixed=from_fixed, augment=augment)
         accuracies.extend(result.accuracies)
     return EvalResult("standard", arch, accuracies, time.perf_counter() - began,
-                      {"images": "random real", "from_fixed_init": from_fixed})
+                      {"images": "random real", "from_fixed_init": from_fixed, "augment": augment or "none"})
 
 
 def full_data_baseline(task: Task, arch: str, n_nets: int = 1, progress: bool = True) -> EvalResult:
     """The same network trained on the whole training split (cached on disk, so each is trained once)."""
     began = time.perf_counter()
     accuracies = [accuracy(create_model(arch, task.image_shape, task.num_classes).to(task.test_x.device),
-                           trained_network(task, arch, seed=i, progress=progress), task.test_x, task.test_y)
+                           trained_network(task, arch, seed=i, config=full_data_config(arch), progress=progress),
+                           task.test_x, task.test_y)
                   for i in range(n_nets)]
     return EvalResult("full data", arch, accuracies, time.perf_counter() - began)

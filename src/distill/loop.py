@@ -34,6 +34,8 @@ class LoopConfig:
     lr_images: float = 0.01
     lr_lrs: float = 0.01
     beta1: float = 0.5
+    optimizer: str = "adam"  # adam | sgd (SGD with `momentum`, what DC, DSA, DM and MTT used)
+    momentum: float = 0.5
     decay_every: int = 0  # 0: no decay
     decay_factor: float = 0.5
     eval_every: int = 100
@@ -65,7 +67,12 @@ class _State:
         groups = [{"params": [synset.images], "lr": config.lr_images, "base_lr": config.lr_images}]
         if synset.log_lrs is not None and synset.log_lrs.requires_grad:
             groups.append({"params": [synset.log_lrs], "lr": config.lr_lrs, "base_lr": config.lr_lrs})
-        self.optimiser = torch.optim.Adam(groups, betas=(config.beta1, 0.999))
+        if config.optimizer == "sgd":
+            self.optimiser = torch.optim.SGD(groups, momentum=config.momentum)
+        elif config.optimizer == "adam":
+            self.optimiser = torch.optim.Adam(groups, betas=(config.beta1, 0.999))
+        else:
+            raise DistillError(f"unknown optimizer {config.optimizer!r}; choose adam or sgd")
 
     def tensors(self) -> dict[str, torch.Tensor]:
         out = {"synset.images": self.synset.images.detach()}

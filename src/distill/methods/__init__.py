@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Protocol
 
 import torch
@@ -13,6 +14,15 @@ from distill.synset import SyntheticSet
 
 
 class Method(Protocol):
+    """A method may also declare, as class attributes:
+
+    - `learns_schedule` (default True): whether its sets carry learned per-step learning rates (`dd`, `attack`), or
+      are plain images trained with the standard protocol (`dc`, `dm`, `mtt` ...);
+    - `Options`: a dataclass of its own hyperparameters, filled from `DistillConfig.options` (`--opt key=value`),
+      so a new method adds its knobs without touching the shared configuration;
+    - `finish(synset)`: called once after the loop, to move what it learned beyond the images into the metadata.
+    """
+
     name: str
 
     def setup(self, task: Task, synset: SyntheticSet) -> None:
@@ -40,4 +50,44 @@ def get_method(name: str) -> Callable[..., Method]:
     return METHODS[name]
 
 
-from distill.methods import attack, dd  # noqa: E402,F401  (registers the methods)
+def parse_options(factory: Callable[..., Method], options: dict) -> object | None:
+    """The method's `Options` dataclass filled from `options`; unknown keys and badly typed values are user errors."""
+    spec = getattr(factory, "Options", None)
+    if spec is None:
+        if options:
+            raise DistillError(f"method {factory.name!r} takes no --opt options (got {', '.join(sorted(options))})")
+        return None
+    known = {f.name: f for f in dataclasses.fields(spec)}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise DistillError(f"unknown option(s) for method {factory.name!r}: {', '.join(unknown)}; it takes: "
+                           f"{', '.join(sorted(known))}")
+    values = {}
+    for key, raw in options.items():
+        kind = type(getattr(spec(), key))
+        try:
+            values[key] = kind(raw) if kind is not bool else str(raw).lower() in ("1", "true", "yes", "on")
+        except (TypeError, ValueError):
+            raise DistillError(f"option {key}={raw!r} of method {factory.name!r} must be a {kind.__name__}") from None
+    return spec(**values)
+
+
+def learns_schedule(name: str) -> bool:
+    return getattr(get_method(name), "learns_schedule", True)
+
+
+class ClassSampler:
+    """Random real training images of one class: what DC, DSA and DM match their synthetic images against."""
+
+    def __init__(self, task: Task):
+        labels = task.train_y.cpu()
+        self.x = task.train_x
+        self.by_class = [(labels == c).nonzero().flatten() for c in range(task.num_classes)]
+
+    def __call__(self, c: int, n: int, rng: torch.Generator) -> torch.Tensor:
+        pool = self.by_class[c]
+        pick = pool[torch.randperm(len(pool), generator=rng)[:n]] if n <= len(pool) else pool
+        return self.x[pick.to(self.x.device)]
+
+
+from distill.methods import attack, coreset, dc, dd, dm, dsa, mtt  # noqa: E402,F401  (registers the methods)

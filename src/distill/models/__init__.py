@@ -83,9 +83,28 @@ def init_params(model: nn.Module, generator: torch.Generator, scheme: str = "def
     return params
 
 
+class _Embedder(nn.Module):
+    """Runs a network's `embed` (features before the classifier) as its forward, under the same parameter names."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.embed(x).flatten(1)
+
+
+def embed(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The features `model` computes for `x` with `params`: what distribution matching and herding compare."""
+    if not hasattr(model, "_distill_embedder"):
+        object.__setattr__(model, "_distill_embedder", _Embedder(model))
+    wrapped = {f"net.{k}": v for k, v in params.items()}
+    return torch.func.functional_call(model._distill_embedder, wrapped, (x,))
+
+
 def model_params(model: nn.Module) -> dict[str, torch.Tensor]:
     """The module's current parameters as a detached name -> tensor dict."""
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
-from distill.models import convnet, lenet, mlp  # noqa: E402,F401  (registers the networks)
+from distill.models import alexnet, convnet, lenet, mlp, resnet, vgg  # noqa: E402,F401  (registers the networks)

@@ -1,0 +1,82 @@
+"""What every benchmark script shares: run one setting through `distill.distill(...)` and write
+benchmarks/results/<name>.json with the fields GUIDE §7 asks for (and the exact command that reproduces it)."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+import distill
+from distill.report import write_json
+
+HERE = Path(__file__).resolve().parent
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name(device: str) -> str:
+    """The GPU's name for a CUDA run, else the CPU model (results files record where they were measured)."""
+    return torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name()
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def run_setting(name: str, options: dict, command: str, artifact: str | None = None, seed: int = 0,
+                device: str | None = None, resume: bool = False, extra: dict | None = None) -> dict:
+    """Distill with `options` (through the presets, as `distill run` does), write the results file, and copy the
+    set to benchmarks/artifacts/<artifact>.safetensors when asked."""
+    out = HERE / "runs" / name
+    run = distill.distill(out=out, force=not resume, resume=resume, device=device, seed=seed, **options)
+    r = run.results
+    config = run.synset.meta["config"]
+    result = {
+        "name": name, "dataset": config["dataset"], "method": config["method"], "ipc": config["ipc"],
+        "images": len(run.synset.labels), "arch": config["arch"], "init": config["init"],
+        "protocol": r["distilled"]["protocol"],
+        "eval_augment": r["distilled"]["detail"].get("augment", "none"),
+        "accuracy_mean": r["distilled"]["accuracy_mean"], "accuracy_std": r["distilled"]["accuracy_std"],
+        "n_eval_nets": r["distilled"]["n_nets"], "accuracies": r["distilled"]["accuracies"],
+        "full_data": {k: r["full_data"][k] for k in ("accuracy_mean", "accuracy_std", "n_nets")},
+        "random_real": {k: r["random_real"][k] for k in ("accuracy_mean", "accuracy_std", "n_nets", "protocol")},
+        "best_val_acc": max((h["val_acc"] for h in run.history if "val_acc" in h), default=None),
+        "final_val_acc": next((h["val_acc"] for h in reversed(run.history) if "val_acc" in h), None),
+        "distill_seconds": r["distill_seconds"], "device": device_name(r["device"]),
+        "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+        "git_commit": git_commit(), "command": command + (f" --seed {seed}" if seed else ""),
+        "config": config, **(extra or {}),
+    }
+    (HERE / "results").mkdir(exist_ok=True)
+    write_json(result, HERE / "results" / f"{name}.json")
+    if artifact:
+        (HERE / "artifacts").mkdir(exist_ok=True)
+        shutil.copyfile(out / "synset.safetensors", HERE / "artifacts" / f"{artifact}.safetensors")
+        shutil.copyfile(out / "grid.png", HERE / "artifacts" / f"{artifact}.png")
+        if run.history:
+            shutil.copyfile(out / "val_curve.png", HERE / "artifacts" / f"{artifact}-val.png")
+    print(json.dumps({k: result[k] for k in ("name", "accuracy_mean", "accuracy_std", "n_eval_nets",
+                                              "distill_seconds")}))
+    return result
+
+
+def config_of(options: dict, seed: int = 0) -> dict:
+    return asdict(distill.DistillConfig(**{**options, "seed": seed}))

@@ -1,0 +1,48 @@
+"""The field's standard methods and coreset baselines (issue 4) on MNIST and Fashion-MNIST, each run exactly as
+`distill run --dataset D --method M --ipc N` runs it (the shipped presets), writing benchmarks/results/<name>.json.
+
+    DISTILL_DATA=../shared/data python benchmarks/methods.py mnist-dm-ipc1
+    DISTILL_DATA=../shared/data python benchmarks/methods.py --list
+
+Names are <dataset>-<method>-ipc<N>. The 1-image-per-class MNIST sets are committed as
+benchmarks/artifacts/mnist-<method>-ipc1.safetensors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from common import run_setting
+
+from distill.presets import PUBLISHED
+
+DATASETS = ("mnist", "fashion-mnist")
+METHODS = ("dc", "dsa", "dm", "mtt", "random", "herding", "kcenter")
+SETTINGS = {f"{d}-{m}-ipc{n}": dict(dataset=d, method=m, ipc=n) for d in DATASETS for m in METHODS
+            for n in (1, 10, 50)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", nargs="?", choices=sorted(SETTINGS), metavar="NAME")
+    parser.add_argument("--list", action="store_true", help="print the settings and exit")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--resume", action="store_true", help="continue a killed run of this setting")
+    args = parser.parse_args()
+    if args.list or not args.name:
+        for name, options in SETTINGS.items():
+            print(name, json.dumps(options))
+        return
+    options = SETTINGS[args.name]
+    key = (options["dataset"], options["method"], options["ipc"])
+    artifact = f"mnist-{options['method']}-ipc1" if key[0] == "mnist" and key[2] == 1 else None
+    run_setting(args.name, options, f"DISTILL_DATA=../shared/data python benchmarks/methods.py {args.name}",
+                artifact=artifact, seed=args.seed, device=args.device, resume=args.resume,
+                extra={"published": PUBLISHED.get(key)})
+
+
+if __name__ == "__main__":
+    sys.exit(main())

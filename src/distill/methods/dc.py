@@ -1,0 +1,114 @@
+"""Dataset Condensation with gradient matching (Zhao, Mopuri & Bilen, ICLR 2021).
+
+The synthetic images of class c should produce the same training gradient as real images of class c:
+
+    loss = sum_c D( grad_theta CE(f_theta(x_real_c), c),  grad_theta CE(f_theta(x_syn_c), c) )
+
+with D the layer-wise distance of the paper: for every weight tensor, reshaped to [out, rest], the sum over output
+units of (1 - cosine similarity); biases and normalisation parameters are left out. The network theta follows a
+trajectory of its own: a fresh network every `outer_loop` steps, trained for `inner_loop` epochs on the current
+synthetic set between two updates of the images (the paper's inner and outer loops).
+
+One outer-loop step of the paper is one step of our loop, so the loop (optimiser, decay, checkpoints, validation)
+stays the shared one. The network between steps is state of this method: a resumed run starts a fresh network at the
+step it resumes from, which is exact when checkpoints fall on outer-loop boundaries (the presets' do).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from distill.augment import DSA, strategy_for
+from distill.data import Task
+from distill.methods import ClassSampler, parse_options, register_method
+from distill.models import create_model, init_params
+from distill.synset import SyntheticSet
+from distill.train import SGDConfig, train_sgd
+
+# The paper's loop lengths per images-per-class: (outer_loop, inner_loop).
+LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+
+
+@dataclass(frozen=True)
+class DCOptions:
+    real_batch: int = 256  # real images per class per step
+    outer_loop: int = 0  # 0: the paper's value for this ipc (LOOPS)
+    inner_loop: int = 0  # 0: the paper's value for this ipc
+    lr_net: float = 0.01  # SGD step size of the network trained between image updates
+    train_batch: int = 256
+    augment: str = "none"  # "dsa": siamese augmentation (that is the `dsa` method), "none", or a strategy string
+
+
+def gradient_distance(real: list[torch.Tensor], syn: list[torch.Tensor]) -> torch.Tensor:
+    """The paper's layer-wise distance: per output unit, 1 - cos(real gradient, synthetic gradient); 1-D tensors
+    (biases, normalisation) are skipped, as in the original."""
+    total = syn[0].sum() * 0
+    for g_real, g_syn in zip(real, syn):
+        if g_real.ndim == 1:
+            continue
+        a, b = g_real.flatten(1), g_syn.flatten(1)
+        cosine = (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1) + 1e-6)
+        total = total + (1 - cosine).sum()
+    return total
+
+
+@register_method("dc")
+class GradientMatching:
+    name = "dc"
+    learns_schedule = False
+    Options = DCOptions
+
+    def __init__(self, config):
+        self.config = config
+        self.options: DCOptions = parse_options(type(self), config.options)
+        self.params = None
+
+    def setup(self, task: Task, synset: SyntheticSet) -> None:
+        self.task = task
+        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+        self.sample = ClassSampler(task)
+        strategy = strategy_for(task.spec.name) if self.options.augment == "dsa" else self.options.augment
+        self.augment = DSA(strategy)
+        self.labels = synset.hard_labels()
+        ipc = int(synset.meta["ipc"])
+        default_outer, default_inner = LOOPS.get(ipc, (10, 50) if ipc >= 10 else (1, 1))
+        self.outer_loop = self.options.outer_loop or default_outer
+        self.inner_loop = self.options.inner_loop or default_inner
+
+    def _network_for(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> dict:
+        """A fresh network at the start of each outer loop; otherwise the current one after `inner_loop` more epochs
+        on the synthetic set (as it is after the previous step's update)."""
+        if step % self.outer_loop == 0 or self.params is None:
+            device = synset.images.device
+            self.params = {k: v.to(device) for k, v in init_params(self.model, rng, self.config.scheme()).items()}
+            return self.params
+        sgd = SGDConfig(epochs=self.inner_loop, batch_size=self.options.train_batch, lr=self.options.lr_net,
+                        momentum=0.0, weight_decay=0.0, decay_at_half=False)
+        augment = self.augment if self.augment.ops else None
+        self.params = train_sgd(self.model, self.params, synset.images.detach(), self.labels, sgd, rng,
+                                augment=augment)
+        return self.params
+
+    def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
+        params = self._network_for(synset, step, rng)
+        weights = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        names = list(weights)
+        total = synset.images.sum() * 0
+        for c in range(self.task.num_classes):
+            real = self.sample(c, self.options.real_batch, rng)
+            syn = synset.images[self.labels == c]
+            if self.augment.ops:
+                draw = self.augment.draw(rng)
+                real, syn = self.augment.apply(real, draw), self.augment.apply(syn, draw)
+            target_real = torch.full((len(real),), c, device=real.device)
+            target_syn = torch.full((len(syn),), c, device=syn.device)
+            g_real = torch.autograd.grad(F.cross_entropy(functional_call(self.model, weights, (real,)), target_real),
+                                         [weights[k] for k in names])
+            g_syn = torch.autograd.grad(F.cross_entropy(functional_call(self.model, weights, (syn,)), target_syn),
+                                        [weights[k] for k in names], create_graph=True)
+            total = total + gradient_distance([g.detach() for g in g_real], list(g_syn))
+        return total

@@ -1,0 +1,123 @@
+"""Matching Training Trajectories (Cazenavette et al., CVPR 2022).
+
+Expert networks are trained on the real data once, their parameters saved after every epoch (cached on disk). Each
+step picks an expert and a start epoch s, starts a network at the expert's epoch-s parameters, takes N gradient steps
+on (augmented) synthetic images with a learned learning rate, and asks to land where the expert was M epochs later:
+
+    loss = || theta_N - theta*_{s+M} ||^2 / || theta*_s - theta*_{s+M} ||^2
+
+The learned learning rate is the set's training learning rate: it is stored as the set's single `lrs` entry and the
+standard evaluation protocol trains with it (metadata `lr_role` = `standard`), as the paper evaluates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.func import functional_call
+from torch.nn import functional as F
+from tqdm.auto import tqdm
+
+from distill.augment import DSA, strategy_for
+from distill.data import Task
+from distill.methods import parse_options, register_method
+from distill.models import create_model, init_params
+from distill.synset import SyntheticSet
+from distill.train import Params, SGDConfig, cache_root, train_sgd
+
+
+@dataclass(frozen=True)
+class MTTOptions:
+    experts: int = 5  # expert trajectories trained (once, cached) on the real data
+    expert_epochs: int = 2  # M: how many expert epochs the synthetic steps must cover
+    train_epochs: int = 10  # epochs per expert trajectory (start epochs are drawn below max_start_epoch)
+    max_start_epoch: int = 5
+    syn_steps: int = 20  # N: gradient steps on the synthetic set per match
+    syn_batch: int = 0  # synthetic images per step (0: all of them)
+    expert_lr: float = 0.01
+    expert_batch: int = 256
+    augment: str = "dsa"
+
+
+def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MTTOptions, augment: DSA,
+                      progress: bool = True) -> list[Params]:
+    """Parameters of one expert after every epoch (epoch 0 = initialisation), trained with plain SGD (no momentum, so
+    epoch-by-epoch training is exactly one long run), cached as safetensors keyed by everything that shapes it."""
+    model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
+    key_src = json.dumps({"arch": arch, "scheme": scheme, "seed": seed, "epochs": options.train_epochs,
+                          "lr": options.expert_lr, "batch": options.expert_batch, "augment": augment.ops,
+                          "n": len(task.train_x)}, sort_keys=True)
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
+    path = cache_root() / f"{task.spec.name}-{arch}-expert{seed}-{key}.safetensors"
+    device = task.train_x.device
+    if path.is_file():
+        flat = load_file(str(path))
+        return [{k.split(".", 1)[1]: v.to(device) for k, v in flat.items() if k.startswith(f"e{e}.")}
+                for e in range(options.train_epochs + 1)]
+    generator = torch.Generator().manual_seed(20_000 + seed)
+    params = {k: v.to(device) for k, v in init_params(model, generator, scheme).items()}
+    trajectory = [params]
+    sgd = SGDConfig(epochs=1, batch_size=options.expert_batch, lr=options.expert_lr, momentum=0.0, weight_decay=0.0,
+                    decay_at_half=False)
+    for epoch in tqdm(range(options.train_epochs), desc=f"expert {seed} ({arch} on {task.spec.name})",
+                      disable=not progress, leave=False):
+        params = train_sgd(model, params, task.train_x, task.train_y, sgd, generator,
+                           augment=augment if augment.ops else None)
+        trajectory.append(params)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    save_file({f"e{e}.{k}": v.cpu().contiguous() for e, p in enumerate(trajectory) for k, v in p.items()}, str(tmp),
+              metadata={"key": key_src})
+    os.replace(tmp, path)
+    return trajectory
+
+
+@register_method("mtt")
+class TrajectoryMatching:
+    name = "mtt"
+    learns_schedule = False
+    learns_train_lr = True  # one learned SGD learning rate, used by the standard protocol
+    Options = MTTOptions
+
+    def __init__(self, config):
+        self.config = config
+        self.options: MTTOptions = parse_options(type(self), config.options)
+        if self.options.max_start_epoch + self.options.expert_epochs > self.options.train_epochs:
+            from distill.errors import DistillError  # noqa: PLC0415
+
+            raise DistillError("mtt: max_start_epoch + expert_epochs must not exceed train_epochs")
+
+    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
+        self.task = task
+        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+        strategy = strategy_for(task.spec.name) if self.options.augment == "dsa" else self.options.augment
+        self.augment = DSA(strategy)
+        self.labels = synset.hard_labels()
+        self.experts = [expert_trajectory(task, self.config.arch, self.config.scheme(), seed, self.options,
+                                          self.augment, progress) for seed in range(self.options.experts)]
+
+    def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
+        o = self.options
+        trajectory = self.experts[int(torch.randint(len(self.experts), (1,), generator=rng))]
+        start = int(torch.randint(o.max_start_epoch + 1, (1,), generator=rng))
+        begin, target = trajectory[start], trajectory[start + o.expert_epochs]
+        names = list(begin)
+        lr = synset.lrs[0]
+        current = [begin[k].detach().requires_grad_(True) for k in names]
+        n = len(synset.images)
+        for _ in range(o.syn_steps):
+            idx = torch.randperm(n, generator=rng)[: o.syn_batch or n].to(synset.images.device)
+            x = synset.images[idx]
+            if self.augment.ops:
+                x = self.augment(x, rng)
+            logits = functional_call(self.model, dict(zip(names, current)), (x,))
+            grads = torch.autograd.grad(F.cross_entropy(logits, self.labels[idx]), current, create_graph=True)
+            current = [w - lr * g for w, g in zip(current, grads)]
+        reached = sum(((w - target[k]) ** 2).sum() for w, k in zip(current, names))
+        distance = sum(((begin[k] - target[k]) ** 2).sum() for k in names)
+        return reached / distance

@@ -1,0 +1,162 @@
+"""The standard methods (DC, DSA, DM, MTT), the coreset baselines and the presets: fast checks on the bundled 8x8
+digits that each loss measures what its paper says it measures."""
+
+import math
+
+import pytest
+import torch
+
+import distill
+from distill import presets
+from distill.api import DistillConfig, build_method, initial_synset
+from distill.data import load_task
+from distill.errors import DistillError
+from distill.evaluate import augment_ops, evaluate_set, standard_sgd
+from distill.loop import LoopConfig, run_loop, step_generator
+from distill.methods.dc import gradient_distance
+from distill.methods.mtt import expert_trajectory
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_task("digits")
+
+
+def method_and_set(task, method, ipc=1, **options):
+    config = DistillConfig(**presets.resolve(dataset="digits", method=method, ipc=ipc, **options))
+    config.validate()
+    synset = initial_synset(config, task)
+    m = build_method(config)
+    m.setup(task, synset)
+    return m, synset
+
+
+def real_equals_synthetic(method, synset):
+    """Make the method's 'real' batch of class c exactly the synthetic images of class c."""
+    labels = synset.hard_labels()
+    method.sample = lambda c, n, rng: synset.images.detach()[labels == c]
+
+
+def test_gradient_distance_is_zero_for_equal_and_counts_rows_for_opposite():
+    g = [torch.randn(4, 3, 3, 3), torch.randn(4), torch.randn(10, 8)]
+    assert gradient_distance(g, g).item() == pytest.approx(0.0, abs=1e-5)
+    # opposite gradients: 1 - cos = 2 for every output unit of every weight tensor; biases (1-D) are skipped
+    assert gradient_distance(g, [-t for t in g]).item() == pytest.approx(2 * (4 + 10), rel=1e-5)
+
+
+@pytest.mark.parametrize("method", ["dc", "dsa"])
+def test_gradient_matching_vanishes_when_real_is_synthetic(digits, method):
+    m, synset = method_and_set(digits, method, ipc=2)
+    apart = m.loss(synset, 0, step_generator(0, 0)).item()
+    real_equals_synthetic(m, synset)
+    # siamese augmentation: the same transformation on both sides, so the gradients still agree; what is left comes
+    # from the paper's 1e-6 in the cosine's denominator, on output units whose gradient is almost zero
+    assert m.loss(synset, 0, step_generator(0, 0)).item() < 0.01 * apart
+
+
+def test_gradient_matching_loss_reaches_the_pixels(digits):
+    m, synset = method_and_set(digits, "dc")
+    loss = m.loss(synset, 0, step_generator(0, 0))
+    (grad,) = torch.autograd.grad(loss, [synset.images])
+    assert loss.item() > 0 and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+def test_dc_network_is_fresh_at_each_outer_loop_and_trained_inside_it(digits):
+    m, synset = method_and_set(digits, "dc", ipc=2, options={"outer_loop": 2, "inner_loop": 3})
+    m.loss(synset, 0, step_generator(0, 0))
+    first = {k: v.clone() for k, v in m.params.items()}
+    m.loss(synset, 1, step_generator(0, 1))  # same outer loop: the network was trained on the set
+    assert any(not torch.equal(first[k], m.params[k]) for k in first)
+    m.loss(synset, 2, step_generator(0, 2))  # next outer loop: a fresh network from step 2's generator
+    fresh = {k: v.clone() for k, v in m.params.items()}
+    m.loss(synset, 2, step_generator(0, 2))
+    assert all(torch.equal(fresh[k], m.params[k]) for k in fresh)
+
+
+def test_distribution_matching_vanishes_when_real_is_synthetic_and_not_otherwise(digits):
+    m, synset = method_and_set(digits, "dm", ipc=2)
+    assert m.loss(synset, 0, step_generator(0, 0)).item() > 1e-3
+    real_equals_synthetic(m, synset)
+    assert m.loss(synset, 0, step_generator(0, 0)).item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_dm_steps_reduce_its_loss(digits):
+    m, synset = method_and_set(digits, "dm", ipc=1)
+    fixed = step_generator(0, 123)
+    before = m.loss(synset, 0, torch.Generator().set_state(fixed.get_state())).item()
+    run_loop(m, synset, LoopConfig(iterations=30, optimizer="sgd", lr_images=1.0, keep_best=False), progress=False)
+    after = m.loss(synset, 0, torch.Generator().set_state(fixed.get_state())).item()
+    assert after < before
+
+
+def test_mtt_loss_is_one_without_learning_and_experts_are_cached(digits, tmp_path, monkeypatch):
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path))
+    options = {"experts": 1, "train_epochs": 2, "max_start_epoch": 1, "expert_epochs": 1, "syn_steps": 3}
+    m, synset = method_and_set(digits, "mtt", ipc=1, options=options, init_lr=1e-12)
+    # with a learning rate of ~0 the synthetic steps go nowhere: exactly the starting distance, ratio 1
+    assert m.loss(synset, 0, step_generator(0, 0)).item() == pytest.approx(1.0, abs=1e-6)
+    assert synset.meta["lr_role"] == "standard" and synset.lrs.shape == (1,)
+    again = expert_trajectory(digits, "convnet", "default", 0, m.options, m.augment, progress=False)
+    assert len(again) == 3 and all(torch.equal(a[k], b[k]) for a, b in zip(again, m.experts[0]) for k in a)
+
+
+def test_mtt_set_trains_with_its_learned_rate(digits):
+    _, synset = method_and_set(digits, "mtt", ipc=1, init_lr=0.037, options={"experts": 1, "train_epochs": 1,
+                                                                            "max_start_epoch": 0,
+                                                                            "expert_epochs": 1})
+    assert standard_sgd(synset).lr == pytest.approx(0.037)
+    assert standard_sgd(None).lr == 0.01
+
+
+@pytest.mark.parametrize("name", ["random", "herding", "kcenter"])
+def test_coresets_are_real_training_images_class_by_class(name):
+    run = distill.distill(dataset="digits", method=name, ipc=2, evaluate=False, progress=False)
+    task = load_task("digits")
+    images = run.synset.images
+    for image, label in zip(images, run.synset.labels):
+        match = (task.train_x == image).flatten(1).all(1).nonzero().flatten()
+        assert len(match) >= 1 and int(task.train_y[match[0]]) == int(label)
+    assert run.synset.labels.tolist() == [c for c in range(10) for _ in range(2)]
+    assert run.synset.log_lrs is None
+
+
+def test_presets_layer_method_defaults_preset_and_user_options():
+    resolved = presets.resolve(dataset="mnist", method="dm", ipc=1)
+    assert resolved["arch"] == "convnet" and resolved["optimizer"] == "sgd" and resolved["init"] == "random"
+    assert resolved["options"] == {"real_batch": 64} and resolved["iterations"] == 2000
+    mine = presets.resolve(dataset="mnist", method="dm", ipc=1, iterations=5, options={"augment": "none"})
+    assert mine["iterations"] == 5 and mine["options"] == {"real_batch": 64, "augment": "none"}
+    assert presets.resolve()["method"] == "dd" and presets.resolve()["arch"] == "lenet"
+
+
+def test_bad_method_options_are_clear_errors():
+    with pytest.raises(DistillError, match="unknown option.*bogus"):
+        DistillConfig(**presets.resolve(method="dm", options={"bogus": 1})).validate()
+    with pytest.raises(DistillError, match="must be a int"):
+        DistillConfig(**presets.resolve(method="dm", options={"real_batch": "many"})).validate()
+    with pytest.raises(DistillError, match="--init random"):
+        DistillConfig(**{**presets.resolve(method="dm"), "init": "fixed"}).validate()
+    with pytest.raises(DistillError, match="unknown augmentation|valid"):
+        DistillConfig(**presets.resolve(method="dm", eval_augment="crop_zoom")).validate()
+
+
+def test_digit_augmentation_never_flips_and_schedule_protocols_refuse_it(digits):
+    assert "flip" not in augment_ops("dsa", "mnist").ops and "flip" in augment_ops("dsa", "cifar10").ops
+    _, synset = method_and_set(digits, "dd")
+    with pytest.raises(DistillError, match="standard protocol only"):
+        evaluate_set(synset.detached(), digits, "fixed", augment="dsa", progress=False)
+
+
+def test_sgd_outer_loop_resumes_exactly(digits, tmp_path):
+    def fresh():
+        return method_and_set(digits, "dm", ipc=1)
+
+    config = LoopConfig(iterations=6, optimizer="sgd", lr_images=1.0, checkpoint_every=3, keep_best=False)
+    m, whole = fresh()
+    run_loop(m, whole, config, progress=False)
+    m, first = fresh()
+    run_loop(m, first, LoopConfig(**{**config.__dict__, "iterations": 3}), checkpoint_dir=tmp_path, progress=False)
+    m, second = fresh()
+    run_loop(m, second, config, checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert torch.allclose(whole.images, second.images, atol=1e-6)
+    assert not math.isclose(float((whole.images - fresh()[1].images).detach().abs().sum()), 0.0)  # it did move

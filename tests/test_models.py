@@ -1,0 +1,82 @@
+"""The network registry: every network runs under functional_call with parameters from init_params, on MNIST- and
+CIFAR-shaped images, lets gradients reach every parameter, holds no buffers, and refuses images it cannot use."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.func import functional_call
+
+from distill.errors import DistillError
+from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
+
+ARCHS = ("mlp", "lenet", "convnet", "alexnet", "vgg11", "resnet18")
+SHAPES = ((1, 28, 28), (3, 32, 32))
+
+
+def fresh(arch: str, shape: tuple[int, int, int], seed: int = 0) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+    model = create_model(arch, shape, 10)
+    params = init_params(model, torch.Generator().manual_seed(seed), DEFAULT_INIT[arch])
+    return model, params
+
+
+def test_registry_has_cross_architecture_networks():
+    assert set(ARCHS) <= set(MODELS)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("arch", ARCHS)
+def test_functional_call_logits_and_gradients(arch, shape):
+    torch.manual_seed(0)
+    model, params = fresh(arch, shape)
+    assert list(model.buffers()) == []
+    params = {name: p.requires_grad_() for name, p in params.items()}
+    x = torch.randn(3, *shape)
+    logits = functional_call(model, params, (x,))
+    assert logits.shape == (3, 10)
+    assert torch.isfinite(logits).all()
+    loss = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2]))
+    grads = torch.autograd.grad(loss, list(params.values()))
+    for name, grad in zip(params, grads):
+        assert grad is not None, name
+        assert torch.isfinite(grad).all(), name
+        assert grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_init_params_is_reproducible_per_seed(arch):
+    model, first = fresh(arch, (1, 16, 16), seed=1)
+    _, again = fresh(arch, (1, 16, 16), seed=1)
+    _, other = fresh(arch, (1, 16, 16), seed=2)
+    assert first.keys() == dict(model.named_parameters()).keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+@pytest.mark.parametrize("arch", ("alexnet", "vgg11", "resnet18"))
+def test_embed_is_the_input_of_the_classifier(arch):
+    model = create_model(arch, (1, 16, 16), 10)
+    x = torch.randn(2, 1, 16, 16)
+    features = model.embed(x)
+    assert features.shape == (2, model.classifier.in_features)
+    assert torch.allclose(model.classifier(features), model(x))
+
+
+@pytest.mark.parametrize("arch", ("alexnet", "vgg11"))
+def test_small_digits_images_still_fit(arch):
+    model, params = fresh(arch, (1, 8, 8))
+    assert functional_call(model, params, (torch.randn(2, 1, 8, 8),)).shape == (2, 10)
+
+
+@pytest.mark.parametrize(
+    ("arch", "shape", "message"),
+    [
+        ("alexnet", (3, 7, 7), "alexnet needs 3-channel images of at least 8x8; got 7x7"),
+        ("alexnet", (1, 3, 3), "alexnet needs 1-channel images of at least 4x4; got 3x3"),
+        ("vgg11", (3, 1, 1), "vgg11 needs images of at least 2x2; got 1x1"),
+        ("resnet18", (1, 8, 8), "resnet18 needs images larger than 8x8"),
+    ],
+)
+def test_too_small_images_are_refused_clearly(arch, shape, message):
+    with pytest.raises(DistillError, match=message.replace("(", r"\(")):
+        create_model(arch, shape, 10)
