@@ -25,7 +25,7 @@ def table() -> str:
             "command |", "|---|---|---|---|---|---|---|---|"]
     for path in sorted((HERE / "results").glob("*.json")):
         r = json.loads(path.read_text())
-        if "random_real" not in r:
+        if "random_real" not in r or r["method"] != "dd":
             continue
         setting = f"{r['dataset']} · {r['method']} · {r['arch']} · {r['init']} init ({r['protocol']})"
         rr, fd = r["random_real"], r["full_data"]
@@ -35,6 +35,42 @@ def table() -> str:
             f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
             f"{r['distill_seconds'] / 60:.1f} min ({r['device']}, {r.get('threads', '?')} threads) | "
             f"`{r['command']}` |")
+    return "\n".join(rows)
+
+
+METHOD_ORDER = ("dc", "dsa", "dm", "mtt", "random", "herding", "kcenter")
+
+
+def methods_table() -> str:
+    """Issue 4: the standard methods and coresets beside the papers' numbers (ConvNet, standard protocol)."""
+    rows = ["| dataset | method | img/class | ours (test %) | published | eval nets | eval augment | random real | "
+            "full data | distill time | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    found = [json.loads(p.read_text()) for p in (HERE / "results").glob("*.json")]
+    found = [r for r in found if r.get("method") in METHOD_ORDER]
+    found.sort(key=lambda r: (r["dataset"], METHOD_ORDER.index(r["method"]), r["ipc"]))
+    for r in found:
+        rr, fd = r["random_real"], r["full_data"]
+        published = r.get("published")
+        rows.append(
+            f"| {r['dataset']} | {r['method']} | {r['ipc']} | "
+            f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
+            f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | {r.get('eval_augment', 'none')} | "
+            f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
+            f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
+            f"{r['distill_seconds'] / 60:.1f} min ({r['device']}, {r.get('threads', '?')} thr.) | `{r['command']}` |")
+    return "\n".join(rows)
+
+
+def cross_arch_table() -> str:
+    rows = []
+    for path in sorted((HERE / "results").glob("cross-arch-*.json")):
+        r = json.loads(path.read_text())
+        archs = list(r["archs"])
+        rows += [f"Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, distilled with {r['distilled_with']}; "
+                 f"standard protocol, augmentation: {r['augment']}; {r['device']}): `{r['command']}`", "",
+                 "| " + " | ".join(archs) + " |", "|" + "---|" * len(archs),
+                 "| " + " | ".join(percent(a["accuracy_mean"], a["accuracy_std"], a["n_nets"])
+                                   for a in r["archs"].values()) + " |", ""]
     return "\n".join(rows)
 
 
@@ -56,7 +92,10 @@ def attack_table() -> str:
 def main() -> None:
     text = table() + "\n\nPoisoning (issue 3): success = share of the attacked class's test images predicted as the target " \
         "(forget: predicted as anything else), mean ± std over held-out victims never seen while crafting; " \
-        "\"other classes, change\" = accuracy change (points) on every other class.\n\n" + attack_table()
+        "\"other classes, change\" = accuracy change (points) on every other class.\n\n" + attack_table() + \
+        "\n\nStandard methods and coresets (issue 4): ConvNet, fresh random networks, standard protocol (augmented " \
+        "where the column says so, 1000 epochs; else 300), beside the papers' numbers.\n\n" + methods_table() + \
+        "\n\nCross-architecture (test %, mean ± std over fresh networks of each kind):\n\n" + cross_arch_table()
     if "--write" not in sys.argv:
         print(text)
         return

@@ -172,3 +172,30 @@ def test_data_lists_present_and_missing(tmp_path):
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert rows["digits"]["present"] and not rows["mnist"]["present"]
     assert "train-images-idx3-ubyte.gz" in rows["mnist"]["missing"]
+
+
+def test_run_a_matching_method_then_evaluate_it_across_architectures_with_augmentation(tmp_path):
+    out = tmp_path / "dm"
+    result = cli("run", "--method", "dm", "--iterations", "4", "--eval-every", "2", "--eval-nets", "1",
+                 "--eval-epochs", "3", "--opt", "real_batch=16", "--out", out, "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "(dm, random init) trained convnet" in result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["options"] == {"real_batch": "16"} and summary["config"]["optimizer"] == "sgd"
+    assert summary["results"]["distilled"]["detail"]["augment"] == "color_crop_cutout_scale_rotate"
+    for arch in ("mlp", "alexnet", "vgg11"):
+        result = cli("eval", out / "synset.safetensors", "--arch", arch, "--nets", "1", "--epochs", "2",
+                     "--augment", "dsa", "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["arch"] == arch and report["protocol"] == "standard" and report["n_nets"] == 1
+        assert report["detail"]["augment"] == "color_crop_cutout_scale_rotate"
+
+
+def test_bad_method_option_and_bad_augmentation(tmp_path):
+    assert_user_error(cli("run", "--method", "dm", "--opt", "bogus=1", "--out", tmp_path / "o"), "bogus")
+    assert_user_error(cli("run", "--method", "dm", "--opt", "real_batch", "--out", tmp_path / "o"), "key=value")
+    tiny = tiny_set(tmp_path)
+    assert_user_error(cli("eval", tiny, "--protocol", "standard", "--augment", "zoom"), "zoom")
+    assert_user_error(cli("eval", tiny, "--arch", "resnet18", "--protocol", "standard"), "resnet18")
+    assert not (tmp_path / "o").exists()

@@ -160,3 +160,15 @@ def test_sgd_outer_loop_resumes_exactly(digits, tmp_path):
     run_loop(m, second, config, checkpoint_dir=tmp_path, resume=True, progress=False)
     assert torch.allclose(whole.images, second.images, atol=1e-6)
     assert not math.isclose(float((whole.images - fresh()[1].images).detach().abs().sum()), 0.0)  # it did move
+
+
+def test_resume_of_a_finished_run_may_change_only_its_evaluation(tmp_path):
+    tiny = dict(dataset="digits", method="dm", iterations=3, eval_every=3, eval_nets=1, eval_epochs=2,
+                options={"real_batch": 16}, progress=False)
+    first = distill.distill(out=tmp_path, **tiny)
+    again = distill.distill(out=tmp_path, resume=True, **{**tiny, "eval_epochs": 3, "eval_augment": "none"})
+    assert torch.equal(first.synset.images, again.synset.images)  # nothing was distilled again
+    assert again.results["distilled"]["detail"]["augment"] == "none"
+    assert again.results["distilled"]["detail"]["sgd"]["epochs"] == 3
+    with pytest.raises(DistillError, match="different options"):
+        distill.distill(out=tmp_path, resume=True, **{**tiny, "lr_images": 0.5})

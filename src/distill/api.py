@@ -176,6 +176,8 @@ def build_method(config: DistillConfig, pool=None):
 
 
 VALIDATION_EPOCHS = 100
+EVALUATION_ONLY = ("eval_nets", "eval_augment", "eval_epochs")  # options a resumed run may change: they only shape
+# the final measurement, so `--resume` on a finished run re-evaluates it without distilling again
 
 
 def validation_accuracy(config: DistillConfig, task: Task):
@@ -262,7 +264,8 @@ def distill(
     else:
         method.setup(task, synset)
         loop_result = run_loop(method, synset, config.loop(), validate=validation_accuracy(config, task),
-                               checkpoint_dir=out_path, resume=resume, run_config=asdict(config), progress=progress)
+                               checkpoint_dir=out_path, resume=resume, run_config=asdict(config), progress=progress,
+                               free_on_resume=EVALUATION_ONLY)
     final = synset.detached()
     results = {"distill_seconds": round(loop_result.seconds, 2), "rollbacks": loop_result.rollbacks,
                "kept_step": loop_result.best_step if config.keep_best else config.iterations,

@@ -15,6 +15,7 @@ import typer
 from distill import api, presets
 from distill.data import dataset_status
 from distill.errors import DistillError
+from distill.methods import get_method
 from distill.synset import describe, load
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -111,12 +112,13 @@ def run(
                          progress=not quiet, evaluate=evaluate)
     r = result.results
     n_images = len(result.synset.labels)
+    what = "selected real" if getattr(get_method(config.method), "selects", False) else "distilled"
     if not evaluate:
-        typer.echo(f"{n_images} distilled images ({config.method}, {config.init} init) in {r['distill_seconds']:.0f} s")
+        typer.echo(f"{n_images} {what} images ({config.method}, {config.init} init) in {r['distill_seconds']:.0f} s")
         for name, path in result.files.items():
             typer.echo(f"  {name}: {path}")
         return
-    typer.echo(f"{n_images} distilled images ({config.method}, {config.init} init) trained {config.arch} to "
+    typer.echo(f"{n_images} {what} images ({config.method}, {config.init} init) trained {config.arch} to "
                f"{_percent(r['distilled'])} test accuracy [{r['distilled']['protocol']}]")
     typer.echo(f"  full training set ({config.arch}): {_percent(r['full_data'])}")
     typer.echo(f"  {n_images} random real images:    {_percent(r['random_real'])}")

@@ -130,8 +130,12 @@ def run_loop(
     resume: bool = False,
     run_config: dict | None = None,
     progress: bool = True,
+    free_on_resume: tuple[str, ...] = (),
 ) -> LoopResult:
-    """Optimise `synset` in place to minimise `method.loss`. Returns the loss / validation history."""
+    """Optimise `synset` in place to minimise `method.loss`. Returns the loss / validation history.
+
+    `--resume` insists on the options the checkpoint was written with, except `free_on_resume`: options that do not
+    change the optimisation (how the final set is evaluated), so a finished run can be re-evaluated differently."""
     state = _State(synset, config)
     result = LoopResult()
     best: dict[str, torch.Tensor] = {}  # the synthetic tensors that scored best on validation so far
@@ -149,7 +153,8 @@ def run_loop(
                 saved_meta = handle.metadata()
         except Exception as exc:  # noqa: BLE001
             raise DistillError(f"--resume: cannot read {checkpoint} ({exc})") from None
-        if json.loads(saved_meta["config"]) != json.loads(json.dumps(run_config)):
+        pinned = lambda c: {k: v for k, v in c.items() if k not in free_on_resume}  # noqa: E731
+        if pinned(json.loads(saved_meta["config"])) != pinned(json.loads(json.dumps(run_config))):
             raise DistillError(f"--resume: {checkpoint} was written by a run with different options; "
                                "use the same options, or start afresh with --force")
         state.restore({k: v for k, v in saved_tensors.items() if not k.startswith("best.")})

@@ -220,6 +220,8 @@ def describe(synset: SyntheticSet) -> dict:
     out["labels"] = "soft" if synset.labels.ndim == 2 else "hard"
     if synset.log_lrs is not None:
         out["lrs"] = [round(float(x), 5) for x in synset.lrs]
+        if m.get("lr_role") == "standard":
+            out["lrs_use"] = "learned SGD learning rate of the standard protocol"
     out["results"] = m.get("results", {})
     if "attack" in m:
         out["attack"] = m["attack"]

@@ -1,0 +1,60 @@
+"""Cross-architecture evaluation (GUIDE §5, issue 4): one committed set trained on MLP, LeNet, ConvNet, AlexNet,
+VGG-11 and ResNet-18 with the standard protocol, written to benchmarks/results/cross-arch-<set>.json.
+
+    DISTILL_DATA=../shared/data python benchmarks/cross_arch.py benchmarks/artifacts/mnist-dm-ipc1.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+from common import HERE, device_name, git_commit
+
+import distill
+from distill.report import write_json
+
+ARCHS = ("mlp", "lenet", "convnet", "alexnet", "vgg11", "resnet18")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--nets", type=int, default=5)
+    parser.add_argument("--augment", default="", help="standard-protocol augmentation (default: none)")
+    parser.add_argument("--epochs", type=int, default=0)
+    parser.add_argument("--archs", default=",".join(ARCHS))
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    synset = distill.load(args.file)
+    rows = {}
+    for arch in args.archs.split(","):
+        began = time.perf_counter()
+        result = distill.evaluate(synset, protocol="standard", arch=arch, n_nets=args.nets, device=args.device,
+                                  augment=args.augment, epochs=args.epochs)
+        rows[arch] = {"accuracy_mean": result.accuracy_mean, "accuracy_std": result.accuracy_std,
+                      "n_nets": result.n_nets, "accuracies": result.accuracies,
+                      "seconds": round(time.perf_counter() - began, 1)}
+        print(arch, json.dumps(rows[arch]), flush=True)
+    name = args.file.name.removesuffix(".safetensors")
+    command = f"DISTILL_DATA=../shared/data python benchmarks/cross_arch.py {args.file}"
+    if args.augment:
+        command += f" --augment {args.augment}"
+    if args.epochs:
+        command += f" --epochs {args.epochs}"
+    result = {"name": f"cross-arch-{name}", "set": str(args.file), "dataset": synset.meta["dataset"],
+              "method": synset.meta["method"], "ipc": synset.meta["ipc"], "distilled_with": synset.meta["arch"],
+              "augment": args.augment or "none", "archs": rows,
+              "device": device_name(args.device or ("cuda" if torch.cuda.is_available() else "cpu")),
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+              "git_commit": git_commit(), "command": command}
+    write_json(result, HERE / "results" / f"cross-arch-{name}.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
