@@ -38,6 +38,7 @@ _CPU_MATCHING = {"options": {"real_batch": 64}}  # 64 real images per class per 
 PRESETS: dict[tuple[str, str, int], dict] = {
     ("digits", "dd", 1): {},  # the README's first command
     **{(d, "dm", 1): {**_CPU_MATCHING, "iterations": 2000, "eval_every": 250} for d in ("mnist", "fashion-mnist")},
+    ("mnist", "dm", 10): {**_CPU_MATCHING, "iterations": 2000, "eval_every": 500},
     **{(d, m, 1): {**_CPU_MATCHING, "iterations": 1000, "eval_every": 250}
        for d in ("mnist", "fashion-mnist") for m in ("dc", "dsa")},
     # two experts of four epochs (the paper: 100 of 50) and 500 matches: what fits a CPU core in under an hour
