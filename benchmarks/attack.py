@@ -40,7 +40,7 @@ ARTIFACTS = {"mnist-3to8": "mnist-attack-3to8"}
 def brief(m: dict) -> dict:
     keep = ("before_success", "after_success", "before_attacked_acc", "after_attacked_acc", "before_others_acc",
             "after_others_acc", "before_overall_acc", "after_overall_acc", "others_drop", "n_victims", "per_class")
-    return {k: m[k] for k in keep if k in m} | ({"lr": m["lr"]} if "lr" in m else {})
+    return {k: m[k] for k in keep if k in m} | {k: m[k] for k in ("lr", "damage_budget") if k in m}
 
 
 def main() -> None:
@@ -65,7 +65,9 @@ def main() -> None:
         "attack_success_std": r["held_out"]["after_success"]["std"],
         "others_drop_mean": r["held_out"]["others_drop"]["mean"],
         "n_eval_victims": r["held_out"]["n_victims"],
-        "held_out": brief(r["held_out"]), "crafting": brief(r["crafting"]), "label_flip": brief(r["label_flip"]),
+        "held_out": brief(r["held_out"]), "crafting": brief(r["crafting"]), "validation": r["validation"],
+        "label_flip": brief(r["label_flip"]), "label_flip_matched": brief(r["label_flip_matched"]),
+        "label_flip_sweep": r["label_flip_sweep"],
         "distill_seconds": r["distill_seconds"],
         "device": device_name(r["device"]),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "git_commit": git_commit(),
@@ -81,8 +83,8 @@ def main() -> None:
         shutil.copyfile(out / "grid.png", HERE / "artifacts" / f"{stem}.png")
         shutil.copyfile(out / "confusion.png", HERE / "artifacts" / f"{stem}-confusion.png")
     print(json.dumps({k: result[k] for k in ("name", "attack_success_mean", "others_drop_mean", "n_eval_victims")}
-                     | {"label_flip_success": result["label_flip"]["after_success"]["mean"],
-                        "label_flip_others_drop": result["label_flip"]["others_drop"]["mean"]}))
+                     | {f"{name}_{key}": result[name][stat]["mean"] for name in ("label_flip", "label_flip_matched")
+                        for key, stat in (("success", "after_success"), ("others_drop", "others_drop"))}))
 
 
 if __name__ == "__main__":

@@ -75,17 +75,22 @@ def cross_arch_table() -> str:
 
 
 def attack_table() -> str:
-    rows = ["| attack | poison | held-out victims | success (distilled) | other classes, change | success (label flip) "
-            "| other classes, change (label flip) | command |", "|---|---|---|---|---|---|---|---|"]
+    rows = ["| attack | poison | held-out victims | success (distilled) | other classes, change | label flip at ≤ the "
+            "poison's harm: success | change | label flip, best score: success | change | command |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cells(m: dict) -> str:
+        lr = f" (lr {m['lr']:g})" if "lr" in m else ""
+        return (f"{percent(m['after_success']['mean'], m['after_success']['std'], 2)} | "
+                f"{-100 * m['others_drop']['mean']:+.2f}{lr}")
+
     for path in sorted((HERE / "results").glob("attack-*.json")):
         r = json.loads(path.read_text())
         goal = f"{r['attacked']} → {r['target']}" if r["target"] is not None else f"forget {r['attacked']}"
-        h, f = r["held_out"], r["label_flip"]
-        rows.append(
-            f"| {r['dataset']} {goal} | {r['images']} images, {r['gradient_steps']} steps | {r['n_eval_victims']} | "
-            f"**{percent(h['after_success']['mean'], h['after_success']['std'], 2)}** | "
-            f"{-100 * h['others_drop']['mean']:+.2f} | {percent(f['after_success']['mean'], f['after_success']['std'], 2)}"
-            f" | {-100 * f['others_drop']['mean']:+.2f} (lr {f['lr']}) | `{r['command']}` |")
+        matched = cells(r["label_flip_matched"]) if "label_flip_matched" in r else "— | —"
+        rows.append(f"| {r['dataset']} {goal} | {r['images']} images, {r['gradient_steps']} steps | "
+                    f"{r['n_eval_victims']} | **{cells(r['held_out']).replace(' | ', '** | ', 1)} | {matched} | "
+                    f"{cells(r['label_flip'])} | `{r['command']}` |")
     return "\n".join(rows)
 
 

@@ -51,7 +51,8 @@ def test_tiny_attack_end_to_end(tmp_path):
                  "--craft-victims", "2", "--eval-victims", "2", "--real-batch", "128", "--out", out, "--quiet",
                  timeout=900)
     assert result.returncode == 0, result.stderr
-    assert "distilled poison" in result.stdout and "label flipping" in result.stdout
+    assert "distilled poison" in result.stdout and "label flip (best)" in result.stdout
+    assert "label flip (≤ harm)" in result.stdout
     poison = distill.load(out / "synset.safetensors")
     assert poison.meta["method"] == "attack" and poison.meta["init"] == "loaded"
     assert poison.meta["attack"] == {"attacked": 3, "target": 8, "mode": "targeted"}
@@ -61,5 +62,13 @@ def test_tiny_attack_end_to_end(tmp_path):
     assert held["n_victims"] == 2 and len(held["confusion_after"]) == 10
     # before the poison the victims are well trained: the attacked class is mostly right, nothing is a success yet
     assert held["before_attacked_acc"]["mean"] > 0.8 and held["before_success"]["mean"] < 0.1
-    assert summary["label_flip"]["lr"] in summary["label_flip"]["lr_grid"]
+    # the two label-flip baselines: the best-scoring rate, and the most successful rate within the poison's harm
+    sweep = summary["label_flip_sweep"]
+    assert summary["label_flip"]["lr"] == max(sweep, key=lambda r: r["score"])["lr"]
+    matched = summary["label_flip_matched"]
+    budget = matched["damage_budget"]
+    assert budget == max(summary["validation"]["others_drop"], 0.0)
+    row = next(r for r in sweep if r["lr"] == matched["lr"])
+    gentle = [r for r in sweep if r["others_drop"] <= budget]
+    assert row == (max(gentle, key=lambda r: r["success"]) if gentle else min(sweep, key=lambda r: r["others_drop"]))
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"

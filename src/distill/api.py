@@ -18,7 +18,7 @@ from distill.errors import DistillError
 from distill.evaluate import (EvalResult, augment_ops, evaluate_set, full_data_baseline, random_real_baseline,
                               resolve_protocol, standard_sgd)
 from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop
-from distill.methods import get_method, learns_schedule, parse_options
+from distill.methods import METHODS, get_method, learns_schedule, parse_options
 from distill.methods.dd import INIT_MODES
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
 from distill.synset import SyntheticSet, load, save
@@ -45,6 +45,8 @@ class DistillConfig:
     iterations: int = 800
     lr_images: float = 0.01
     lr_lrs: float = 0.01
+    learn_labels: bool = False  # learn soft labels too (saved as probabilities); methods with `learns_labels`
+    lr_labels: float = 0.01
     decay_every: int = 400
     decay_factor: float = 0.5
     real_batch: int = 512
@@ -62,6 +64,7 @@ class DistillConfig:
 
     def loop(self) -> LoopConfig:
         return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
+                          lr_labels=self.lr_labels,
                           decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
                           checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best,
                           optimizer=self.optimizer, momentum=self.momentum)
@@ -79,7 +82,7 @@ class DistillConfig:
                      "checkpoint_every", "eval_nets"):
             if getattr(self, name) < 1:
                 raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("init_lr", "lr_images", "lr_lrs"):
+        for name in ("init_lr", "lr_images", "lr_lrs", "lr_labels"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise DistillError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
@@ -91,6 +94,10 @@ class DistillConfig:
             raise DistillError(f"--image-init must be 'noise' or 'real', got {self.image_init!r}")
         if not learns_schedule(self.method) and self.init != "random":
             raise DistillError(f"method {self.method!r} trains fresh random networks; use --init random")
+        if self.learn_labels and not getattr(get_method(self.method), "learns_labels", False):
+            learners = sorted(n for n, m in METHODS.items() if getattr(m, "learns_labels", False))
+            raise DistillError(f"method {self.method!r} cannot learn labels; --learn-labels works with: "
+                               f"{', '.join(learners)}")
         if self.optimizer not in ("adam", "sgd"):
             raise DistillError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not 0 <= self.momentum < 1:
@@ -131,6 +138,9 @@ def prepare_output(out: Path, force: bool, resume: bool) -> None:
                            "--resume to continue it")
 
 
+LEARNED_LABEL_START = 0.9  # probability of the true class in a learned label at step 0 (a softmax never reaches 1)
+
+
 def initial_synset(config: DistillConfig, task: Task) -> SyntheticSet:
     """Learnable images (noise or real samples), positive learning rates in log space, and the fixed network."""
     generator = torch.Generator().manual_seed(config.seed)
@@ -163,8 +173,12 @@ def initial_synset(config: DistillConfig, task: Task) -> SyntheticSet:
         meta["lr_role"] = "standard"
     else:
         step = None
+    label_logits = None
+    if config.learn_labels:  # start at the hard labels, softened: the true class at LEARNED_LABEL_START
+        start = math.log(LEARNED_LABEL_START * (k - 1) / (1 - LEARNED_LABEL_START))
+        label_logits = (start * torch.nn.functional.one_hot(labels, k).float()).to(device).requires_grad_(True)
     return SyntheticSet(images.to(device).requires_grad_(True), labels.to(device), meta,
-                        None if step is None else step.to(device), log_lrs, fixed)
+                        None if step is None else step.to(device), log_lrs, fixed, label_logits=label_logits)
 
 
 def build_method(config: DistillConfig, pool=None):
@@ -190,7 +204,7 @@ def validation_accuracy(config: DistillConfig, task: Task):
     def validate_standard(synset: SyntheticSet) -> float:
         start = {k: v.to(task.train_x.device) for k, v in nets[0].items()}
         sgd = standard_sgd(synset, epochs=VALIDATION_EPOCHS)
-        trained = train_sgd(model, start, synset.images.detach(), synset.labels, sgd,
+        trained = train_sgd(model, start, synset.images.detach(), synset.targets().detach(), sgd,
                             torch.Generator().manual_seed(9_500_000))
         return accuracy(model, trained, task.val_x, task.val_y)
 

@@ -33,6 +33,7 @@ class LoopConfig:
     iterations: int = 1000
     lr_images: float = 0.01
     lr_lrs: float = 0.01
+    lr_labels: float = 0.01
     beta1: float = 0.5
     optimizer: str = "adam"  # adam | sgd (SGD with `momentum`, what DC, DSA, DM and MTT used)
     momentum: float = 0.5
@@ -60,13 +61,15 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 
 class _State:
-    """The synthetic tensors plus Adam, with snapshot/restore (for the guard) and file checkpoints (for resume)."""
+    """The synthetic tensors plus the optimiser, with snapshot/restore (for the guard) and file checkpoints (for
+    resume). Every trainable tensor of the set (images, log learning rates, label logits) is one parameter group
+    with its own step size, and is saved as `synset.<name>`."""
 
     def __init__(self, synset: SyntheticSet, config: LoopConfig):
         self.synset = synset
-        groups = [{"params": [synset.images], "lr": config.lr_images, "base_lr": config.lr_images}]
-        if synset.log_lrs is not None and synset.log_lrs.requires_grad:
-            groups.append({"params": [synset.log_lrs], "lr": config.lr_lrs, "base_lr": config.lr_lrs})
+        step_sizes = {"images": config.lr_images, "log_lrs": config.lr_lrs, "label_logits": config.lr_labels}
+        groups = [{"params": [tensor], "lr": step_sizes[name], "base_lr": step_sizes[name]}
+                  for name, tensor in synset.named_trainable().items()]
         if config.optimizer == "sgd":
             self.optimiser = torch.optim.SGD(groups, momentum=config.momentum)
         elif config.optimizer == "adam":
@@ -75,9 +78,7 @@ class _State:
             raise DistillError(f"unknown optimizer {config.optimizer!r}; choose adam or sgd")
 
     def tensors(self) -> dict[str, torch.Tensor]:
-        out = {"synset.images": self.synset.images.detach()}
-        if self.synset.log_lrs is not None:
-            out["synset.log_lrs"] = self.synset.log_lrs.detach()
+        out = {f"synset.{name}": tensor.detach() for name, tensor in self.synset.named_trainable().items()}
         for index, state in self.optimiser.state_dict()["state"].items():
             for name, value in state.items():
                 out[f"adam.{index}.{name}"] = torch.as_tensor(value).detach()
@@ -86,12 +87,16 @@ class _State:
     def snapshot(self) -> dict[str, torch.Tensor]:
         return {k: v.clone() for k, v in self.tensors().items()}
 
+    def load_synset(self, saved: dict[str, torch.Tensor]) -> None:
+        """Copy saved `synset.<name>` tensors into the set's trainable tensors."""
+        with torch.no_grad():
+            for name, tensor in self.synset.named_trainable().items():
+                if f"synset.{name}" in saved:
+                    tensor.copy_(saved[f"synset.{name}"].to(tensor.device))
+
     def restore(self, saved: dict[str, torch.Tensor]) -> None:
         device = self.synset.images.device
-        with torch.no_grad():
-            self.synset.images.copy_(saved["synset.images"].to(device))
-            if self.synset.log_lrs is not None:
-                self.synset.log_lrs.copy_(saved["synset.log_lrs"].to(device))
+        self.load_synset(saved)
         state_dict = self.optimiser.state_dict()
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in saved.items():
@@ -211,10 +216,7 @@ def run_loop(
             save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best)
     bar.close()
     if config.keep_best and best:
-        with torch.no_grad():
-            synset.images.copy_(best["synset.images"])
-            if synset.log_lrs is not None and "synset.log_lrs" in best:
-                synset.log_lrs.copy_(best["synset.log_lrs"])
+        state.load_synset(best)
     result.seconds = time.perf_counter() - began
     return result
 

@@ -32,8 +32,9 @@ JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "steps", "epoch
 class SyntheticSet:
     """Synthetic images plus what is needed to train on them.
 
-    During distillation `images` and `log_lrs` are leaf tensors that the outer optimiser updates; the learning rates
-    live in log space so they stay positive without clamping.
+    During distillation `images`, `log_lrs` and (when labels are learned) `label_logits` are leaf tensors that the
+    outer optimiser updates. The learning rates live in log space and the labels as logits, so they stay positive
+    and stay probabilities without clamping; `targets()` is what training uses, `labels` what was given.
     """
 
     images: torch.Tensor
@@ -43,6 +44,7 @@ class SyntheticSet:
     log_lrs: torch.Tensor | None = None
     init_params: dict[str, torch.Tensor] | None = None
     extra: dict = field(default_factory=dict)
+    label_logits: torch.Tensor | None = None  # learned soft labels [N, K], as logits (None: `labels` as given)
 
     @property
     def lrs(self) -> torch.Tensor | None:
@@ -60,19 +62,29 @@ class SyntheticSet:
     def num_classes(self) -> int:
         return int(self.meta["num_classes"])
 
+    def targets(self) -> torch.Tensor:
+        """What networks are trained towards: the learned soft labels (probabilities [N, K]) when the set learns
+        them, else `labels` (hard [N] or soft [N, K])."""
+        return self.labels if self.label_logits is None else self.label_logits.softmax(1)
+
     def hard_labels(self) -> torch.Tensor:
         """Class index per image (argmax for soft labels)."""
         return self.labels if self.labels.ndim == 1 else self.labels.argmax(1)
 
+    def named_trainable(self) -> dict[str, torch.Tensor]:
+        """The tensors an outer optimiser may update, by name (the names key checkpoints and step sizes)."""
+        named = {"images": self.images, "log_lrs": self.log_lrs, "label_logits": self.label_logits}
+        return {k: t for k, t in named.items() if t is not None and t.requires_grad}
+
     def trainable(self) -> list[torch.Tensor]:
         """The tensors an outer optimiser may update."""
-        return [t for t in (self.images, self.log_lrs) if t is not None and t.requires_grad]
+        return list(self.named_trainable().values())
 
     def detached(self) -> "SyntheticSet":
-        """A copy with no autograd history, safe to save or evaluate."""
+        """A copy with no autograd history, safe to save or evaluate; learned labels become its (soft) `labels`."""
         clone = lambda t: None if t is None else t.detach().clone()  # noqa: E731
         init = None if self.init_params is None else {k: v.detach().clone() for k, v in self.init_params.items()}
-        return SyntheticSet(clone(self.images), clone(self.labels), dict(self.meta), clone(self.step),
+        return SyntheticSet(clone(self.images), clone(self.targets()), dict(self.meta), clone(self.step),
                             clone(self.log_lrs), init, dict(self.extra))
 
     def unnormalised_images(self) -> torch.Tensor:

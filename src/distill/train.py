@@ -64,7 +64,7 @@ def train_with_schedule(model: nn.Module, params: Params, synset) -> Params:
     """Train `params` with a synthetic set's own learned schedule (no graph): how fixed-init and schedule evaluation,
     validation and victims taking a poison all train. The set's tensors follow `params` to its device."""
     device = next(iter(params.values())).device
-    return unroll_schedule(model, params, synset.images.detach().to(device), synset.labels.to(device),
+    return unroll_schedule(model, params, synset.images.detach().to(device), synset.targets().detach().to(device),
                            synset.step.to(device), synset.lrs.detach().to(device), synset.num_steps,
                            synset.num_epochs, create_graph=False)
 

@@ -27,6 +27,7 @@ Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 @register_method("dd")
 class DatasetDistillation:
     name = "dd"
+    learns_labels = True  # the unrolled steps train towards the set's targets, so soft labels can be learned
 
     def __init__(self, arch: str, init: str, init_scheme: str, real_batch: int = 1024, nets_per_step: int = 1,
                  pool: list[Params] | None = None, objective: Objective = classification_loss):
@@ -59,7 +60,7 @@ class DatasetDistillation:
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
         total = 0.0
         for _ in range(self.nets_per_step):
-            trained = unroll_schedule(self.model, self.initial_params(synset, rng), synset.images, synset.labels,
+            trained = unroll_schedule(self.model, self.initial_params(synset, rng), synset.images, synset.targets(),
                                       synset.step, synset.lrs, synset.num_steps, synset.num_epochs, create_graph=True)
             idx = self.real_indices(rng).to(self.task.train_x.device)
             logits = torch.func.functional_call(self.model, trained, (self.task.train_x[idx],))
