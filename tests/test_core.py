@@ -119,3 +119,36 @@ def test_lenet_has_the_original_layout_and_fits_small_images():
     for size in (8, 16):
         model = create_model("lenet", (1, size, size), 10)
         assert model(torch.zeros(2, 1, size, size)).shape == (2, 10)
+
+
+def test_a_loss_blow_up_rolls_back_and_halves_the_step_size():
+    from distill.loop import LoopConfig, run_loop
+
+    class Cliff:
+        """Pushes the image up; past 6 the landscape only tolerates small steps: a step over 0.07 blows the loss up
+        to 100, as unrolled training does when its synthetic tensors move too fast."""
+
+        name = "cliff"
+
+        def __init__(self):
+            self.previous = 0.0
+
+        def loss(self, synset, step, rng):
+            x = synset.images.sum()
+            value = float(x.detach())
+            jump, self.previous = abs(value - self.previous), value
+            return x * 0 + 100.0 if value > 6 and jump > 0.07 else 1.0 - 0.01 * x
+
+    def run(spike_factor):
+        synset = SyntheticSet(torch.zeros(1, 1, 1, 1, requires_grad=True), torch.zeros(1, dtype=torch.long),
+                              {"num_classes": 2})
+        config = LoopConfig(iterations=100, lr_images=0.1, spike_factor=spike_factor)
+        return synset, run_loop(Cliff(), synset, config, progress=False)
+
+    guarded, result = run(10.0)
+    assert 1 <= result.rollbacks <= 3
+    assert [r["step"] for r in result.history] == list(range(1, 101))  # rolled-back steps are not kept twice
+    assert max(r["loss"] for r in result.history) <= 1.0
+    assert float(guarded.images.sum()) > 6.5  # it went on, at the halved step size
+    _, result = run(0.0)
+    assert result.rollbacks == 0 and max(r["loss"] for r in result.history) == 100.0

@@ -64,8 +64,7 @@ class DistillConfig:
 
     def loop(self) -> LoopConfig:
         return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
-                          lr_labels=self.lr_labels,
-                          decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
+                          lr_labels=self.lr_labels, decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
                           checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best,
                           optimizer=self.optimizer, momentum=self.momentum)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,6 +44,8 @@ class LoopConfig:
     checkpoint_every: int = 100
     seed: int = 0
     max_rollbacks: int = 8
+    spike_factor: float = 10.0  # a loss over this many times the median of the last SPIKE_WINDOW steps is a
+    # divergence too (0: only NaN/inf are): unrolled training that blows up falls off a cliff it never climbs back
     keep_best: bool = True  # end with the set that scored best on the validation split, not merely the last one
 
 
@@ -53,6 +56,19 @@ class LoopResult:
     rollbacks: int = 0
     best_step: int | None = None  # the step whose set was kept (keep_best), if validation ran
     best_val: float | None = None
+
+
+SPIKE_WINDOW = 50
+
+
+def _spiked(loss: float, history: list[dict], factor: float) -> bool:
+    """Whether `loss` is a blow-up: over `factor` times the median loss of the last SPIKE_WINDOW steps (only for
+    losses that are positive, as every method's is; a run's first steps are never judged)."""
+    recent = [r["loss"] for r in history[-SPIKE_WINDOW:]]
+    if factor <= 0 or len(recent) < SPIKE_WINDOW:
+        return False
+    typical = statistics.median(recent)
+    return typical > 0 and loss > factor * typical
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -180,21 +196,25 @@ def run_loop(
         loss = method.loss(synset, step, step_generator(config.seed, step))
         grads = torch.autograd.grad(loss, state.synset.trainable(), allow_unused=True)
         finite = math.isfinite(loss.item()) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
-        if finite:
+        spiked = finite and _spiked(loss.item(), result.history, config.spike_factor)
+        if finite and not spiked:
             for tensor, grad in zip(state.synset.trainable(), grads):
                 tensor.grad = grad
             state.optimiser.step()
             state.optimiser.zero_grad(set_to_none=True)
             finite = all(bool(torch.isfinite(t).all()) for t in state.synset.trainable())
-        if not finite:
+        if not finite or spiked:
             result.rollbacks += 1
             if result.rollbacks > config.max_rollbacks:
                 raise DistillError(f"distillation diverged {result.rollbacks} times; try a smaller --lr")
             guard_scale /= 2
-            bar.write(f"step {step}: loss or gradient is not finite; rolling back to step {good[0]} and halving the "
-                      f"step size (now x{guard_scale:g})")
+            why = (f"loss {loss.item():.3g} is over {config.spike_factor:g}x its recent median" if spiked
+                   else "loss or gradient is not finite")
+            bar.write(f"step {step}: {why}; rolling back to step {good[0]} and halving the step size "
+                      f"(now x{guard_scale:g})")
             step = good[0]
             state.restore(good[1])
+            result.history = [r for r in result.history if r["step"] <= step]
             bar.n = step
             bar.refresh()
             continue

@@ -177,7 +177,7 @@ def validation_judge(model, task: Task, judges: list[Params], attacked: int, tar
     return judge
 
 
-FLIP_LRS = tuple(round(10 ** (e / 4), 6) for e in range(-16, 1))  # 1e-4 .. 1, four per decade
+FLIP_LRS = tuple(round(10 ** (e / 8), 7) for e in range(-32, 1))  # 1e-4 .. 1, eight per decade
 
 
 def label_flip_baseline(task: Task, like: SyntheticSet, judge, held_out: list[Params], arch: str, attacked: int,
