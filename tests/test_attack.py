@@ -67,8 +67,10 @@ def test_tiny_attack_end_to_end(tmp_path):
     assert summary["label_flip"]["lr"] == max(sweep, key=lambda r: r["score"])["lr"]
     matched = summary["label_flip_matched"]
     budget = matched["damage_budget"]
-    assert budget == max(summary["validation"]["others_drop"], 0.0)
+    assert budget == max(held["others_drop"]["mean"], 0.0)
     row = next(r for r in sweep if r["lr"] == matched["lr"])
-    gentle = [r for r in sweep if r["others_drop"] <= budget]
-    assert row == (max(gentle, key=lambda r: r["success"]) if gentle else min(sweep, key=lambda r: r["others_drop"]))
+    assert row["held_out_others_drop"] == matched["others_drop"]["mean"]
+    gentle = [r for r in sweep if r["held_out_others_drop"] <= budget]
+    assert row == (max(gentle, key=lambda r: r["held_out_success"]) if gentle
+                   else min(sweep, key=lambda r: r["held_out_others_drop"]))
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"

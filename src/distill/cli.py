@@ -175,7 +175,7 @@ def attack_command(
                    f"% -> {100 * m['after_attacked_acc']['mean']:.1f}%, other classes "
                    f"{100 * m['before_others_acc']['mean']:.2f}% -> {100 * m['after_others_acc']['mean']:.2f}%{lr}")
     typer.echo("  (label flip (best): the flipping rate validation scores best; (≤ harm): the most successful rate "
-               "that costs the other classes no more than the poison does)")
+               "that costs the other classes no more than the poison does, on these held-out victims)")
     typer.echo(f"  ({r['images']} images, {r['gradient_steps']} gradient steps; crafted in {r['distill_seconds']:.0f} s)")
     for name, path in run.files.items():
         typer.echo(f"  {name}: {path}")

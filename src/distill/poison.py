@@ -182,25 +182,26 @@ FLIP_LRS = tuple(round(10 ** (e / 8), 7) for e in range(-32, 1))  # 1e-4 .. 1, e
 
 def label_flip_baseline(task: Task, like: SyntheticSet, judge, held_out: list[Params], arch: str, attacked: int,
                         target: int | None, seed: int, damage_budget: float) -> dict:
-    """Label flipping at two learning rates, both chosen on the validation victims (`judge`) and measured on the
-    held-out pool the same way as the poison:
+    """Label flipping over the FLIP_LRS sweep, measured on the held-out pool the same way as the poison, at two
+    learning rates:
 
-    - `best`: the rate with the best `attack_score` (the rule the poison's kept step is chosen by);
-    - `matched`: the most successful rate whose damage to the other classes stays within `damage_budget` (the
-      poison's own validation damage), so the two are compared at equal harm as well as equal budget. When no
-      rate is that gentle, the gentlest one.
+    - `best`: the rate the validation victims (`judge`) score best (the rule that picks the poison's kept step);
+    - `matched`: the most successful rate whose held-out damage to the other classes is at most `damage_budget`
+      (the poison's own held-out damage): the two compared at equal harm as well as equal budget. Its rate is
+      picked on the very victims it is measured on, which favours the baseline, never the poison. When no rate is
+      that gentle, the gentlest one.
     """
-    sweep = [{"lr": lr, **judge(label_flip_set(task, like, attacked, target, lr, seed))} for lr in FLIP_LRS]
+    flips = {lr: label_flip_set(task, like, attacked, target, lr, seed) for lr in FLIP_LRS}
+    measured = {lr: measure_poison(flip, task, held_out, arch, attacked, target) for lr, flip in flips.items()}
+    sweep = [{"lr": lr, **judge(flip), "held_out_success": measured[lr]["after_success"]["mean"],
+              "held_out_others_drop": measured[lr]["others_drop"]["mean"]} for lr, flip in flips.items()]
     best = max(sweep, key=lambda r: r["score"])
-    gentle = [r for r in sweep if r["others_drop"] <= damage_budget]
-    matched = max(gentle, key=lambda r: r["success"]) if gentle else min(sweep, key=lambda r: r["others_drop"])
-    out = {}
-    for name, pick in (("best", best), ("matched", matched)):
-        flip = label_flip_set(task, like, attacked, target, pick["lr"], seed)
-        out[name] = measure_poison(flip, task, held_out, arch, attacked, target) | {"lr": pick["lr"]}
-    out["matched"]["damage_budget"] = damage_budget
-    out["sweep"] = sweep
-    return out
+    gentle = [r for r in sweep if r["held_out_others_drop"] <= damage_budget]
+    matched = (max(gentle, key=lambda r: r["held_out_success"]) if gentle
+               else min(sweep, key=lambda r: r["held_out_others_drop"]))
+    return {"best": measured[best["lr"]] | {"lr": best["lr"]},
+            "matched": measured[matched["lr"]] | {"lr": matched["lr"], "damage_budget": damage_budget},
+            "sweep": sweep}
 
 
 def _start_from_label_flip(synset: SyntheticSet, task: Task, config: AttackConfig) -> None:
@@ -277,7 +278,7 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
                "crafting": measure_poison(poison, task, crafting, config.arch, config.attacked, config.target),
                "validation": judge(poison)}
     flips = label_flip_baseline(task, poison, judge, held_out, config.arch, config.attacked, config.target,
-                                config.seed, damage_budget=max(results["validation"]["others_drop"], 0.0))
+                                config.seed, damage_budget=max(results["held_out"]["others_drop"]["mean"], 0.0))
     results["label_flip"], results["label_flip_matched"] = flips["best"], flips["matched"]
     results["label_flip_sweep"] = flips["sweep"]
     scalars = {k: v for k, v in results.items() if not isinstance(v, (dict, list))}  # the measurements stay in
