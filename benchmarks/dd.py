@@ -36,6 +36,10 @@ SETTINGS = {
                                                         "iterations": 9000, "decay_every": 1500, "eval_every": 10}),
     "mnist-dd-fixed-10img-e10": dict(dataset="mnist", **{**FIXED_10, "epochs": 10, "iterations": 9000,
                                                        "decay_every": 1500, "eval_every": 10}),
+    # the soft-label run with its images kept valid pictures: those runs fell apart as the pixels grew
+    "mnist-dd-fixed-10img-soft-clamped": dict(dataset="mnist", **{**FIXED_10, "epochs": 10, "learn_labels": True,
+                                                                "iterations": 9000, "decay_every": 1500,
+                                                                "eval_every": 10, "clamp_pixels": True}),
     "mnist-dd-fixed-10img-eval10": dict(dataset="mnist", **{**FIXED_10, "iterations": 15000, "eval_every": 10}),
     "fashion-mnist-dd-fixed-10img": dict(dataset="fashion-mnist", **{**FIXED_10, "iterations": 6000,
                                                                     "decay_every": 1500}),

@@ -152,3 +152,11 @@ def test_a_loss_blow_up_rolls_back_and_halves_the_step_size():
     assert float(guarded.images.detach().sum()) > 6.5  # it went on, at the halved step size
     _, result = run(0.0)
     assert result.rollbacks == 0 and max(r["loss"] for r in result.history) == 100.0
+
+
+def test_clamp_keeps_images_valid_pictures_and_leaves_valid_pixels_alone():
+    images = torch.tensor([[-5.0, 0.0], [1.0, 9.0]]).view(1, 1, 2, 2)
+    synset = SyntheticSet(images.clone(), torch.zeros(1, dtype=torch.long), {"mean": [0.5], "std": [0.25]})
+    synset.clamp_to_pixel_range_()
+    assert torch.equal(synset.images.view(-1), torch.tensor([-2.0, 0.0, 1.0, 2.0]))  # pixels 0 and 1 are -2 and 2
+    assert torch.equal(synset.unnormalised_images().view(-1), torch.tensor([0.0, 0.5, 0.75, 1.0]))

@@ -55,6 +55,7 @@ class DistillConfig:
     checkpoint_every: int = 100
     eval_nets: int = 5
     keep_best: bool = True  # keep the set that scored best on the validation split
+    clamp_pixels: bool = False  # keep the images valid pictures (pixels in [0, 1]) after every outer step
     seed: int = 0
     optimizer: str = "adam"  # adam | sgd (with `momentum`): the outer optimiser over the synthetic tensors
     momentum: float = 0.5
@@ -66,6 +67,7 @@ class DistillConfig:
         return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
                           lr_labels=self.lr_labels, decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
                           checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best,
+                          clamp_pixels=self.clamp_pixels,
                           optimizer=self.optimizer, momentum=self.momentum)
 
     def scheme(self) -> str:

@@ -86,6 +86,9 @@ def run(
     keep_best: Optional[bool] = typer.Option(None, "--keep-best/--keep-last",
                                              help="End with the set that scored best on the validation split "
                                                   "(default), or the last."),
+    clamp_pixels: Optional[bool] = typer.Option(None, "--clamp-pixels/--free-pixels",
+                                                help="Keep the images valid pictures (pixels in [0, 1]) after every "
+                                                     "step, or let them leave that range (default)."),
     seed: Optional[int] = typer.Option(None, help="Seed of everything random in the run (default 0)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<dataset>-<method>)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
@@ -106,7 +109,7 @@ def run(
                    momentum=momentum, decay_every=decay_every,
                    real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
-                   eval_epochs=eval_epochs, keep_best=keep_best, seed=seed)
+                   eval_epochs=eval_epochs, keep_best=keep_best, clamp_pixels=clamp_pixels, seed=seed)
     if opt:
         given["options"] = _method_options(opt)
     config = api.DistillConfig(**presets.resolve(**given))

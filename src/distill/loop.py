@@ -47,6 +47,7 @@ class LoopConfig:
     spike_factor: float = 10.0  # a loss over this many times the median of the last SPIKE_WINDOW steps is a
     # divergence too (0: only NaN/inf are): unrolled training that blows up falls off a cliff it never climbs back
     keep_best: bool = True  # end with the set that scored best on the validation split, not merely the last one
+    clamp_pixels: bool = False  # after every step, keep the images valid pictures (pixels in [0, 1])
 
 
 @dataclass
@@ -202,6 +203,8 @@ def run_loop(
                 tensor.grad = grad
             state.optimiser.step()
             state.optimiser.zero_grad(set_to_none=True)
+            if config.clamp_pixels:
+                synset.clamp_to_pixel_range_()
             finite = all(bool(torch.isfinite(t).all()) for t in state.synset.trainable())
         if not finite or spiked:
             result.rollbacks += 1

@@ -87,6 +87,13 @@ class SyntheticSet:
         return SyntheticSet(clone(self.images), clone(self.targets()), dict(self.meta), clone(self.step),
                             clone(self.log_lrs), init, dict(self.extra))
 
+    @torch.no_grad()
+    def clamp_to_pixel_range_(self) -> None:
+        """Keep every image a valid picture: its pixels, once un-normalised, inside [0, 1]."""
+        mean = torch.tensor(self.meta["mean"], device=self.images.device).view(1, -1, 1, 1)
+        std = torch.tensor(self.meta["std"], device=self.images.device).view(1, -1, 1, 1)
+        self.images.copy_(torch.maximum(torch.minimum(self.images, (1 - mean) / std), -mean / std))
+
     def unnormalised_images(self) -> torch.Tensor:
         """Images mapped back to [0, 1] pixel space, for pictures."""
         mean = torch.tensor(self.meta["mean"]).view(1, -1, 1, 1)
