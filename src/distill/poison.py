@@ -113,32 +113,36 @@ def _mean_std(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
 
 
-def measure_poison(synset: SyntheticSet, task: Task, victims: list[Params], arch: str, attacked: int,
-                   target: int | None) -> dict:
-    """Before/after numbers for every victim (test split), their mean ± std, per-class accuracy and the summed
-    confusion matrices."""
-    model = create_model(arch, task.image_shape, task.num_classes).to(task.test_x.device)
-    k = task.num_classes
-    y = task.test_y
-    rows, before_cm, after_cm = [], torch.zeros(k, k, dtype=torch.long), torch.zeros(k, k, dtype=torch.long)
-    per_class_before, per_class_after = [], []
-    for victim in victims:
-        before = predictions(model, victim, task.test_x)
-        after = predictions(model, train_with_schedule(model, victim, synset), task.test_x)
-        rows.append({"before": _stats(before, y, attacked, target), "after": _stats(after, y, attacked, target)})
-        before_cm += torch.bincount(y.cpu() * k + before.cpu(), minlength=k * k).view(k, k)
-        after_cm += torch.bincount(y.cpu() * k + after.cpu(), minlength=k * k).view(k, k)
-        per_class_before.append([(before[y == c] == c).float().mean().item() for c in range(k)])
-        per_class_after.append([(after[y == c] == c).float().mean().item() for c in range(k)])
-    summary = {f"{when}_{key}": _mean_std([r[when][key] for r in rows])
-               for when in ("before", "after") for key in ("success", "attacked_acc", "others_acc", "overall_acc")}
-    summary["others_drop"] = _mean_std([r["before"]["others_acc"] - r["after"]["others_acc"] for r in rows])
-    summary["n_victims"] = len(victims)
-    summary["per_class"] = {"before": [statistics.fmean(c) for c in zip(*per_class_before)],
-                            "after": [statistics.fmean(c) for c in zip(*per_class_after)]}
-    summary["confusion_before"], summary["confusion_after"] = before_cm.tolist(), after_cm.tolist()
-    summary["victims"] = rows
-    return summary
+class PoisonMeter:
+    """Measures poisons on one pool of victims (test split): before/after numbers for every victim, their mean ±
+    std, per-class accuracy and the summed confusion matrices. The victims' predictions before any poison are made
+    once, here: every poison (and every rate of the label-flip sweep) is compared against the same ones."""
+
+    def __init__(self, task: Task, victims: list[Params], arch: str, attacked: int, target: int | None):
+        self.task, self.victims, self.attacked, self.target = task, victims, attacked, target
+        self.model = create_model(arch, task.image_shape, task.num_classes).to(task.test_x.device)
+        self.before = [predictions(self.model, victim, task.test_x) for victim in victims]
+
+    def __call__(self, synset: SyntheticSet) -> dict:
+        k, y, attacked, target = self.task.num_classes, self.task.test_y, self.attacked, self.target
+        rows, before_cm, after_cm = [], torch.zeros(k, k, dtype=torch.long), torch.zeros(k, k, dtype=torch.long)
+        per_class_before, per_class_after = [], []
+        for victim, before in zip(self.victims, self.before):
+            after = predictions(self.model, train_with_schedule(self.model, victim, synset), self.task.test_x)
+            rows.append({"before": _stats(before, y, attacked, target), "after": _stats(after, y, attacked, target)})
+            before_cm += torch.bincount(y.cpu() * k + before.cpu(), minlength=k * k).view(k, k)
+            after_cm += torch.bincount(y.cpu() * k + after.cpu(), minlength=k * k).view(k, k)
+            per_class_before.append([(before[y == c] == c).float().mean().item() for c in range(k)])
+            per_class_after.append([(after[y == c] == c).float().mean().item() for c in range(k)])
+        summary = {f"{when}_{key}": _mean_std([r[when][key] for r in rows])
+                   for when in ("before", "after") for key in ("success", "attacked_acc", "others_acc", "overall_acc")}
+        summary["others_drop"] = _mean_std([r["before"]["others_acc"] - r["after"]["others_acc"] for r in rows])
+        summary["n_victims"] = len(self.victims)
+        summary["per_class"] = {"before": [statistics.fmean(c) for c in zip(*per_class_before)],
+                                "after": [statistics.fmean(c) for c in zip(*per_class_after)]}
+        summary["confusion_before"], summary["confusion_after"] = before_cm.tolist(), after_cm.tolist()
+        summary["victims"] = rows
+        return summary
 
 
 def label_flip_set(task: Task, like: SyntheticSet, attacked: int, target: int | None, lr: float, seed: int):
@@ -180,8 +184,8 @@ def validation_judge(model, task: Task, judges: list[Params], attacked: int, tar
 FLIP_LRS = tuple(round(10 ** (e / 8), 7) for e in range(-32, 1))  # 1e-4 .. 1, eight per decade
 
 
-def label_flip_baseline(task: Task, like: SyntheticSet, judge, held_out: list[Params], arch: str, attacked: int,
-                        target: int | None, seed: int, damage_budget: float) -> dict:
+def label_flip_baseline(task: Task, like: SyntheticSet, judge, held_out: PoisonMeter, seed: int,
+                        damage_budget: float) -> dict:
     """Label flipping over the FLIP_LRS sweep, measured on the held-out pool the same way as the poison, at two
     learning rates:
 
@@ -191,8 +195,8 @@ def label_flip_baseline(task: Task, like: SyntheticSet, judge, held_out: list[Pa
       picked on the very victims it is measured on, which favours the baseline, never the poison. When no rate is
       that gentle, the gentlest one.
     """
-    flips = {lr: label_flip_set(task, like, attacked, target, lr, seed) for lr in FLIP_LRS}
-    measured = {lr: measure_poison(flip, task, held_out, arch, attacked, target) for lr, flip in flips.items()}
+    flips = {lr: label_flip_set(task, like, held_out.attacked, held_out.target, lr, seed) for lr in FLIP_LRS}
+    measured = {lr: held_out(flip) for lr, flip in flips.items()}
     sweep = [{"lr": lr, **judge(flip), "held_out_success": measured[lr]["after_success"]["mean"],
               "held_out_others_drop": measured[lr]["others_drop"]["mean"]} for lr, flip in flips.items()]
     best = max(sweep, key=lambda r: r["score"])
@@ -270,15 +274,16 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     loop_result = run_loop(method, synset, loop, validate=validate, checkpoint_dir=out_path, resume=resume,
                            run_config=asdict(config), progress=progress)
     poison = synset.detached()
+    held_out_meter = PoisonMeter(task, held_out, config.arch, config.attacked, config.target)
     results = {"distill_seconds": round(loop_result.seconds, 2), "kept_step": loop_result.best_step,
                "device": str(target_device), "torch": torch.__version__, "mode": config.mode,
                "attacked": config.attacked, "target": config.target, "images": len(poison.labels),
                "gradient_steps": poison.num_steps * poison.num_epochs,
-               "held_out": measure_poison(poison, task, held_out, config.arch, config.attacked, config.target),
-               "crafting": measure_poison(poison, task, crafting, config.arch, config.attacked, config.target),
+               "held_out": held_out_meter(poison),
+               "crafting": PoisonMeter(task, crafting, config.arch, config.attacked, config.target)(poison),
                "validation": judge(poison)}
-    flips = label_flip_baseline(task, poison, judge, held_out, config.arch, config.attacked, config.target,
-                                config.seed, damage_budget=max(results["held_out"]["others_drop"]["mean"], 0.0))
+    flips = label_flip_baseline(task, poison, judge, held_out_meter, config.seed,
+                                damage_budget=max(results["held_out"]["others_drop"]["mean"], 0.0))
     results["label_flip"], results["label_flip_matched"] = flips["best"], flips["matched"]
     results["label_flip_sweep"] = flips["sweep"]
     scalars = {k: v for k, v in results.items() if not isinstance(v, (dict, list))}  # the measurements stay in
