@@ -160,3 +160,22 @@ def test_clamp_keeps_images_valid_pictures_and_leaves_valid_pixels_alone():
     synset.clamp_to_pixel_range_()
     assert torch.equal(synset.images.view(-1), torch.tensor([-2.0, 0.0, 1.0, 2.0]))  # pixels 0 and 1 are -2 and 2
     assert torch.equal(synset.unnormalised_images().view(-1), torch.tensor([0.0, 0.5, 0.75, 1.0]))
+
+
+def test_the_guard_falls_back_to_a_state_whose_loss_was_good():
+    """A blow-up measured on the state a step lands on must not roll back to that very state (it would blow up
+    again and again): here the state reached at step 70 is the bad one, and it is a snapshot step."""
+    from distill.loop import LoopConfig, run_loop
+
+    class BadState:
+        name = "bad-state"
+
+        def loss(self, synset, step, rng):
+            x = synset.images.sum()
+            return x * 0 + 100.0 if step == 70 and 6.9 < float(x.detach()) < 7.1 else 1.0 - 0.01 * x
+
+    synset = SyntheticSet(torch.zeros(1, 1, 1, 1, requires_grad=True), torch.zeros(1, dtype=torch.long),
+                          {"num_classes": 2})
+    result = run_loop(BadState(), synset, LoopConfig(iterations=80, lr_images=0.1), progress=False)
+    assert result.rollbacks == 1
+    assert [r["step"] for r in result.history] == list(range(1, 81))

@@ -199,6 +199,8 @@ def run_loop(
         finite = math.isfinite(loss.item()) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
         spiked = finite and _spiked(loss.item(), result.history, config.spike_factor)
         if finite and not spiked:
+            if step % 10 == 0:  # the state this loss was just measured on is known good: the guard's fallback
+                good = (step, state.snapshot())
             for tensor, grad in zip(state.synset.trainable(), grads):
                 tensor.grad = grad
             state.optimiser.step()
@@ -230,8 +232,6 @@ def run_loop(
                 result.best_step, result.best_val = step, last_val
                 best = {k: v.clone() for k, v in state.tensors().items() if k.startswith("synset.")}
         result.history.append(record)
-        if step % 10 == 0:
-            good = (step, state.snapshot())
         bar.set_postfix(loss=f"{loss.item():.4f}", val=("-" if last_val is None else f"{last_val:.2%}"))
         bar.update(1)
         result.seconds = time.perf_counter() - began
