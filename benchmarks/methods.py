@@ -19,7 +19,7 @@ from common import run_setting
 from distill.presets import PUBLISHED
 
 DATASETS = ("mnist", "fashion-mnist")
-METHODS = ("dc", "dsa", "dm", "mtt", "random", "herding", "kcenter")
+METHODS = ("dc", "dsa", "dm", "mtt", "frepo", "random", "herding", "kcenter")
 SETTINGS = {f"{d}-{m}-ipc{n}": dict(dataset=d, method=m, ipc=n) for d in DATASETS for m in METHODS
             for n in (1, 10, 50)}
 

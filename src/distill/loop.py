@@ -1,7 +1,9 @@
 """The one outer loop every method runs in (GUIDE §3).
 
 It owns the optimiser over the synthetic tensors, the step-decay schedule, the progress bar, periodic validation,
-checkpoints with exact resume, and the divergence guard. Methods only provide `loss(synset, step, rng)`.
+checkpoints with exact resume, and the divergence guard. Methods only provide `loss(synset, step, rng)` (and, if they
+carry state from step to step, such as an online pool of networks, `state_dict()` / `load_state_dict()`, which
+checkpoints save as `method.<name>` tensors).
 
 Exact resume works because nothing random is carried between steps: step t draws all its randomness from a generator
 seeded with (seed, t). A checkpoint therefore only needs the synthetic tensors, Adam's moments, the step counter and
@@ -134,12 +136,13 @@ def _lr_scale(config: LoopConfig, step: int, guard_scale: float) -> float:
 
 
 def save_checkpoint(path: Path, state: _State, step: int, guard_scale: float, result: LoopResult, config: dict,
-                    best: dict[str, torch.Tensor] | None = None):
+                    best: dict[str, torch.Tensor] | None = None, method_state: dict[str, torch.Tensor] | None = None):
     meta = {"step": str(step), "guard_scale": repr(guard_scale), "history": json.dumps(result.history),
             "seconds": repr(result.seconds), "rollbacks": str(result.rollbacks), "config": json.dumps(config),
             "best": json.dumps([result.best_step, result.best_val])}
     tensors = {k: v.cpu().contiguous() for k, v in state.tensors().items()}
     tensors.update({f"best.{k}": v.cpu().contiguous() for k, v in (best or {}).items()})
+    tensors.update({f"method.{k}": v.detach().cpu().contiguous() for k, v in (method_state or {}).items()})
     _atomic_write(path, lambda name: save_file(tensors, name, metadata=meta))
 
 
@@ -179,7 +182,9 @@ def run_loop(
         if pinned(json.loads(saved_meta["config"])) != pinned(json.loads(json.dumps(run_config))):
             raise DistillError(f"--resume: {checkpoint} was written by a run with different options; "
                                "use the same options, or start afresh with --force")
-        state.restore({k: v for k, v in saved_tensors.items() if not k.startswith("best.")})
+        state.restore({k: v for k, v in saved_tensors.items() if not k.startswith(("best.", "method."))})
+        if hasattr(method, "load_state_dict"):
+            method.load_state_dict({k[len("method."):]: v for k, v in saved_tensors.items() if k.startswith("method.")})
         best = {k[len("best."):]: v.to(synset.images.device) for k, v in saved_tensors.items() if k.startswith("best.")}
         result.best_step, result.best_val = json.loads(saved_meta.get("best", "[null, null]"))
         start_step, guard_scale = int(saved_meta["step"]), float(saved_meta["guard_scale"])
@@ -236,7 +241,8 @@ def run_loop(
         bar.update(1)
         result.seconds = time.perf_counter() - began
         if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.iterations):
-            save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best)
+            save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best,
+                            method.state_dict() if hasattr(method, "state_dict") else None)
     bar.close()
     if config.keep_best and best:
         state.load_synset(best)

@@ -23,6 +23,8 @@ METHOD_DEFAULTS: dict[str, dict] = {
            "iterations": 20000, "decay_every": 0, "eval_augment": "dsa", "eval_every": 500},
     "mtt": {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.01, "lr_lrs": 0.01,
             "init_lr": 0.01, "iterations": 1000, "decay_every": 0, "eval_augment": "dsa", "eval_every": 100},
+    "frepo": {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.003, "lr_labels": 0.003,
+              "iterations": 2000, "decay_every": 0, "eval_augment": "dsa", "eval_every": 250},
     **{name: {"arch": "convnet", "init": "random", "iterations": 1, "eval_augment": "none"}
        for name in ("random", "herding", "kcenter")},
 }

@@ -20,7 +20,9 @@ class Method(Protocol):
       are plain images trained with the standard protocol (`dc`, `dm`, `mtt` ...);
     - `Options`: a dataclass of its own hyperparameters, filled from `DistillConfig.options` (`--opt key=value`),
       so a new method adds its knobs without touching the shared configuration;
-    - `finish(synset)`: called once after the loop, to move what it learned beyond the images into the metadata.
+    - `finish(synset)`: called once after the loop, to move what it learned beyond the images into the metadata;
+    - `state_dict()` / `load_state_dict(tensors)`: state carried from step to step (an online pool of networks),
+      saved in checkpoints so a resumed run continues exactly.
     """
 
     name: str
@@ -90,4 +92,4 @@ class ClassSampler:
         return self.x[pick.to(self.x.device)]
 
 
-from distill.methods import attack, coreset, dc, dd, dm, dsa, mtt  # noqa: E402,F401  (registers the methods)
+from distill.methods import attack, coreset, dc, dd, dm, dsa, frepo, mtt  # noqa: E402,F401  (registers the methods)

@@ -1,0 +1,123 @@
+"""Feature regression with an online model pool (after FRePo, Zhou, Nezhadarya & Ba, NeurIPS 2022).
+
+Each step takes one network from a pool, computes features psi of the synthetic images and of a real batch, fits a
+ridge regression from the synthetic features to the synthetic set's targets in closed form, and scores it on the
+real batch:
+
+    W = psi_s^T (K_ss + lam I)^-1 Y_s,  K_ss = psi_s psi_s^T      (kernel form: only an n x n solve for n images)
+    loss = || psi_t W - onehot(y_t) ||^2 / batch
+
+Only the synthetic side needs gradients (the real features are constants), so a step costs one forward pass over
+the real batch and one forward/backward over the few synthetic images: far cheaper than unrolling training (`dd`)
+or matching gradients (`dc`). The pool's networks are trained online on the synthetic set itself (one SGD step for
+the network used) and re-initialised after `online_steps` updates, so the features range from random to fitted;
+the pool is method state, saved in checkpoints so `--resume` stays exact. With `--learn-labels` the targets Y_s are
+learned too (stored as probabilities, as every learned label in `distill`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from distill.augment import DSA, strategy_for
+from distill.data import Task
+from distill.methods import parse_options, register_method
+from distill.models import create_model, embed, init_params
+from distill.synset import SyntheticSet
+from distill.train import Params, classification_loss
+
+
+@dataclass(frozen=True)
+class FRePoOptions:
+    pool_size: int = 10  # networks in the online pool
+    online_steps: int = 100  # SGD updates a pool network gets on the synthetic set before it is re-initialised
+    model_lr: float = 0.01  # the pool networks' SGD step size (momentum-free, so a network is just its weights)
+    real_batch: int = 256  # real training images the regression is scored on per step
+    ridge: float = 1e-6  # ridge strength, relative to the mean diagonal of K_ss
+    augment: str = "none"  # "dsa" (the dataset's DSA strategy), "none", or an explicit strategy like "crop_scale"
+
+
+@register_method("frepo")
+class FeatureRegression:
+    name = "frepo"
+    learns_schedule = False
+    learns_labels = True  # the regression fits the set's targets, so they can be learned
+    Options = FRePoOptions
+
+    def __init__(self, config):
+        self.config = config
+        self.options: FRePoOptions = parse_options(type(self), config.options)
+
+    def setup(self, task: Task, synset: SyntheticSet) -> None:
+        self.task = task
+        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+        strategy = strategy_for(task.spec.name) if self.options.augment == "dsa" else self.options.augment
+        self.augment = None if strategy in ("", "none") else DSA(strategy)
+        # staggered ages, so the pool always holds networks at every stage of training
+        self.pool = [self._fresh(torch.Generator().manual_seed(self.config.seed * 7919 + i))
+                     for i in range(self.options.pool_size)]
+        self.ages = [i * self.options.online_steps // self.options.pool_size for i in range(self.options.pool_size)]
+
+    def _fresh(self, rng: torch.Generator) -> Params:
+        return {k: v.to(self.task.train_x.device) for k, v in init_params(self.model, rng, self.config.scheme()).items()}
+
+    def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
+        index = int(torch.randint(len(self.pool), (1,), generator=rng))
+        params = self.pool[index]
+        idx = torch.randint(len(self.task.train_x), (self.options.real_batch,), generator=rng).to(self.task.train_x.device)
+        real_x, real_y = self.task.train_x[idx], self.task.train_y[idx]
+        syn_x = synset.images
+        if self.augment is not None:
+            draw = self.augment.draw(rng)
+            real_x, syn_x = self.augment.apply(real_x, draw), self.augment.apply(syn_x, draw)
+        with torch.no_grad():
+            real_features = embed(self.model, params, real_x)
+        syn_features = embed(self.model, params, syn_x)
+        targets = synset.targets()
+        if targets.ndim == 1:
+            targets = F.one_hot(targets, self.task.num_classes).float()
+        loss = regression_loss(syn_features, targets, real_features, real_y, self.options.ridge)
+        self._train_pool_member(index, synset, rng)
+        return loss
+
+    def _train_pool_member(self, index: int, synset: SyntheticSet, rng: torch.Generator) -> None:
+        """One SGD step of pool network `index` on the (detached) synthetic set; a new network once it is old."""
+        if self.ages[index] >= self.options.online_steps:
+            self.pool[index], self.ages[index] = self._fresh(rng), 0
+            return
+        current = {k: v.detach().requires_grad_(True) for k, v in self.pool[index].items()}
+        x = synset.images.detach()
+        if self.augment is not None:
+            x = self.augment(x, rng)
+        loss = classification_loss(functional_call(self.model, current, (x,)), synset.targets().detach())
+        grads = torch.autograd.grad(loss, list(current.values()))
+        self.pool[index] = {k: (v - self.options.model_lr * g).detach() for (k, v), g in zip(current.items(), grads)}
+        self.ages[index] += 1
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The pool, for checkpoints (exact resume)."""
+        state = {f"pool.{i}.{k}": v for i, params in enumerate(self.pool) for k, v in params.items()}
+        state["ages"] = torch.tensor(self.ages)
+        return state
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        device = self.task.train_x.device
+        self.ages = [int(a) for a in state["ages"]]
+        self.pool = [{k.split(".", 2)[2]: v.to(device) for k, v in state.items() if k.startswith(f"pool.{i}.")}
+                     for i in range(len(self.ages))]
+
+
+def regression_loss(syn_features: torch.Tensor, syn_targets: torch.Tensor, real_features: torch.Tensor,
+                    real_labels: torch.Tensor, ridge: float) -> torch.Tensor:
+    """Mean squared error, on the real batch, of the ridge regression fitted to the synthetic set (kernel form)."""
+    k_ss = syn_features @ syn_features.T
+    lam = ridge * k_ss.diagonal().mean().detach().clamp_min(1e-12)
+    eye = torch.eye(len(k_ss), device=k_ss.device, dtype=k_ss.dtype)
+    alpha = torch.linalg.solve(k_ss + lam * eye, syn_targets)
+    predictions = (real_features @ syn_features.T) @ alpha
+    onehot = F.one_hot(real_labels, syn_targets.shape[1]).to(predictions.dtype)
+    return ((predictions - onehot) ** 2).sum(1).mean()

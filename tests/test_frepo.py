@@ -1,0 +1,79 @@
+"""Feature regression (`frepo`): the closed-form regression is the ridge regression it claims to be, the loss reaches
+the pixels and the labels, and its online pool of networks is saved in checkpoints so resume stays exact."""
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from distill import presets
+from distill.api import DistillConfig, build_method, initial_synset
+from distill.data import load_task
+from distill.loop import LoopConfig, run_loop, step_generator
+from distill.methods.frepo import regression_loss
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_task("digits")
+
+
+def frepo(task, **options):
+    config = DistillConfig(**presets.resolve(dataset="digits", method="frepo", ipc=1, **options))
+    config.validate()
+    synset = initial_synset(config, task)
+    method = build_method(config)
+    method.setup(task, synset)
+    return method, synset
+
+
+def test_regression_loss_is_the_ridge_regressions_squared_error():
+    gen = torch.Generator().manual_seed(0)
+    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen, dtype=torch.float64)
+    targets = torch.softmax(torch.randn(6, 4, generator=gen, dtype=torch.float64), 1)
+    labels = torch.randint(4, (30,), generator=gen)
+    lam = 0.1 * (syn * syn).sum(1).mean()
+    # primal ridge regression: W = (X^T X + lam I)^-1 X^T Y, the same fit as the kernel form
+    weights = torch.linalg.solve(syn.T @ syn + lam * torch.eye(20, dtype=torch.float64), syn.T @ targets)
+    expected = ((real @ weights - F.one_hot(labels, 4)) ** 2).sum(1).mean()
+    assert regression_loss(syn, targets, real, labels, ridge=0.1).item() == pytest.approx(expected.item(), rel=1e-9)
+
+
+def test_regression_is_perfect_when_real_is_synthetic():
+    gen = torch.Generator().manual_seed(1)
+    syn = torch.randn(5, 40, generator=gen, dtype=torch.float64)
+    labels = torch.arange(5)
+    # five images, forty features: the regression interpolates its own images
+    assert regression_loss(syn, F.one_hot(labels, 5).double(), syn, labels, ridge=1e-9).item() < 1e-6
+
+
+def test_loss_reaches_pixels_and_learned_labels(digits):
+    method, synset = frepo(digits, learn_labels=True)
+    loss = method.loss(synset, 0, step_generator(0, 0))
+    grads = torch.autograd.grad(loss, [synset.images, synset.label_logits])
+    assert all(g.abs().sum() > 0 for g in grads)
+
+
+def test_pool_networks_train_on_the_set_and_are_renewed(digits):
+    method, synset = frepo(digits, options={"pool_size": 2, "online_steps": 2})
+    before = [{k: v.clone() for k, v in p.items()} for p in method.pool]
+    ages = list(method.ages)
+    method.loss(synset, 0, step_generator(0, 0))
+    changed = [i for i in range(2) if any(not torch.equal(before[i][k], method.pool[i][k]) for k in before[i])]
+    assert len(changed) == 1  # the one network used this step took one step (or, if it was old, was renewed)
+    i = changed[0]
+    assert method.ages[i] in (ages[i] + 1, 0)
+
+
+def test_resume_restores_the_pool_exactly(digits, tmp_path):
+    options = {"real_batch": 32, "pool_size": 3, "online_steps": 4}
+    config = LoopConfig(iterations=6, lr_images=0.01, checkpoint_every=3, keep_best=False)
+    method, whole = frepo(digits, options=options)
+    run_loop(method, whole, config, progress=False)
+    method, first = frepo(digits, options=options)
+    run_loop(method, first, LoopConfig(**{**config.__dict__, "iterations": 3}), checkpoint_dir=tmp_path, progress=False)
+    method, second = frepo(digits, options=options)
+    run_loop(method, second, config, checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert torch.allclose(whole.images, second.images, atol=1e-6)
+    assert not math.isclose(float((whole.images - frepo(digits)[1].images).detach().abs().sum()), 0.0)  # it did move
