@@ -40,12 +40,16 @@ SETTINGS = {
     "mnist-dd-fixed-10img-soft-clamped": dict(dataset="mnist", **{**FIXED_10, "epochs": 10, "learn_labels": True,
                                                                 "iterations": 9000, "decay_every": 1500,
                                                                 "eval_every": 10, "clamp_pixels": True}),
+    # the paper's noise initialisation: faster and higher than real samples here (91.1% validation at 3,600 steps,
+    # where the real-sample run had 86%); the original code's decay (halve every ~2,000 steps); validate every 10
+    "mnist-dd-fixed-10img-noise": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
+                                                         "decay_every": 2000, "eval_every": 10}),
     "mnist-dd-fixed-10img-eval10": dict(dataset="mnist", **{**FIXED_10, "iterations": 15000, "eval_every": 10}),
     "fashion-mnist-dd-fixed-10img": dict(dataset="fashion-mnist", **{**FIXED_10, "iterations": 6000,
                                                                     "decay_every": 1500}),
     "fashion-mnist-dd-random-100img": dict(dataset="fashion-mnist", **RANDOM_100),
 }
-ARTIFACTS = {"mnist-dd-fixed-10img", "mnist-dd-fixed-10img-soft"}  # small headline sets committed so anyone can re-check them
+ARTIFACTS = {"mnist-dd-fixed-10img", "mnist-dd-fixed-10img-soft", "mnist-dd-fixed-10img-noise"}  # small headline sets committed so anyone can re-check them
 
 
 def main() -> None:
