@@ -42,7 +42,7 @@ def table() -> str:
     return "\n".join(rows)
 
 
-METHOD_ORDER = ("dc", "dsa", "dm", "mtt", "random", "herding", "kcenter")
+METHOD_ORDER = ("dc", "dsa", "dm", "mtt", "frepo", "random", "herding", "kcenter")
 
 
 def methods_table() -> str:
