@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from distill.presets import PUBLISHED
+
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -54,7 +56,7 @@ def methods_table() -> str:
     found.sort(key=lambda r: (r["dataset"], METHOD_ORDER.index(r["method"]), r["ipc"]))
     for r in found:
         rr, fd = r["random_real"], r["full_data"]
-        published = r.get("published")
+        published = r.get("published") or PUBLISHED.get((r["dataset"], r["method"], r["ipc"]))
         rows.append(
             f"| {r['dataset']} | {r['method']} | {r['ipc']} | "
             f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
