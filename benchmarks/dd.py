@@ -23,7 +23,12 @@ RANDOM_100 = dict(method="dd", arch="lenet", ipc=1, steps=10, epochs=3, init="ra
 SETTINGS = {
     # the README's main job: `distill run` with no options (every other option at its default)
     "digits-dd-default": dict(dataset="digits", method="dd", arch="lenet", ipc=1, init="fixed"),
-    "mnist-dd-fixed-10img": dict(dataset="mnist", **FIXED_10),
+    # the headline: the paper's noise initialisation (faster and higher than real samples here: 91.1% validation at
+    # 3,600 steps where the real-sample run had 86%), the original code's decay (halve every ~2,000 steps), validated
+    # every 10 steps (validation swings by several points between outer steps; a fixed-init check is cheap)
+    "mnist-dd-fixed-10img": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
+                                                   "decay_every": 2000, "eval_every": 10}),
+    "mnist-dd-fixed-10img-real": dict(dataset="mnist", **FIXED_10),  # the earlier headline, from real samples
     "mnist-dd-random-100img": dict(dataset="mnist", **RANDOM_100),
     # variants of the fixed-init setting, looking for the missing points (issue 2)
     "mnist-dd-fixed-10img-batch2048": dict(dataset="mnist", **{**FIXED_10, "iterations": 7000, "decay_every": 1250,
@@ -40,10 +45,6 @@ SETTINGS = {
     "mnist-dd-fixed-10img-soft-clamped": dict(dataset="mnist", **{**FIXED_10, "epochs": 10, "learn_labels": True,
                                                                 "iterations": 9000, "decay_every": 1500,
                                                                 "eval_every": 10, "clamp_pixels": True}),
-    # the paper's noise initialisation: faster and higher than real samples here (91.1% validation at 3,600 steps,
-    # where the real-sample run had 86%); the original code's decay (halve every ~2,000 steps); validate every 10
-    "mnist-dd-fixed-10img-noise": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
-                                                         "decay_every": 2000, "eval_every": 10}),
     # the same with learned soft labels (Sucholutsky & Schonlau 2021): still ten images, one per class
     "mnist-dd-fixed-10img-noise-soft": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
                                                               "decay_every": 2000, "eval_every": 10,
@@ -53,7 +54,7 @@ SETTINGS = {
                                                                     "decay_every": 1500}),
     "fashion-mnist-dd-random-100img": dict(dataset="fashion-mnist", **RANDOM_100),
 }
-ARTIFACTS = {"mnist-dd-fixed-10img", "mnist-dd-fixed-10img-soft", "mnist-dd-fixed-10img-noise", "mnist-dd-fixed-10img-noise-soft"}  # small headline sets committed so anyone can re-check them
+ARTIFACTS = {"mnist-dd-fixed-10img", "mnist-dd-fixed-10img-real", "mnist-dd-fixed-10img-noise-soft"}  # small headline sets committed so anyone can re-check them
 
 
 def main() -> None:
