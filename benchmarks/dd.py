@@ -46,8 +46,8 @@ SETTINGS = {
                                                                 "iterations": 9000, "decay_every": 1500,
                                                                 "eval_every": 10, "clamp_pixels": True}),
     # the same with learned soft labels (Sucholutsky & Schonlau 2021): still ten images, one per class
-    "mnist-dd-fixed-10img-noise-soft": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
-                                                              "decay_every": 2000, "eval_every": 10,
+    "mnist-dd-fixed-10img-noise-soft": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 10000,
+                                                              "decay_every": 1500, "eval_every": 10,
                                                               "learn_labels": True}),
     "mnist-dd-fixed-10img-eval10": dict(dataset="mnist", **{**FIXED_10, "iterations": 15000, "eval_every": 10}),
     "fashion-mnist-dd-fixed-10img": dict(dataset="fashion-mnist", **{**FIXED_10, "iterations": 6000,

@@ -40,7 +40,8 @@ class DistillConfig:
     epochs: int = 10  # the paper used 3; 10 trains small data (digits) much better for the same 10 images
     init: str = "fixed"  # fixed | random | loaded
     init_scheme: str = ""  # "" = the network's default (xavier for LeNet, as in the original code)
-    image_init: str = "real"  # real | noise: real samples converge several times faster than the paper's noise
+    image_init: str = "real"  # real | noise: real samples give short runs (the digits main job) a head start; for
+    # long fixed-init MNIST runs the paper's noise went faster and higher (91% validation at 3,600 steps against 86%)
     init_lr: float = 0.02
     iterations: int = 800
     lr_images: float = 0.01
