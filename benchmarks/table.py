@@ -33,7 +33,8 @@ def table() -> str:
         extras = "".join(f" · {label}" for key, label in (("learn_labels", "learned soft labels"),
                                                           ("clamp_pixels", "pixels kept in [0, 1]")) if c.get(key))
         setting = (f"{r['dataset']} · {r['method']} · {r['arch']} · {r['init']} init ({r['protocol']}) · "
-                   f"{c['steps'] * c['epochs']} gradient steps{extras}")
+                   f"{c['steps'] * c['epochs']} gradient steps · {c.get('image_init', 'real')} start · "
+                   f"{c['iterations']:,} outer steps{extras}")
         rr, fd = r["random_real"], r["full_data"]
         rows.append(
             f"| {setting} | {r['images']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
