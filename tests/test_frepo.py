@@ -7,11 +7,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from distill import presets
-from distill.api import DistillConfig, build_method, initial_synset
 from distill.data import load_task
 from distill.loop import LoopConfig, run_loop, step_generator
 from distill.methods.frepo import regression_loss
+from helpers import method_and_set
 
 
 @pytest.fixture(scope="module")
@@ -20,12 +19,7 @@ def digits():
 
 
 def frepo(task, **options):
-    config = DistillConfig(**presets.resolve(dataset="digits", method="frepo", ipc=1, **options))
-    config.validate()
-    synset = initial_synset(config, task)
-    method = build_method(config)
-    method.setup(task, synset)
-    return method, synset
+    return method_and_set(task, "frepo", **options)
 
 
 def test_regression_loss_is_the_ridge_regressions_squared_error():

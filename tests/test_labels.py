@@ -8,12 +8,13 @@ import torch
 
 import distill
 from distill import presets
-from distill.api import DistillConfig, build_method, initial_synset
+from distill.api import DistillConfig
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.loop import LoopConfig, run_loop
 from distill.models import create_model, init_params
 from distill.train import unroll_schedule
+from helpers import method_and_set
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +23,7 @@ def digits():
 
 
 def dd_with_labels(task, **options):
-    config = DistillConfig(**presets.resolve(dataset="digits", method="dd", learn_labels=True, real_batch=64,
-                                             **options))
-    config.validate()
-    synset = initial_synset(config, task)
-    method = build_method(config)
-    method.setup(task, synset)
-    return method, synset
+    return method_and_set(task, "dd", learn_labels=True, real_batch=64, **options)
 
 
 def test_label_hypergradient_matches_finite_differences():

@@ -8,27 +8,19 @@ import torch
 
 import distill
 from distill import presets
-from distill.api import DistillConfig, build_method, initial_synset
+from distill.api import DistillConfig
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.evaluate import augment_ops, evaluate_set, standard_sgd
 from distill.loop import LoopConfig, run_loop, step_generator
 from distill.methods.dc import gradient_distance
 from distill.methods.mtt import expert_trajectory
+from helpers import method_and_set
 
 
 @pytest.fixture(scope="module")
 def digits():
     return load_task("digits")
-
-
-def method_and_set(task, method, ipc=1, **options):
-    config = DistillConfig(**presets.resolve(dataset="digits", method=method, ipc=ipc, **options))
-    config.validate()
-    synset = initial_synset(config, task)
-    m = build_method(config)
-    m.setup(task, synset)
-    return m, synset
 
 
 def real_equals_synthetic(method, synset):

@@ -23,8 +23,8 @@ import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from distill.augment import DSA, strategy_for
 from distill.data import Task
+from distill.evaluate import augment_ops
 from distill.methods import parse_options, register_method
 from distill.models import create_model, embed, init_params
 from distill.synset import SyntheticSet
@@ -55,8 +55,7 @@ class FeatureRegression:
     def setup(self, task: Task, synset: SyntheticSet) -> None:
         self.task = task
         self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
-        strategy = strategy_for(task.spec.name) if self.options.augment == "dsa" else self.options.augment
-        self.augment = None if strategy in ("", "none") else DSA(strategy)
+        self.augment = augment_ops(self.options.augment, task.spec.name)
         # staggered ages, so the pool always holds networks at every stage of training
         self.pool = [self._fresh(torch.Generator().manual_seed(self.config.seed * 7919 + i))
                      for i in range(self.options.pool_size)]
