@@ -29,6 +29,18 @@ SETTINGS = {
     "mnist-dd-fixed-10img": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
                                                    "decay_every": 2000, "eval_every": 10}),
     "mnist-dd-fixed-10img-real": dict(dataset="mnist", **FIXED_10),  # the earlier headline, from real samples
+    # one learned rate per step and per parameter tensor (30 rates instead of 3): at 3,000 steps 91.8% test against
+    # 90.6% with one rate per step (best validation 91.2 against 89.5)
+    "mnist-dd-fixed-10img-layer-lrs": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
+                                                             "decay_every": 2000, "eval_every": 10,
+                                                             "layer_lrs": True}),
+    "mnist-dd-fixed-10img-layer-lrs-8k": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise",
+                                                                "iterations": 8000, "decay_every": 1500,
+                                                                "eval_every": 10, "layer_lrs": True}),
+    # the same in a 10-minute budget on the 2-core CPU
+    "mnist-dd-fixed-10img-layer-lrs-fast": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise",
+                                                                  "iterations": 4000, "decay_every": 800,
+                                                                  "eval_every": 10, "layer_lrs": True}),
     "mnist-dd-random-100img": dict(dataset="mnist", **RANDOM_100),
     # variants of the fixed-init setting, looking for the missing points (issue 2)
     "mnist-dd-fixed-10img-batch2048": dict(dataset="mnist", **{**FIXED_10, "iterations": 7000, "decay_every": 1250,

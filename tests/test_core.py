@@ -179,3 +179,64 @@ def test_the_guard_falls_back_to_a_state_whose_loss_was_good():
     result = run_loop(BadState(), synset, LoopConfig(iterations=80, lr_images=0.1), progress=False)
     assert result.rollbacks == 1
     assert [r["step"] for r in result.history] == list(range(1, 81))
+
+
+def test_per_layer_lrs_train_each_parameter_tensor_at_its_own_rate():
+    model = create_model("mlp", (1, 4, 4), 3)
+    params = init_params(model, torch.Generator().manual_seed(1))
+    images, labels, step = torch.randn(3, 1, 4, 4), torch.arange(3), torch.zeros(3, dtype=torch.long)
+    per_step = torch.tensor([0.3, 0.2])
+    same = per_step[:, None].repeat(1, len(params))  # every column the step's rate: the one-rate schedule
+    a = unroll_schedule(model, params, images, labels, step, per_step, 1, 2, create_graph=False)
+    b = unroll_schedule(model, params, images, labels, step, same, 1, 2, create_graph=False)
+    assert all(torch.allclose(a[k], b[k]) for k in params)
+    frozen = same.clone()
+    frozen[:, 0] = 0.0  # the first parameter tensor never moves, every other one does
+    c = unroll_schedule(model, params, images, labels, step, frozen, 1, 2, create_graph=False)
+    first, *rest = params
+    assert torch.equal(c[first], params[first])
+    assert all(not torch.equal(c[k], params[k]) for k in rest)
+    shuffled = {k: params[k] for k in sorted(params)}  # how a set's stored network comes back from its file
+    d = unroll_schedule(model, shuffled, images, labels, step, frozen, 1, 2, create_graph=False)
+    assert all(torch.equal(c[k], d[k]) for k in params)
+
+
+def test_per_layer_lrs_hypergradient_matches_finite_differences():
+    model = create_model("mlp", (1, 4, 4), 3).double()
+    params = {k: v.double() for k, v in init_params(model, torch.Generator().manual_seed(1)).items()}
+    images = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    labels, step = torch.arange(3), torch.zeros(3, dtype=torch.long)
+    lrs = torch.full((2, len(params)), 0.2, dtype=torch.float64, requires_grad=True)
+    real_x = torch.randn(20, 1, 4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    real_y = torch.randint(3, (20,), generator=torch.Generator().manual_seed(4))
+
+    def outer(rates):
+        trained = unroll_schedule(model, params, images, labels, step, rates, 1, 2, create_graph=True)
+        return torch.nn.functional.cross_entropy(torch.func.functional_call(model, trained, (real_x,)), real_y)
+
+    (g,) = torch.autograd.grad(outer(lrs), [lrs])
+    eps = 1e-6
+    for t, j in [(0, 0), (1, len(params) - 1)]:
+        d = torch.zeros_like(lrs)
+        d[t, j] = eps
+        fd = (outer(lrs.detach() + d) - outer(lrs.detach() - d)) / (2 * eps)
+        assert abs(fd.item() - g[t, j].item()) < 1e-6
+
+
+def test_per_layer_lrs_round_trip_and_wrong_columns_rejected(tmp_path):
+    s = _synset()
+    s.log_lrs = torch.randn(2, len(s.init_params)) * 0.1 + math.log(0.05)
+    back = load(save(s, tmp_path / "layers.safetensors"))
+    assert back.lrs.shape == (2, len(s.init_params)) and torch.allclose(back.lrs, s.lrs)
+    s.log_lrs = torch.zeros(2, len(s.init_params) + 1)
+    save(s, tmp_path / "wrong.safetensors")
+    with pytest.raises(DistillError, match="one column per parameter tensor"):
+        load(tmp_path / "wrong.safetensors")
+
+
+def test_per_layer_lrs_need_a_method_that_learns_a_schedule():
+    from distill.api import DistillConfig
+
+    DistillConfig(dataset="digits", method="dd", layer_lrs=True).validate()
+    with pytest.raises(DistillError, match="--layer-lrs needs a method that learns a training schedule"):
+        DistillConfig(dataset="digits", method="dm", init="random", layer_lrs=True).validate()

@@ -43,6 +43,7 @@ class DistillConfig:
     image_init: str = "real"  # real | noise: real samples give short runs (the digits main job) a head start; for
     # long fixed-init MNIST runs the paper's noise went faster and higher (91% validation at 3,600 steps against 86%)
     init_lr: float = 0.02
+    layer_lrs: bool = False  # learn one rate per step and per parameter tensor instead of one per step
     iterations: int = 800
     lr_images: float = 0.01
     lr_lrs: float = 0.01
@@ -100,6 +101,9 @@ class DistillConfig:
             learners = sorted(n for n, m in METHODS.items() if getattr(m, "learns_labels", False))
             raise DistillError(f"method {self.method!r} cannot learn labels; --learn-labels works with: "
                                f"{', '.join(learners)}")
+        if self.layer_lrs and not learns_schedule(self.method):
+            raise DistillError(f"--layer-lrs needs a method that learns a training schedule (dd); "
+                               f"{self.method!r} does not")
         if self.optimizer not in ("adam", "sgd"):
             raise DistillError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not 0 <= self.momentum < 1:
@@ -168,8 +172,9 @@ def initial_synset(config: DistillConfig, task: Task) -> SyntheticSet:
             "ipc": config.ipc, "steps": steps, "epochs": epochs, "init": config.init,
             "init_scheme": config.scheme(), "class_names": list(task.spec.class_names), "config": asdict(config)}
     log_lrs = None
-    if schedule:  # one learned learning rate per unrolled step
-        log_lrs = torch.full((steps * epochs,), math.log(config.init_lr), device=device).requires_grad_(True)
+    if schedule:  # one learned learning rate per unrolled step (and per parameter tensor with layer_lrs)
+        shape = (steps * epochs, len(list(model.parameters()))) if config.layer_lrs else (steps * epochs,)
+        log_lrs = torch.full(shape, math.log(config.init_lr), device=device).requires_grad_(True)
     elif getattr(get_method(config.method), "learns_train_lr", False):  # one learned SGD rate (MTT)
         log_lrs = torch.full((1,), math.log(config.init_lr), device=device).requires_grad_(True)
         meta["lr_role"] = "standard"

@@ -66,6 +66,9 @@ def run(
     iterations: Optional[int] = typer.Option(None, help="Outer optimisation steps."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Step size for the images."),
     lr_lrs: Optional[float] = typer.Option(None, help="Step size for the log learning rates."),
+    layer_lrs: Optional[bool] = typer.Option(None, "--layer-lrs/--step-lrs",
+                                             help="Learn a rate per step and per parameter tensor (dd), or one per "
+                                                  "step (default)."),
     learn_labels: Optional[bool] = typer.Option(None, "--learn-labels/--hard-labels",
                                                 help="Learn soft labels too, saved as probabilities (dd)."),
     lr_labels: Optional[float] = typer.Option(None, help="Step size for the label logits (--learn-labels)."),
@@ -105,7 +108,7 @@ def run(
     """
     given = _given(dataset=dataset, method=method, arch=arch, ipc=ipc, steps=steps, epochs=epochs, init=init,
                    init_scheme=init_scheme, image_init=image_init, init_lr=init_lr, iterations=iterations,
-                   lr_images=lr, lr_lrs=lr_lrs, learn_labels=learn_labels, lr_labels=lr_labels, optimizer=optimizer,
+                   lr_images=lr, lr_lrs=lr_lrs, layer_lrs=layer_lrs, learn_labels=learn_labels, lr_labels=lr_labels, optimizer=optimizer,
                    momentum=momentum, decay_every=decay_every,
                    real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,

@@ -50,7 +50,8 @@ def image_grid(synset: SyntheticSet, path: Path, class_names: list[str] | None =
             if r == 0:
                 ax.set_title(names[c], fontsize=8)
             if c == 0 and lrs is not None:
-                ax.set_ylabel(f"step {s}\nlr {lrs[s]:.3g}", fontsize=7)
+                rate = lrs[s] if isinstance(lrs[s], float) else sum(lrs[s]) / len(lrs[s])  # per-layer: their mean
+                ax.set_ylabel(f"step {s}\nlr {rate:.3g}", fontsize=7)
     title = f"{synset.meta.get('method', '')} · {synset.meta.get('dataset', '')} · {len(labels)} images"
     if len(rows) > len(shown):
         title += f" (first {len(shown)} of {len(rows)} rows)"

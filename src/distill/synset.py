@@ -1,7 +1,8 @@
 """The synthetic set, the artifact users keep and share, and its safetensors file format (GUIDE §4).
 
 A file holds `images` [N,C,H,W] float32 (already normalised), `labels` ([N] int64 hard or [N,K] float32
-probabilities), optionally `lrs` [T] with `step` [N] (the learned schedule: T = steps x epochs) and `init.<name>`
+probabilities), optionally `lrs` [T] or [T, P] with `step` [N] (the learned schedule: T = steps x epochs, one rate
+per step, or per step and per parameter tensor of the network in its parameter order) and `init.<name>`
 tensors (the fixed initial network the set was distilled for). Everything else is string metadata in the header.
 Loading checks all of it, so a damaged or tampered file is rejected with a clear message instead of training a
 network on garbage. No pickle anywhere: a safetensors file cannot run code when loaded.
@@ -203,8 +204,12 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     log_lrs = step = None
     if "lrs" in tensors:
         lrs, step = tensors["lrs"], tensors.get("step")
-        _check(lrs.ndim == 1 and lrs.shape[0] == steps * epochs, path,
-               f"lrs must have steps x epochs = {steps * epochs} entries, got {list(lrs.shape)}")
+        _check(lrs.ndim in (1, 2) and lrs.shape[0] == steps * epochs, path,
+               f"lrs must have steps x epochs = {steps * epochs} rows, got {list(lrs.shape)}")
+        if lrs.ndim == 2:
+            _check(lrs.shape[1] == _parameter_count(meta), path,
+                   f"per-layer lrs need one column per parameter tensor of a {meta['arch']} "
+                   f"({_parameter_count(meta)}), got {lrs.shape[1]}")
         _check(bool(torch.isfinite(lrs).all()) and bool((lrs > 0).all()), path, "lrs must be positive and finite")
         _check(step is not None and step.dtype == torch.int64 and list(step.shape) == [n], path,
                f"a set with lrs needs 'step' int64 [{n}]")
@@ -218,6 +223,17 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     unknown = set(tensors) - {"images", "labels", "lrs", "step"} - {f"init.{k}" for k in init}
     _check(not unknown, path, f"unexpected tensors {sorted(unknown)}")
     return SyntheticSet(images, labels, meta, step, log_lrs, init or None)
+
+
+def _parameter_count(meta: dict) -> int:
+    """How many parameter tensors the set's network has (the columns of per-layer lrs)."""
+    from distill.models import create_model  # noqa: PLC0415
+
+    try:
+        model = create_model(meta["arch"], tuple(meta["image_shape"]), meta["num_classes"])
+    except DistillError:
+        return -1  # an unknown network: no column count matches, so the file is rejected with the message above
+    return len(list(model.parameters()))
 
 
 def _check_init(init: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
@@ -238,7 +254,8 @@ def describe(synset: SyntheticSet) -> dict:
     out["images"] = list(synset.images.shape)
     out["labels"] = "soft" if synset.labels.ndim == 2 else "hard"
     if synset.log_lrs is not None:
-        out["lrs"] = [round(float(x), 5) for x in synset.lrs]
+        lrs = synset.lrs.detach().cpu().tolist()
+        out["lrs"] = [round(x, 5) if isinstance(x, float) else [round(v, 5) for v in x] for x in lrs]
         if m.get("lr_role") == "standard":
             out["lrs_use"] = "learned SGD learning rate of the standard protocol"
     out["results"] = m.get("results", {})

@@ -40,13 +40,16 @@ def unroll_schedule(
     create_graph: bool,
 ) -> Params:
     """Train `params` with plain gradient descent: `epochs` passes over `steps` steps, step s using the images with
-    `step_of_image == s` and learning rate `lrs[epoch * steps + s]`.
+    `step_of_image == s` and learning rate `lrs[epoch * steps + s]`. `lrs` is [T] (one rate per step) or [T, P]
+    (one rate per step and per parameter tensor, in the order of `model.named_parameters()`).
 
     With `create_graph=True` the result stays differentiable in `images`, `lrs` and the initial `params`, which is
     all the original Dataset Distillation hypergradient needs: autograd does the rest.
     """
     batches = [(images[step_of_image == s], labels[step_of_image == s]) for s in range(steps)]
-    names = list(params)
+    names = [name for name, _ in model.named_parameters() if name in params]  # the network's order, not the dict's:
+    # per-layer rates are columns in this order, and a set loaded from a file lists its tensors alphabetically
+    names += [name for name in params if name not in names]
     with torch.enable_grad():
         current = {k: (v if v.requires_grad else v.detach().requires_grad_(True)) for k, v in params.items()}
         for epoch in range(epochs):
@@ -54,7 +57,8 @@ def unroll_schedule(
                 loss = classification_loss(functional_call(model, current, (x,)), y)
                 grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=create_graph)
                 lr = lrs[epoch * steps + s]
-                current = {k: current[k] - lr * g for k, g in zip(names, grads)}
+                rates = lr.unbind() if lr.ndim else [lr] * len(names)
+                current = {k: current[k] - rate * g for k, g, rate in zip(names, grads, rates)}
                 if not create_graph:
                     current = {k: v.detach().requires_grad_(True) for k, v in current.items()}
     return current if create_graph else {k: v.detach() for k, v in current.items()}
