@@ -199,3 +199,16 @@ def test_bad_method_option_and_bad_augmentation(tmp_path):
     assert_user_error(cli("eval", tiny, "--protocol", "standard", "--augment", "zoom"), "zoom")
     assert_user_error(cli("eval", tiny, "--arch", "resnet18", "--protocol", "standard"), "resnet18")
     assert not (tmp_path / "o").exists()
+
+
+def test_layer_lrs_run_saves_a_rate_per_parameter_tensor_and_evaluates_with_them(tmp_path):
+    out = tmp_path / "layers"
+    result = cli("run", "--layer-lrs", "--epochs", "2", "--out", out, "--eval-nets", "1", *TINY_RUN)
+    assert result.returncode == 0, result.stderr
+    stored = distill.load(out / "synset.safetensors")
+    columns = json.loads(cli("show", out / "synset.safetensors", "--json").stdout)["lrs_columns"]
+    assert stored.lrs.shape == (2, len(columns)) and columns[0] == "conv1.weight"
+    assert len(set(stored.lrs[0].tolist())) > 1  # the rates were learned apart, not one shared value
+    saved = stored.meta["results"]["distilled"]["accuracy_mean"]
+    evaluated = json.loads(cli("eval", out / "synset.safetensors", "--json").stdout)
+    assert evaluated["accuracy_mean"] == pytest.approx(saved)  # the file trains the network exactly as the run did

@@ -256,6 +256,11 @@ def describe(synset: SyntheticSet) -> dict:
     if synset.log_lrs is not None:
         lrs = synset.lrs.detach().cpu().tolist()
         out["lrs"] = [round(x, 5) if isinstance(x, float) else [round(v, 5) for v in x] for x in lrs]
+        if synset.lrs.ndim == 2:  # per-layer rates: name the columns
+            from distill.models import create_model  # noqa: PLC0415
+
+            model = create_model(m["arch"], tuple(m["image_shape"]), int(m["num_classes"]))
+            out["lrs_columns"] = [name for name, _ in model.named_parameters()]
         if m.get("lr_role") == "standard":
             out["lrs_use"] = "learned SGD learning rate of the standard protocol"
     out["results"] = m.get("results", {})
