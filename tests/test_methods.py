@@ -1,7 +1,9 @@
 """The standard methods (DC, DSA, DM, MTT), the coreset baselines and the presets: fast checks on the bundled 8x8
 digits that each loss measures what its paper says it measures."""
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -164,3 +166,18 @@ def test_resume_of_a_finished_run_may_change_only_its_evaluation(tmp_path):
     assert again.results["distilled"]["detail"]["sgd"]["epochs"] == 3
     with pytest.raises(DistillError, match="different options"):
         distill.distill(out=tmp_path, resume=True, **{**tiny, "lr_images": 0.5})
+
+
+def test_without_a_method_the_best_measured_one_runs_and_the_table_agrees_with_the_results_files():
+    assert presets.resolve(dataset="mnist", ipc=1)["method"] == presets.BEST_METHOD[("mnist", 1)]
+    assert presets.resolve(dataset="mnist", ipc=1, method="dd")["method"] == "dd"  # a named method always wins
+    assert presets.resolve(dataset="digits")["method"] == "dd"  # no measured best: the seed's method
+    assert presets.resolve(dataset="mnist", ipc=1)["init"] == "random"  # the chosen method's own defaults apply
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    for (dataset, ipc), best in presets.BEST_METHOD.items():
+        measured = {}
+        for path in results.glob(f"{dataset}-*-ipc{ipc}.json"):
+            found = json.loads(path.read_text())
+            if found["init"] == "random" and found["dataset"] == dataset:
+                measured[found["method"]] = found["accuracy_mean"]
+        assert max(measured, key=measured.get) == best, measured

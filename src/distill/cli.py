@@ -51,8 +51,9 @@ def _method_options(pairs: list[str]) -> dict:
 def run(
     dataset: Optional[str] = typer.Option(None, help="digits (bundled, the default), mnist, fashion-mnist, usps, "
                                                      "cifar10."),
-    method: Optional[str] = typer.Option(None, help="dd (default), dc, dsa, dm, mtt; coresets: random, herding, "
-                                                    "kcenter."),
+    method: Optional[str] = typer.Option(None, help="dd, dc, dsa, dm, mtt, frepo; coresets: random, herding, "
+                                                    "kcenter. Default: the most accurate one benchmarked for the "
+                                                    "dataset and --ipc where there is one, else dd."),
     arch: Optional[str] = typer.Option(None, help="Network: lenet, convnet, mlp, alexnet, vgg11, resnet18 "
                                                   "(default: the method's, see presets)."),
     ipc: Optional[int] = typer.Option(None, help="Synthetic images per class (per step for dd). Default 1."),
@@ -117,6 +118,9 @@ def run(
         given["options"] = _method_options(opt)
     config = api.DistillConfig(**presets.resolve(**given))
     config.validate()
+    if method is None and (config.dataset, config.ipc) in presets.BEST_METHOD:
+        typer.echo(f"method: {config.method}, the most accurate measured for {config.dataset} at {config.ipc} "
+                   "image(s) per class (choose another with --method)", err=True)
     out = out or Path("runs") / f"{config.dataset}-{config.method}"
     result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
                          progress=not quiet, evaluate=evaluate)
