@@ -37,6 +37,12 @@ SETTINGS = {
     "mnist-dd-fixed-10img-layer-lrs-8k": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise",
                                                                 "iterations": 8000, "decay_every": 1500,
                                                                 "eval_every": 10, "layer_lrs": True}),
+    # six gradient steps (epochs 6) over the ten images with per-layer rates: ahead of three steps early (validation
+    # 88.8% mean, 89.9% best over steps 1,000-1,500, against 86.6 and 89.0), level by 2,000 steps (90.2 best
+    # against 90.1); 91.3% test at 2,000 steps
+    "mnist-dd-fixed-10img-layer-lrs-e6": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise",
+                                                                "iterations": 10000, "decay_every": 1500,
+                                                                "eval_every": 10, "layer_lrs": True, "epochs": 6}),
     # the same in a 10-minute budget on the 2-core CPU
     "mnist-dd-fixed-10img-layer-lrs-fast": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise",
                                                                   "iterations": 4000, "decay_every": 800,
