@@ -30,8 +30,11 @@ def table() -> str:
         if "random_real" not in r or r["method"] != "dd":
             continue
         c = r["config"]
-        extras = "".join(f" · {label}" for key, label in (("learn_labels", "learned soft labels"),
+        extras = "".join(f" · {label}" for key, label in (("layer_lrs", "a learned rate per layer"),
+                                                          ("learn_labels", "learned soft labels"),
                                                           ("clamp_pixels", "pixels kept in [0, 1]")) if c.get(key))
+        if c.get("seed"):
+            extras += f" · seed {c['seed']}"
         setting = (f"{r['dataset']} · {r['method']} · {r['arch']} · {r['init']} init ({r['protocol']}) · "
                    f"{c['steps'] * c['epochs']} gradient steps · {c.get('image_init', 'real')} start · "
                    f"{c['iterations']:,} outer steps{extras}")
