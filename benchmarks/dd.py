@@ -3,6 +3,8 @@
     DISTILL_DATA=../shared/data python benchmarks/dd.py mnist-dd-fixed-10img
     DISTILL_DATA=../shared/data python benchmarks/dd.py --list
 
+The headline (`mnist-dd-fixed-10img`) is chosen on validation among a few candidate runs (`SELECTED`).
+
 Each setting is one `distill.distill(...)` call; the exact options are recorded in the results file, and
 `distill run` with the same options gives the same set (same seed).
 """
@@ -11,9 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from dataclasses import asdict
 
-from common import run_setting
+from common import HERE, run_setting
+
+from distill import presets
+from distill.api import DistillConfig
+from distill.report import write_json
 FIXED_10 = dict(method="dd", arch="lenet", ipc=1, steps=1, epochs=3, init="fixed", image_init="real",
                 iterations=18000, lr_images=0.01, decay_every=3000, real_batch=1024, eval_every=500,
                 checkpoint_every=500, eval_nets=1)
@@ -26,7 +34,7 @@ SETTINGS = {
     # the headline: the paper's noise initialisation (faster and higher than real samples here: 91.1% validation at
     # 3,600 steps where the real-sample run had 86%), the original code's decay (halve every ~2,000 steps), validated
     # every 10 steps (validation swings by several points between outer steps; a fixed-init check is cheap)
-    "mnist-dd-fixed-10img": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
+    "mnist-dd-fixed-10img-step-lrs": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise", "iterations": 14000,
                                                    "decay_every": 2000, "eval_every": 10}),
     "mnist-dd-fixed-10img-real": dict(dataset="mnist", **FIXED_10),  # the earlier headline, from real samples
     # one learned rate per step and per parameter tensor (30 rates instead of 3): at 3,000 steps 91.8% test against
@@ -43,10 +51,11 @@ SETTINGS = {
     "mnist-dd-fixed-10img-layer-lrs-e6": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise",
                                                                 "iterations": 10000, "decay_every": 1500,
                                                                 "eval_every": 10, "layer_lrs": True, "epochs": 6}),
-    # the same in a 10-minute budget on the 2-core CPU
-    "mnist-dd-fixed-10img-layer-lrs-fast": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise",
-                                                                  "iterations": 4000, "decay_every": 800,
-                                                                  "eval_every": 10, "layer_lrs": True}),
+    # the headline's setting in a 10-minute budget on the 2-core CPU: 4,000 steps, halving every 800
+    "mnist-dd-fixed-10img-layer-lrs-e6-fast": dict(dataset="mnist", **{**FIXED_10, "image_init": "noise",
+                                                                     "iterations": 4000, "decay_every": 800,
+                                                                     "eval_every": 10, "layer_lrs": True,
+                                                                     "epochs": 6}),
     "mnist-dd-random-100img": dict(dataset="mnist", **RANDOM_100),
     # variants of the fixed-init setting, looking for the missing points (issue 2)
     "mnist-dd-fixed-10img-batch2048": dict(dataset="mnist", **{**FIXED_10, "iterations": 7000, "decay_every": 1250,
@@ -72,12 +81,55 @@ SETTINGS = {
                                                                     "decay_every": 1500}),
     "fashion-mnist-dd-random-100img": dict(dataset="fashion-mnist", **RANDOM_100),
 }
-ARTIFACTS = {"mnist-dd-fixed-10img", "mnist-dd-fixed-10img-real", "mnist-dd-fixed-10img-noise-soft"}  # small headline sets committed so anyone can re-check them
+ARTIFACTS = {"mnist-dd-fixed-10img-step-lrs", "mnist-dd-fixed-10img-real", "mnist-dd-fixed-10img-noise-soft"}  # small headline sets committed so anyone can re-check them
+# Headlines chosen on validation: each candidate (setting, seed) is run, or its finished run reused, and the one with
+# the best validation accuracy (5,000 held-out training images) becomes the headline. The seed draws the fixed
+# network and the starting noise, and with them where the run levels off; the test split plays no part in the choice.
+SELECTED = {
+    "mnist-dd-fixed-10img": [("mnist-dd-fixed-10img-layer-lrs-e6", 0), ("mnist-dd-fixed-10img-layer-lrs-e6", 1)],
+}
+
+
+def run_name(setting: str, seed: int) -> str:
+    return f"{setting}-seed{seed}" if seed else setting
+
+
+def finished(setting: str, seed: int) -> dict | None:
+    """The results of a finished run of (setting, seed) with exactly this setting's options, if there is one."""
+    name = run_name(setting, seed)
+    path = HERE / "results" / f"{name}.json"
+    if not (path.exists() and (HERE / "runs" / name / "synset.safetensors").exists()):
+        return None
+    result = json.loads(path.read_text())
+    wanted = asdict(DistillConfig(**presets.resolve(**SETTINGS[setting], seed=seed)))
+    return result if result["config"] == json.loads(json.dumps(wanted)) else None
+
+
+def select(headline: str, device: str | None) -> None:
+    """Run (or reuse) every candidate of `headline`, keep the best on validation, write it under the headline's
+    name with every candidate's numbers beside it, and commit its set as the headline artifact."""
+    candidates = []
+    for setting, seed in SELECTED[headline]:
+        result = finished(setting, seed) or run_setting(
+            setting, SETTINGS[setting], f"DISTILL_DATA=../shared/data python benchmarks/dd.py {setting}",
+            seed=seed, device=device)
+        candidates.append((run_name(setting, seed), result))
+    chosen_name, chosen = max(candidates, key=lambda c: c[1]["best_val_acc"])
+    result = {**chosen, "name": headline, "command": f"DISTILL_DATA=../shared/data python benchmarks/dd.py {headline}",
+              "selection": "best validation accuracy among the candidates (the test split plays no part)",
+              "selected": chosen_name,
+              "candidates": [{"name": n, "seed": r["config"]["seed"], "best_val_acc": r["best_val_acc"],
+                              "accuracy_mean": r["accuracy_mean"], "distill_seconds": r["distill_seconds"]}
+                             for n, r in candidates]}
+    write_json(result, HERE / "results" / f"{headline}.json")
+    for suffix, source in ((".safetensors", "synset.safetensors"), (".png", "grid.png"), ("-val.png", "val_curve.png")):
+        shutil.copyfile(HERE / "runs" / chosen_name / source, HERE / "artifacts" / f"{headline}{suffix}")
+    print(json.dumps({k: result[k] for k in ("name", "selected", "accuracy_mean", "candidates")}))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", nargs="?", choices=sorted(SETTINGS))
+    parser.add_argument("name", nargs="?", choices=sorted({*SETTINGS, *SELECTED}))
     parser.add_argument("--list", action="store_true", help="print the settings and exit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
@@ -86,6 +138,11 @@ def main() -> None:
     if args.list or not args.name:
         for name, options in SETTINGS.items():
             print(name, json.dumps(options))
+        for name, candidates in SELECTED.items():
+            print(name, "best on validation of", json.dumps(candidates))
+        return
+    if args.name in SELECTED:
+        select(args.name, args.device)
         return
     run_setting(args.name, SETTINGS[args.name], f"DISTILL_DATA=../shared/data python benchmarks/dd.py {args.name}",
                 artifact=args.name if args.name in ARTIFACTS else None, seed=args.seed, device=args.device,

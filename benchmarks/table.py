@@ -35,6 +35,10 @@ def table() -> str:
                                                           ("clamp_pixels", "pixels kept in [0, 1]")) if c.get(key))
         if c.get("seed"):
             extras += f" · seed {c['seed']}"
+        if r.get("candidates"):
+            total = sum(c["distill_seconds"] for c in r["candidates"]) / 60
+            extras += (f" · **headline**: the best on validation of {len(r['candidates'])} runs (each a row of this "
+                       f"table; {total:.0f} min of distillation in all)")
         setting = (f"{r['dataset']} · {r['method']} · {r['arch']} · {r['init']} init ({r['protocol']}) · "
                    f"{c['steps'] * c['epochs']} gradient steps · {c.get('image_init', 'real')} start · "
                    f"{c['iterations']:,} outer steps{extras}")

@@ -118,9 +118,6 @@ def run(
         given["options"] = _method_options(opt)
     config = api.DistillConfig(**presets.resolve(**given))
     config.validate()
-    if method is None and (config.dataset, config.ipc) in presets.BEST_METHOD:
-        typer.echo(f"method: {config.method}, the most accurate measured for {config.dataset} at {config.ipc} "
-                   "image(s) per class (choose another with --method)", err=True)
     out = out or Path("runs") / f"{config.dataset}-{config.method}"
     result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
                          progress=not quiet, evaluate=evaluate)
@@ -137,6 +134,9 @@ def run(
     typer.echo(f"  full training set ({config.arch}): {_percent(r['full_data'])}")
     typer.echo(f"  {n_images} random real images:    {_percent(r['random_real'])}")
     typer.echo(f"  distillation took {r['distill_seconds']:.0f} s on {r['device']}")
+    if method is None and (config.dataset, config.ipc) in presets.BEST_METHOD:  # the progress bar named it too
+        typer.echo(f"  method {config.method}: the most accurate measured for {config.dataset} at {config.ipc} "
+                   "image(s) per class (choose another with --method)")
     for name, path in result.files.items():
         typer.echo(f"  {name}: {path}")
 
