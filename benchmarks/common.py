@@ -41,13 +41,17 @@ def git_commit() -> str:
         return "unknown"
 
 
+def run_name(setting: str, seed: int) -> str:
+    """The name a (setting, seed) run's folder and results file go by: seed 0 keeps the setting's own name."""
+    return f"{setting}-seed{seed}" if seed else setting
+
+
 def run_setting(name: str, options: dict, command: str, artifact: str | None = None, seed: int = 0,
                 device: str | None = None, resume: bool = False, extra: dict | None = None) -> dict:
     """Distill with `options` (through the presets, as `distill run` does), write the results file, and copy the
     set to benchmarks/artifacts/<artifact>.safetensors when asked. A seed other than 0 is part of the name
     (<name>-seed<N>), so runs of one setting with several seeds keep their own results files."""
-    if seed:
-        name = f"{name}-seed{seed}"
+    name = run_name(name, seed)
     out = HERE / "runs" / name
     run = distill.distill(out=out, force=not resume, resume=resume, device=device, seed=seed, **options)
     r = run.results

@@ -17,7 +17,7 @@ import shutil
 import sys
 from dataclasses import asdict
 
-from common import HERE, run_setting
+from common import HERE, run_name, run_setting
 
 from distill import presets
 from distill.api import DistillConfig
@@ -88,10 +88,6 @@ ARTIFACTS = {"mnist-dd-fixed-10img-step-lrs", "mnist-dd-fixed-10img-real", "mnis
 SELECTED = {
     "mnist-dd-fixed-10img": [("mnist-dd-fixed-10img-layer-lrs-e6", 0), ("mnist-dd-fixed-10img-layer-lrs-e6", 1)],
 }
-
-
-def run_name(setting: str, seed: int) -> str:
-    return f"{setting}-seed{seed}" if seed else setting
 
 
 def finished(setting: str, seed: int) -> dict | None:

@@ -207,9 +207,10 @@ def load(path: str | os.PathLike) -> SyntheticSet:
         _check(lrs.ndim in (1, 2) and lrs.shape[0] == steps * epochs, path,
                f"lrs must have steps x epochs = {steps * epochs} rows, got {list(lrs.shape)}")
         if lrs.ndim == 2:
-            _check(lrs.shape[1] == _parameter_count(meta), path,
+            columns = _parameter_count(meta)
+            _check(lrs.shape[1] == columns, path,
                    f"per-layer lrs need one column per parameter tensor of a {meta['arch']} "
-                   f"({_parameter_count(meta)}), got {lrs.shape[1]}")
+                   f"({columns}), got {lrs.shape[1]}")
         _check(bool(torch.isfinite(lrs).all()) and bool((lrs > 0).all()), path, "lrs must be positive and finite")
         _check(step is not None and step.dtype == torch.int64 and list(step.shape) == [n], path,
                f"a set with lrs needs 'step' int64 [{n}]")
