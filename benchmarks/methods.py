@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--resume", action="store_true", help="continue a killed run of this setting")
+    parser.add_argument("--max-minutes", type=float, default=0.0,
+                        help="stop distilling after this long (the results file records the steps taken)")
     args = parser.parse_args()
     if args.list or not args.name:
         for name, options in SETTINGS.items():
@@ -39,7 +41,11 @@ def main() -> None:
     options = SETTINGS[args.name]
     key = (options["dataset"], options["method"], options["ipc"])
     artifact = f"mnist-{options['method']}-ipc1" if key[0] == "mnist" and key[2] == 1 else None
-    run_setting(args.name, options, f"DISTILL_DATA=../shared/data python benchmarks/methods.py {args.name}",
+    if args.max_minutes:
+        options = {**options, "max_minutes": args.max_minutes}
+    command = f"DISTILL_DATA=../shared/data python benchmarks/methods.py {args.name}"
+    command += f" --max-minutes {args.max_minutes:g}" if args.max_minutes else ""
+    run_setting(args.name, options, command,
                 artifact=artifact, seed=args.seed, device=args.device, resume=args.resume,
                 extra={"published": PUBLISHED.get(key)})
 

@@ -156,6 +156,28 @@ def test_sgd_outer_loop_resumes_exactly(digits, tmp_path):
     assert not math.isclose(float((whole.images - fresh()[1].images).detach().abs().sum()), 0.0)  # it did move
 
 
+def test_a_time_limit_stops_at_a_step_that_a_plain_run_repeats_and_resume_goes_on(digits, tmp_path):
+    def fresh():
+        return method_and_set(digits, "dm", ipc=1)
+
+    config = LoopConfig(iterations=4, optimizer="sgd", lr_images=1.0, keep_best=False)
+    m, limited = fresh()
+    stopped = run_loop(m, limited, LoopConfig(**{**config.__dict__, "time_limit": 1e-9}), checkpoint_dir=tmp_path,
+                       validate=lambda s: 0.5, progress=False)
+    assert stopped.steps == 1 and [r["step"] for r in stopped.history] == [1]
+    assert stopped.history[-1]["val_acc"] == 0.5  # the last step taken is validated, like a run's final step
+    m, one_step = fresh()
+    run_loop(m, one_step, LoopConfig(**{**config.__dict__, "iterations": 1}), progress=False)
+    assert torch.equal(limited.images, one_step.images)
+    m, whole = fresh()
+    assert run_loop(m, whole, config, progress=False).steps == 4
+    m, resumed = fresh()
+    run_loop(m, resumed, config, checkpoint_dir=tmp_path, resume=True, progress=False)
+    assert torch.allclose(whole.images, resumed.images, atol=1e-6)
+    with pytest.raises(DistillError, match="max-minutes"):
+        DistillConfig(max_minutes=-1).validate()
+
+
 def test_resume_of_a_finished_run_may_change_only_its_evaluation(tmp_path):
     tiny = dict(dataset="digits", method="dm", iterations=3, eval_every=3, eval_nets=1, eval_epochs=2,
                 options={"real_batch": 16}, progress=False)

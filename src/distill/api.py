@@ -58,6 +58,8 @@ class DistillConfig:
     eval_nets: int = 5
     keep_best: bool = True  # keep the set that scored best on the validation split
     clamp_pixels: bool = False  # keep the images valid pictures (pixels in [0, 1]) after every outer step
+    max_minutes: float = 0.0  # stop distilling after this long, at a step boundary (0: no limit); the summary
+    # records the steps taken, and `iterations` set to that repeats the run on any machine
     seed: int = 0
     optimizer: str = "adam"  # adam | sgd (with `momentum`): the outer optimiser over the synthetic tensors
     momentum: float = 0.5
@@ -69,7 +71,7 @@ class DistillConfig:
         return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
                           lr_labels=self.lr_labels, decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
                           checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best,
-                          clamp_pixels=self.clamp_pixels,
+                          clamp_pixels=self.clamp_pixels, time_limit=60 * self.max_minutes,
                           optimizer=self.optimizer, momentum=self.momentum)
 
     def scheme(self) -> str:
@@ -108,6 +110,8 @@ class DistillConfig:
             raise DistillError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not 0 <= self.momentum < 1:
             raise DistillError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
+            raise DistillError(f"--max-minutes must be 0 (no limit) or more, got {self.max_minutes}")
         if self.eval_epochs < 0:
             raise DistillError(f"--eval-epochs must be 0 (automatic) or more, got {self.eval_epochs}")
         augment_ops(self.eval_augment, self.dataset)
@@ -197,8 +201,9 @@ def build_method(config: DistillConfig, pool=None):
 
 
 VALIDATION_EPOCHS = 100
-EVALUATION_ONLY = ("eval_nets", "eval_augment", "eval_epochs")  # options a resumed run may change: they only shape
-# the final measurement, so `--resume` on a finished run re-evaluates it without distilling again
+FREE_ON_RESUME = ("eval_nets", "eval_augment", "eval_epochs", "max_minutes")  # options a resumed run may change:
+# they shape the final measurement or when to stop, not the steps, so `--resume` on a finished run re-evaluates it
+# without distilling again, and a run stopped by its time limit can go on with another
 
 
 def validation_accuracy(config: DistillConfig, task: Task):
@@ -286,10 +291,11 @@ def distill(
         method.setup(task, synset)
         loop_result = run_loop(method, synset, config.loop(), validate=validation_accuracy(config, task),
                                checkpoint_dir=out_path, resume=resume, run_config=asdict(config), progress=progress,
-                               free_on_resume=EVALUATION_ONLY)
+                               free_on_resume=FREE_ON_RESUME)
     final = synset.detached()
     results = {"distill_seconds": round(loop_result.seconds, 2), "rollbacks": loop_result.rollbacks,
-               "kept_step": loop_result.best_step if config.keep_best else config.iterations,
+               "steps_taken": loop_result.steps,
+               "kept_step": loop_result.best_step if config.keep_best else loop_result.steps,
                "best_val_acc": loop_result.best_val,
                "device": str(target), "torch": torch.__version__, "python": platform.python_version()}
     if evaluate:

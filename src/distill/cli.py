@@ -94,6 +94,8 @@ def run(
                                                 help="Keep the images valid pictures (pixels in [0, 1]) after every "
                                                      "step, or let them leave that range (default)."),
     seed: Optional[int] = typer.Option(None, help="Seed of everything random in the run (default 0)."),
+    max_minutes: Optional[float] = typer.Option(None, help="Stop distilling after this many minutes (0: no limit); "
+                                                           "the summary records the steps taken."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<dataset>-<method>)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
     resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
@@ -113,7 +115,8 @@ def run(
                    momentum=momentum, decay_every=decay_every,
                    real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
-                   eval_epochs=eval_epochs, keep_best=keep_best, clamp_pixels=clamp_pixels, seed=seed)
+                   eval_epochs=eval_epochs, keep_best=keep_best, clamp_pixels=clamp_pixels, seed=seed,
+                   max_minutes=max_minutes)
     if opt:
         given["options"] = _method_options(opt)
     config = api.DistillConfig(**presets.resolve(**given))
@@ -133,7 +136,9 @@ def run(
                f"{_percent(r['distilled'])} test accuracy [{r['distilled']['protocol']}]")
     typer.echo(f"  full training set ({config.arch}): {_percent(r['full_data'])}")
     typer.echo(f"  {n_images} random real images:    {_percent(r['random_real'])}")
-    typer.echo(f"  distillation took {r['distill_seconds']:.0f} s on {r['device']}")
+    stopped = (f" (stopped by --max-minutes after {r['steps_taken']} of {config.iterations} steps)"
+               if 0 < r["steps_taken"] < config.iterations else "")
+    typer.echo(f"  distillation took {r['distill_seconds']:.0f} s on {r['device']}{stopped}")
     if method is None and (config.dataset, config.ipc) in presets.BEST_METHOD:  # the progress bar named it too
         typer.echo(f"  method {config.method}: the most accurate measured for {config.dataset} at {config.ipc} "
                    "image(s) per class (choose another with --method)")

@@ -50,6 +50,8 @@ class LoopConfig:
     # divergence too (0: only NaN/inf are): unrolled training that blows up falls off a cliff it never climbs back
     keep_best: bool = True  # end with the set that scored best on the validation split, not merely the last one
     clamp_pixels: bool = False  # after every step, keep the images valid pictures (pixels in [0, 1])
+    time_limit: float = 0.0  # seconds of distillation after which the loop stops at the next step (0: none); the
+    # step reached is recorded (`LoopResult.steps`), so `--iterations <steps>` repeats the run without the limit
 
 
 @dataclass
@@ -59,6 +61,7 @@ class LoopResult:
     rollbacks: int = 0
     best_step: int | None = None  # the step whose set was kept (keep_best), if validation ran
     best_val: float | None = None
+    steps: int = 0  # outer steps taken: `iterations`, or fewer when the time limit stopped the loop
 
 
 SPIKE_WINDOW = 50
@@ -229,8 +232,10 @@ def run_loop(
             bar.refresh()
             continue
         step += 1
+        out_of_time = bool(config.time_limit) and time.perf_counter() - began >= config.time_limit
+        last_step = step == config.iterations or out_of_time
         record = {"step": step, "loss": round(loss.item(), 5)}
-        if validate is not None and (step % config.eval_every == 0 or step == config.iterations):
+        if validate is not None and (step % config.eval_every == 0 or last_step):
             last_val = validate(synset)
             record["val_acc"] = round(last_val, 5)
             if result.best_val is None or last_val > result.best_val:
@@ -240,10 +245,14 @@ def run_loop(
         bar.set_postfix(loss=f"{loss.item():.4f}", val=("-" if last_val is None else f"{last_val:.2%}"))
         bar.update(1)
         result.seconds = time.perf_counter() - began
-        if checkpoint is not None and (step % config.checkpoint_every == 0 or step == config.iterations):
+        if checkpoint is not None and (step % config.checkpoint_every == 0 or last_step):
             save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best,
                             method.state_dict() if hasattr(method, "state_dict") else None)
+        if out_of_time and step < config.iterations:
+            bar.write(f"time limit of {config.time_limit / 60:g} min reached at step {step} of {config.iterations}")
+            break
     bar.close()
+    result.steps = step
     if config.keep_best and best:
         state.load_synset(best)
     result.seconds = time.perf_counter() - began
