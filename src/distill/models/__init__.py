@@ -47,7 +47,8 @@ def init_params(model: nn.Module, generator: torch.Generator, scheme: str = "def
     'default' reproduces PyTorch's own layer initialisation (kaiming-uniform with a=sqrt(5), fan-in uniform bias),
     'xavier' is Glorot-normal with zero bias (the original Dataset Distillation code), 'kaiming' is He-normal.
     Normalisation layers start at weight 1, bias 0. Drawing from an explicit generator keeps runs reproducible and
-    resumable without touching the global RNG.
+    resumable without touching the global RNG. The tensors are made on the generator's device (the CPU for the
+    generators this project seeds), so a seed gives the same network on any machine; callers move them.
     """
     if scheme not in INIT_SCHEMES:
         raise DistillError(f"unknown initialiser {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
@@ -60,7 +61,7 @@ def init_params(model: nn.Module, generator: torch.Generator, scheme: str = "def
         weight, bias = own.get("weight"), own.get("bias")
         is_norm = isinstance(module, (nn.GroupNorm, nn.LayerNorm, nn.BatchNorm2d, nn.InstanceNorm2d))
         if weight is not None:
-            new = torch.empty_like(weight)
+            new = torch.empty_like(weight, device=generator.device)
             if is_norm:
                 new.fill_(1.0)
             elif scheme == "xavier":
@@ -71,7 +72,7 @@ def init_params(model: nn.Module, generator: torch.Generator, scheme: str = "def
                 nn.init.kaiming_uniform_(new, a=math.sqrt(5), generator=generator)
             params[prefix + "weight"] = new
         if bias is not None:
-            new = torch.zeros_like(bias)
+            new = torch.zeros_like(bias, device=generator.device)
             if scheme == "default" and not is_norm and weight is not None:
                 fan_in = weight[0].numel()
                 bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
