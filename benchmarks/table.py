@@ -58,7 +58,7 @@ METHOD_ORDER = ("dc", "dsa", "dm", "mtt", "frepo", "random", "herding", "kcenter
 def methods_table() -> str:
     """Issue 4: the standard methods and coresets beside the papers' numbers (ConvNet, standard protocol)."""
     rows = ["| dataset | method | img/class | ours (test %) | published | eval nets | eval augment | random real | "
-            "full data | distill time | command |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+            "full data | steps | distill time | command |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     found = [json.loads(p.read_text()) for p in (HERE / "results").glob("*.json")]
     found = [r for r in found if r.get("method") in METHOD_ORDER]
     found.sort(key=lambda r: (r["dataset"], METHOD_ORDER.index(r["method"]), r["ipc"]))
@@ -71,8 +71,22 @@ def methods_table() -> str:
             f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | {r.get('eval_augment', 'none')} | "
             f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
             f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
-            f"{r['distill_seconds'] / 60:.1f} min ({r['device']}, {r.get('threads', '?')} thr.) | `{r['command']}` |")
+            f"{steps(r)} | {r['distill_seconds'] / 60:.1f} min ({where(r)}) | `{r['command']}` |")
     return "\n".join(rows)
+
+
+def steps(r: dict) -> str:
+    """Outer steps the run took (coresets take none)."""
+    if r["method"] in ("random", "herding", "kcenter"):
+        return "—"
+    return f"{r.get('steps_taken') or r['config']['iterations']:,}"
+
+
+def where(r: dict) -> str:
+    """The device, and how many runs shared it (GPU) or how many threads it had (CPU)."""
+    if "processes_on_device" in r:
+        return f"{r['device']}, shared by {r['processes_on_device']} runs"
+    return f"{r['device']}, {r.get('threads', '?')} thr."
 
 
 def cross_arch_table() -> str:

@@ -203,3 +203,22 @@ def test_without_a_method_the_best_measured_one_runs_and_the_table_agrees_with_t
             if found["init"] == "random" and found["dataset"] == dataset:
                 measured[found["method"]] = found["accuracy_mean"]
         assert max(measured, key=measured.get) == best, measured
+
+
+def test_every_standard_method_result_is_what_its_preset_runs_now():
+    """`distill run --dataset D --method M --ipc N` must repeat the README's row: each results file's configuration is
+    the preset's, with `iterations` the steps the run took (a GPU run stopped by its time limit)."""
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    checked = 0
+    for path in sorted(results.glob("*-ipc*.json")):
+        found = json.loads(path.read_text())
+        if found["method"] not in ("dc", "dsa", "dm", "mtt", "frepo"):
+            continue
+        config = dict(found["config"])
+        config["iterations"] = found.get("steps_taken") or config["iterations"]
+        config.pop("max_minutes", None)
+        preset = presets.resolve(dataset=found["dataset"], method=found["method"], ipc=found["ipc"])
+        differs = {k: (v, preset[k]) for k, v in config.items() if k in preset and v != preset[k]}
+        assert not differs, f"{path.name}: {differs}"
+        checked += 1
+    assert checked >= 10
