@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     synset = distill.load(args.file)
+    name = args.file.name.removesuffix(".safetensors")
+    path = HERE / "results" / f"cross-arch-{name}.json"
     rows = {}
     for arch in args.archs.split(","):
         began = time.perf_counter()
@@ -39,9 +41,15 @@ def main() -> None:
                                   augment=args.augment, epochs=args.epochs)
         rows[arch] = {"accuracy_mean": result.accuracy_mean, "accuracy_std": result.accuracy_std,
                       "n_nets": result.n_nets, "accuracies": result.accuracies,
-                      "seconds": round(time.perf_counter() - began, 1)}
+                      "seconds": round(time.perf_counter() - began, 1), "command": command_for(args, arch)}
         print(arch, json.dumps(rows[arch]), flush=True)
-    name = args.file.name.removesuffix(".safetensors")
+    # runs over different --archs of one set and protocol fill one table (read now, at the end, so two such runs
+    # side by side both land); each row keeps its own command
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    if (earlier.get("set"), earlier.get("augment"), earlier.get("epochs")) == (str(args.file), args.augment or "none",
+                                                                             args.epochs):
+        rows = {**earlier["archs"], **rows}
+    rows = {arch: rows[arch] for arch in ARCHS if arch in rows}  # the table's order, whatever order runs came in
     command = f"DISTILL_DATA=../shared/data python benchmarks/cross_arch.py {args.file}"
     if args.augment:
         command += f" --augment {args.augment}"
@@ -49,11 +57,20 @@ def main() -> None:
         command += f" --epochs {args.epochs}"
     result = {"name": f"cross-arch-{name}", "set": str(args.file), "dataset": synset.meta["dataset"],
               "method": synset.meta["method"], "ipc": synset.meta["ipc"], "distilled_with": synset.meta["arch"],
-              "augment": args.augment or "none", "archs": rows,
+              "augment": args.augment or "none", "epochs": args.epochs, "archs": rows,
               "device": device_name(args.device or ("cuda" if torch.cuda.is_available() else "cpu")),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
               "git_commit": git_commit(), "command": command}
-    write_json(result, HERE / "results" / f"cross-arch-{name}.json")
+    write_json(result, path)
+
+
+def command_for(args: argparse.Namespace, arch: str) -> str:
+    """The command that measures one row again."""
+    command = f"DISTILL_DATA=../shared/data python benchmarks/cross_arch.py {args.file} --archs {arch}"
+    command += f" --nets {args.nets}" if args.nets != 5 else ""
+    command += f" --augment {args.augment}" if args.augment else ""
+    command += f" --epochs {args.epochs}" if args.epochs else ""
+    return command
 
 
 if __name__ == "__main__":

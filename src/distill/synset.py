@@ -226,12 +226,17 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     return SyntheticSet(images, labels, meta, step, log_lrs, init or None)
 
 
-def _parameter_count(meta: dict) -> int:
-    """How many parameter tensors the set's network has (the columns of per-layer lrs)."""
+def _network(meta: dict):
+    """The network a set's header names (for its parameter names and shapes; never trained here)."""
     from distill.models import create_model  # noqa: PLC0415
 
+    return create_model(meta["arch"], tuple(meta["image_shape"]), int(meta["num_classes"]))
+
+
+def _parameter_count(meta: dict) -> int:
+    """How many parameter tensors the set's network has (the columns of per-layer lrs)."""
     try:
-        model = create_model(meta["arch"], tuple(meta["image_shape"]), meta["num_classes"])
+        model = _network(meta)
     except DistillError:
         return -1  # an unknown network: no column count matches, so the file is rejected with the message above
     return len(list(model.parameters()))
@@ -239,10 +244,7 @@ def _parameter_count(meta: dict) -> int:
 
 def _check_init(init: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
     """The stored initial network must be exactly the parameters of the named architecture."""
-    from distill.models import create_model  # noqa: PLC0415
-
-    model = create_model(meta["arch"], tuple(meta["image_shape"]), meta["num_classes"])
-    expected = {k: list(v.shape) for k, v in model.named_parameters()}
+    expected = {k: list(v.shape) for k, v in _network(meta).named_parameters()}
     got = {k: list(v.shape) for k, v in init.items()}
     _check(expected == got, path, f"stored init network does not match a {meta['arch']} for this data")
     _check(all(bool(torch.isfinite(v).all()) for v in init.values()), path, "init network has NaN or infinity")
@@ -258,10 +260,7 @@ def describe(synset: SyntheticSet) -> dict:
         lrs = synset.lrs.detach().cpu().tolist()
         out["lrs"] = [round(x, 5) if isinstance(x, float) else [round(v, 5) for v in x] for x in lrs]
         if synset.lrs.ndim == 2:  # per-layer rates: name the columns
-            from distill.models import create_model  # noqa: PLC0415
-
-            model = create_model(m["arch"], tuple(m["image_shape"]), int(m["num_classes"]))
-            out["lrs_columns"] = [name for name, _ in model.named_parameters()]
+            out["lrs_columns"] = [name for name, _ in _network(m).named_parameters()]
         if m.get("lr_role") == "standard":
             out["lrs_use"] = "learned SGD learning rate of the standard protocol"
     out["results"] = m.get("results", {})
