@@ -94,8 +94,11 @@ def cross_arch_table() -> str:
     for path in sorted((HERE / "results").glob("cross-arch-*.json")):
         r = json.loads(path.read_text())
         archs = list(r["archs"])
+        commands = dict.fromkeys(a.get("command", r["command"]) for a in r["archs"].values())
+        epochs = r.get("epochs") or (300 if r["augment"] == "none" else 1000)
         rows += [f"Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, distilled with {r['distilled_with']}; "
-                 f"standard protocol, augmentation: {r['augment']}; {r['device']}): `{r['command']}`", "",
+                 f"standard protocol, augmentation: {r['augment']}, {epochs} epochs; {r['device']}, "
+                 f"{r.get('threads', '?')} thr.): " + ", ".join(f"`{c}`" for c in commands), "",
                  "| " + " | ".join(archs) + " |", "|" + "---|" * len(archs),
                  "| " + " | ".join(percent(a["accuracy_mean"], a["accuracy_std"], a["n_nets"])
                                    for a in r["archs"].values()) + " |", ""]
@@ -126,8 +129,10 @@ def main() -> None:
     text = table() + "\n\nPoisoning (issue 3): success = share of the attacked class's test images predicted as the target " \
         "(forget: predicted as anything else), mean ± std over held-out victims never seen while crafting; " \
         "\"other classes, change\" = accuracy change (points) on every other class.\n\n" + attack_table() + \
-        "\n\nStandard methods and coresets (issue 4): ConvNet, fresh random networks, standard protocol (augmented " \
-        "where the column says so, 1000 epochs; else 300), beside the papers' numbers.\n\n" + methods_table() + \
+        "\n\nStandard methods and coresets (issue 4): ConvNet, fresh random networks, standard protocol (1000 epochs " \
+        "with DSA augmentation; 300 otherwise, DC's crop, scale and rotate on MNIST included), beside the papers' " \
+        "numbers. \"steps\" are the outer steps the distillation took; GPU runs were stopped by a time limit (see " \
+        "\"Methods\").\n\n" + methods_table() + \
         "\n\nCross-architecture (test %, mean ± std over fresh networks of each kind):\n\n" + cross_arch_table()
     if "--write" not in sys.argv:
         print(text)
