@@ -212,7 +212,7 @@ def test_every_standard_method_result_is_what_its_preset_runs_now():
     checked = 0
     for path in sorted(results.glob("*-ipc*.json")):
         found = json.loads(path.read_text())
-        if found["method"] not in ("dc", "dsa", "dm", "mtt", "frepo"):
+        if found.get("method") not in ("dc", "dsa", "dm", "mtt", "frepo"):
             continue
         config = dict(found["config"])
         config["iterations"] = found.get("steps_taken") or config["iterations"]

@@ -1,0 +1,91 @@
+"""Time one outer step of each matching method, so a GPU session can see where a step's time goes before it spends
+its minutes on long runs (README, "Known gaps": the H200 steps were slow). Writes
+benchmarks/results/profile-<device>-<dataset>-ipc<N>[-flags].json.
+
+    DISTILL_DATA=../shared/data python benchmarks/profile_step.py                      # every method, MNIST, 10/class
+    DISTILL_DATA=../shared/data python benchmarks/profile_step.py --methods dsa --profile   # plus the top operators
+    DISTILL_DATA=../shared/data python benchmarks/profile_step.py --cudnn-benchmark --tf32  # the same with autotuning
+
+A step is what the shared loop does: the method's loss at that step, then the gradient of the set's tensors. The
+settings are the shipped presets (the papers' 256 real images per class on a GPU), so the times are those of the
+benchmarked runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+from common import HERE, device_name, git_commit
+
+from distill import presets
+from distill.api import DistillConfig, _pick_device, build_method, initial_synset
+from distill.data import load_task
+from distill.loop import step_generator
+from distill.report import write_json
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(method, synset, steps: int, warmup: int, device: torch.device) -> float:
+    """Seconds per outer step (loss and gradient), after `warmup` untimed steps."""
+    for step in range(warmup + steps):
+        if step == warmup:
+            synchronize(device)
+            began = time.perf_counter()
+        loss = method.loss(synset, step, step_generator(0, step))
+        torch.autograd.grad(loss, synset.trainable(), allow_unused=True)
+    synchronize(device)
+    return (time.perf_counter() - began) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--ipc", type=int, default=10)
+    parser.add_argument("--methods", default="dc,dsa,dm,mtt")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per method")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune its convolutions")
+    parser.add_argument("--tf32", action="store_true", help="TF32 for matrix products and convolutions")
+    parser.add_argument("--profile", action="store_true", help="print the operators that took the most time")
+    args = parser.parse_args()
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
+    device = _pick_device(args.device)
+    task = load_task(args.dataset).to(device)
+    rows = {}
+    for name in args.methods.split(","):
+        config = DistillConfig(**presets.resolve(dataset=args.dataset, method=name, ipc=args.ipc))
+        config.validate()
+        synset = initial_synset(config, task)
+        method = build_method(config)
+        method.setup(task, synset)
+        rows[name] = {"seconds_per_step": time_steps(method, synset, args.steps, args.warmup, device),
+                      "options": config.options}
+        print(name, json.dumps(rows[name]), flush=True)
+        if args.profile:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if device.type == "cuda":
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            with torch.profiler.profile(activities=activities) as profiler:
+                time_steps(method, synset, 2, 0, device)
+            key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+            print(profiler.key_averages().table(sort_by=key, row_limit=15), flush=True)
+    flags = [f for f, on in (("cudnn-benchmark", args.cudnn_benchmark), ("tf32", args.tf32)) if on]
+    name = "-".join(["profile", device.type, args.dataset, f"ipc{args.ipc}", *flags])
+    write_json({"name": name, "dataset": args.dataset, "ipc": args.ipc, "methods": rows, "flags": flags,
+                "device": device_name(str(device)), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "git_commit": git_commit(), "command": "DISTILL_DATA=../shared/data python benchmarks/profile_step.py "
+                + " ".join(sys.argv[1:])}, HERE / "results" / f"{name}.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
