@@ -32,29 +32,31 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
     synset = distill.load(args.file)
-    name = args.file.name.removesuffix(".safetensors")
-    path = HERE / "results" / f"cross-arch-{name}.json"
-    rows = {}
     for arch in args.archs.split(","):
         began = time.perf_counter()
         result = distill.evaluate(synset, protocol="standard", arch=arch, n_nets=args.nets, device=args.device,
                                   augment=args.augment, epochs=args.epochs)
-        rows[arch] = {"accuracy_mean": result.accuracy_mean, "accuracy_std": result.accuracy_std,
-                      "n_nets": result.n_nets, "accuracies": result.accuracies,
-                      "seconds": round(time.perf_counter() - began, 1), "command": command_for(args, arch)}
-        print(arch, json.dumps(rows[arch]), flush=True)
-    # runs over different --archs of one set and protocol fill one table (read now, at the end, so two such runs
-    # side by side both land); each row keeps its own command
+        row = {"accuracy_mean": result.accuracy_mean, "accuracy_std": result.accuracy_std, "n_nets": result.n_nets,
+               "accuracies": result.accuracies, "seconds": round(time.perf_counter() - began, 1),
+               "command": command_for(args, arch)}
+        print(arch, json.dumps(row), flush=True)
+        save_row(args, synset, arch, row)
+
+
+def save_row(args: argparse.Namespace, synset, arch: str, row: dict) -> None:
+    """Add one network's row to the set's table as soon as it is measured (a long run killed later keeps it). Runs
+    over different --archs of one set and protocol fill one table; the file is read just before each write, so two
+    such runs side by side both land."""
+    name = args.file.name.removesuffix(".safetensors")
+    path = HERE / "results" / f"cross-arch-{name}.json"
     earlier = json.loads(path.read_text()) if path.is_file() else {}
-    if (earlier.get("set"), earlier.get("augment"), earlier.get("epochs")) == (str(args.file), args.augment or "none",
-                                                                             args.epochs):
-        rows = {**earlier["archs"], **rows}
-    rows = {arch: rows[arch] for arch in ARCHS if arch in rows}  # the table's order, whatever order runs came in
+    same = (earlier.get("set"), earlier.get("augment"), earlier.get("epochs")) == (str(args.file),
+                                                                                  args.augment or "none", args.epochs)
+    rows = {**(earlier["archs"] if same else {}), arch: row}
+    rows = {a: rows[a] for a in ARCHS if a in rows}  # the table's order, whatever order runs came in
     command = f"DISTILL_DATA=../shared/data python benchmarks/cross_arch.py {args.file}"
-    if args.augment:
-        command += f" --augment {args.augment}"
-    if args.epochs:
-        command += f" --epochs {args.epochs}"
+    command += f" --augment {args.augment}" if args.augment else ""
+    command += f" --epochs {args.epochs}" if args.epochs else ""
     result = {"name": f"cross-arch-{name}", "set": str(args.file), "dataset": synset.meta["dataset"],
               "method": synset.meta["method"], "ipc": synset.meta["ipc"], "distilled_with": synset.meta["arch"],
               "augment": args.augment or "none", "epochs": args.epochs, "archs": rows,
