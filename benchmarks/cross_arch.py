@@ -54,22 +54,20 @@ def save_row(args: argparse.Namespace, synset, arch: str, row: dict) -> None:
                                                                                   args.augment or "none", args.epochs)
     rows = {**(earlier["archs"] if same else {}), arch: row}
     rows = {a: rows[a] for a in ARCHS if a in rows}  # the table's order, whatever order runs came in
-    command = f"DISTILL_DATA=../shared/data python benchmarks/cross_arch.py {args.file}"
-    command += f" --augment {args.augment}" if args.augment else ""
-    command += f" --epochs {args.epochs}" if args.epochs else ""
     result = {"name": f"cross-arch-{name}", "set": str(args.file), "dataset": synset.meta["dataset"],
               "method": synset.meta["method"], "ipc": synset.meta["ipc"], "distilled_with": synset.meta["arch"],
               "augment": args.augment or "none", "epochs": args.epochs, "archs": rows,
               "device": device_name(args.device or ("cuda" if torch.cuda.is_available() else "cpu")),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
-              "git_commit": git_commit(), "command": command}
+              "git_commit": git_commit(), "command": command_for(args)}
     write_json(result, path)
 
 
-def command_for(args: argparse.Namespace, arch: str) -> str:
-    """The command that measures one row again."""
-    command = f"DISTILL_DATA=../shared/data python benchmarks/cross_arch.py {args.file} --archs {arch}"
-    command += f" --nets {args.nets}" if args.nets != 5 else ""
+def command_for(args: argparse.Namespace, arch: str | None = None) -> str:
+    """The command that measures one row again (with `arch`), or the whole table's protocol (without)."""
+    command = f"DISTILL_DATA=../shared/data python benchmarks/cross_arch.py {args.file}"
+    if arch:
+        command += f" --archs {arch}" + (f" --nets {args.nets}" if args.nets != 5 else "")
     command += f" --augment {args.augment}" if args.augment else ""
     command += f" --epochs {args.epochs}" if args.epochs else ""
     return command

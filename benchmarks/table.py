@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from distill.methods import get_method
 from distill.presets import PUBLISHED
 
 HERE = Path(__file__).resolve().parent
@@ -77,7 +78,7 @@ def methods_table() -> str:
 
 def steps(r: dict) -> str:
     """Outer steps the run took (coresets take none)."""
-    if r["method"] in ("random", "herding", "kcenter"):
+    if getattr(get_method(r["method"]), "selects", False):
         return "—"
     return f"{r.get('steps_taken') or r['config']['iterations']:,}"
 

@@ -43,22 +43,21 @@ _CPU_MATCHING = {"options": {"real_batch": 64}}  # 64 real images per class per 
 # papers' real batch (256 images per class, the methods' default) for as many steps as the limit allowed, recorded
 # here so that `distill run` repeats exactly those steps. The papers' budgets are far longer (DC and DSA: 1,000 outer
 # iterations, each `outer_loop` of our steps, so 10,000 at 10 per class; DM: 20,000): raise --iterations to go on.
-_GPU_STEPS: dict[tuple[str, str, int], int] = {
-    ("mnist", "dc", 1): 824, ("fashion-mnist", "dc", 1): 237, ("fashion-mnist", "dsa", 1): 238,
-    ("mnist", "dc", 10): 406, ("mnist", "dsa", 10): 287, ("mnist", "dm", 10): 657,
-    ("fashion-mnist", "dc", 10): 406, ("fashion-mnist", "dsa", 10): 403, ("fashion-mnist", "dm", 10): 683,
-    ("mnist", "mtt", 1): 177, ("mnist", "mtt", 10): 238,
+_GPU_RUNS: dict[tuple[str, str, int], tuple[int, int]] = {  # (steps taken, validate every)
+    ("mnist", "dc", 1): (824, 100), ("fashion-mnist", "dc", 1): (237, 100), ("fashion-mnist", "dsa", 1): (238, 100),
+    ("mnist", "dc", 10): (406, 200), ("mnist", "dsa", 10): (287, 200), ("mnist", "dm", 10): (657, 1000),
+    ("fashion-mnist", "dc", 10): (406, 200), ("fashion-mnist", "dsa", 10): (403, 200),
+    ("fashion-mnist", "dm", 10): (683, 1000), ("mnist", "mtt", 1): (177, 100), ("mnist", "mtt", 10): (238, 100),
 }
-_EVAL_EVERY = {"dc": 100, "dsa": 100, "dm": 1000, "mtt": 100}  # validation steps of those runs (200 for DC/DSA at 10)
 _GPU_MTT = {"experts": 4, "train_epochs": 6, "max_start_epoch": 3, "expert_epochs": 2, "syn_steps": 30}  # the paper:
 # 100 experts of 50 epochs; four of six is what the short GPU session held
 PRESETS: dict[tuple[str, str, int], dict] = {
     ("digits", "dd", 1): {},  # the README's first command
     **{(d, "dm", 1): {**_CPU_MATCHING, "iterations": 2000, "eval_every": 250} for d in ("mnist", "fashion-mnist")},
     ("mnist", "dsa", 1): {**_CPU_MATCHING, "iterations": 1000, "eval_every": 250},
-    **{(d, m, n): {"iterations": steps, "eval_every": 200 if n == 10 and m in ("dc", "dsa") else _EVAL_EVERY[m],
+    **{(d, m, n): {"iterations": steps, "eval_every": every,
                    **({"options": _GPU_MTT, "lr_images": 0.03} if m == "mtt" else {})}
-       for (d, m, n), steps in _GPU_STEPS.items()},
+       for (d, m, n), (steps, every) in _GPU_RUNS.items()},
     # feature regression with learned labels: 3,000 steps (Adam 0.01 beat 0.003 by 4 points at 1,200), about 35
     # minutes on one CPU core (the real batch's forward pass through the pool network is most of a step)
     **{(d, "frepo", 1): {"iterations": 3000, "learn_labels": True, "eval_every": 250} for d in ("mnist", "fashion-mnist")},
