@@ -33,6 +33,9 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="continue a killed run of this setting")
     parser.add_argument("--max-minutes", type=float, default=0.0,
                         help="stop distilling after this long (the results file records the steps taken)")
+    parser.add_argument("--iterations", type=int, default=0,
+                        help="run this many steps instead of the preset's (a cap, with --max-minutes)")
+    parser.add_argument("--eval-every", type=int, default=0, help="validate every N steps instead of the preset's")
     args = parser.parse_args()
     if args.list or not args.name:
         for name, options in SETTINGS.items():
@@ -40,10 +43,12 @@ def main() -> None:
         return
     options = SETTINGS[args.name]
     key = (options["dataset"], options["method"], options["ipc"])
-    if args.max_minutes:
-        options = {**options, "max_minutes": args.max_minutes}
     command = f"DISTILL_DATA=../shared/data python benchmarks/methods.py {args.name}"
-    command += f" --max-minutes {args.max_minutes:g}" if args.max_minutes else ""
+    for option, value in (("max_minutes", args.max_minutes), ("iterations", args.iterations),
+                          ("eval_every", args.eval_every)):
+        if value:
+            options = {**options, option: value}
+            command += f" --{option.replace('_', '-')} {value:g}"
     run_setting(args.name, options, command,
                 artifact=args.name, seed=args.seed, device=args.device, resume=args.resume,
                 extra={"published": PUBLISHED.get(key)})
