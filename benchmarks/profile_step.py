@@ -22,7 +22,7 @@ import torch
 from common import HERE, device_name, git_commit
 
 from distill import presets
-from distill.api import DistillConfig, _pick_device, build_method, initial_synset
+from distill.api import DistillConfig, pick_device, build_method, initial_synset
 from distill.data import load_task
 from distill.loop import step_generator
 from distill.report import write_json
@@ -59,7 +59,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
-    device = _pick_device(args.device)
+    device = pick_device(args.device)
     task = load_task(args.dataset).to(device)
     rows = {}
     for name in args.methods.split(","):

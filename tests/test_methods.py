@@ -13,7 +13,8 @@ from distill import presets
 from distill.api import DistillConfig
 from distill.data import load_task
 from distill.errors import DistillError
-from distill.evaluate import augment_ops, evaluate_set, standard_sgd
+from distill.augment import augmentation_for
+from distill.evaluate import evaluate_set, standard_sgd
 from distill.loop import LoopConfig, run_loop, step_generator
 from distill.methods.dc import gradient_distance
 from distill.methods.mtt import expert_trajectory
@@ -94,6 +95,19 @@ def test_mtt_loss_is_one_without_learning_and_experts_are_cached(digits, tmp_pat
     assert len(again) == 3 and all(torch.equal(a[k], b[k]) for a, b in zip(again, m.experts[0]) for k in a)
 
 
+@pytest.mark.parametrize("method, options", [
+    ("mtt", {"experts": 1, "train_epochs": 1, "max_start_epoch": 0, "expert_epochs": 1, "syn_steps": 2}),
+    ("herding", {}),
+])
+def test_quiet_runs_print_nothing_while_preparing(method, options, tmp_path, monkeypatch, capsys):
+    """`--quiet` reaches the preparation too: MTT's experts and herding's full-data network train silently."""
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path))  # nothing cached: the preparation really trains
+    distill.distill(dataset="digits", method=method, ipc=1, iterations=1, options=options, evaluate=False,
+                    progress=False)
+    assert any(tmp_path.iterdir())
+    assert capsys.readouterr().err == ""
+
+
 def test_mtt_set_trains_with_its_learned_rate(digits):
     _, synset = method_and_set(digits, "mtt", ipc=1, init_lr=0.037, options={"experts": 1, "train_epochs": 1,
                                                                             "max_start_epoch": 0,
@@ -135,7 +149,7 @@ def test_bad_method_options_are_clear_errors():
 
 
 def test_digit_augmentation_never_flips_and_schedule_protocols_refuse_it(digits):
-    assert "flip" not in augment_ops("dsa", "mnist").ops and "flip" in augment_ops("dsa", "cifar10").ops
+    assert "flip" not in augmentation_for("dsa", "mnist").ops and "flip" in augmentation_for("dsa", "cifar10").ops
     _, synset = method_and_set(digits, "dd")
     with pytest.raises(DistillError, match="standard protocol only"):
         evaluate_set(synset.detached(), digits, "fixed", augment="dsa", progress=False)

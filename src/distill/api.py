@@ -15,14 +15,15 @@ import torch
 from distill import presets, report
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
-from distill.evaluate import (EvalResult, augment_ops, evaluate_set, full_data_baseline, random_real_baseline,
-                              resolve_protocol, standard_sgd)
+from distill.augment import augmentation_for
+from distill.evaluate import (EvalResult, evaluate_set, full_data_baseline, random_real_baseline, resolve_protocol,
+                              standard_sgd)
 from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop
 from distill.methods import METHODS, get_method, learns_schedule, parse_options
 from distill.methods.dd import INIT_MODES
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
 from distill.synset import SyntheticSet, load, save
-from distill.train import SGDConfig, accuracy, train_sgd, train_with_schedule
+from distill.train import accuracy, train_sgd, train_with_schedule
 
 SYNSET_NAME = "synset.safetensors"
 OUTPUT_NAMES = (SYNSET_NAME, "grid.png", "val_curve.png", "summary.json")
@@ -114,7 +115,7 @@ class DistillConfig:
             raise DistillError(f"--max-minutes must be 0 (no limit) or more, got {self.max_minutes}")
         if self.eval_epochs < 0:
             raise DistillError(f"--eval-epochs must be 0 (automatic) or more, got {self.eval_epochs}")
-        augment_ops(self.eval_augment, self.dataset)
+        augmentation_for(self.eval_augment, self.dataset)
 
 
 @dataclass
@@ -125,7 +126,8 @@ class RunResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _pick_device(device: str | None) -> torch.device:
+def pick_device(device: str | None) -> torch.device:
+    """The device a run uses: the one asked for, else a GPU when there is one (runs, evaluation and attacks alike)."""
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -279,16 +281,16 @@ def distill(
         prepare_output(out_path, force, resume)
     elif resume:
         raise DistillError("--resume needs the output folder of the run to continue")
-    target = _pick_device(device)
+    target = pick_device(device)
     task = load_task(config.dataset, data_root).to(target)
     synset = initial_synset(config, task)
     method = build_method(config)
     if getattr(method, "selects", False):  # coresets: pick real images, nothing to optimise
         began = time.perf_counter()
-        method.pick(task, synset, torch.Generator().manual_seed(config.seed))
+        method.pick(task, synset, torch.Generator().manual_seed(config.seed), progress)
         loop_result = LoopResult(seconds=time.perf_counter() - began)
     else:
-        method.setup(task, synset)
+        method.setup(task, synset, progress)
         loop_result = run_loop(method, synset, config.loop(), validate=validation_accuracy(config, task),
                                checkpoint_dir=out_path, resume=resume, run_config=asdict(config), progress=progress,
                                free_on_resume=FREE_ON_RESUME)
@@ -334,7 +336,7 @@ def evaluate(
     if not isinstance(synset, SyntheticSet):
         synset = load(synset)
     resolve_protocol(synset, protocol)
-    task = load_task(synset.meta["dataset"], data_root).to(_pick_device(device))
+    task = load_task(synset.meta["dataset"], data_root).to(pick_device(device))
     moved = synset.detached()
     sgd = standard_sgd(moved, augment, epochs) if resolve_protocol(moved, protocol) == "standard" else None
     return evaluate_set(moved, task, protocol, arch, n_nets, sgd=sgd, progress=progress, augment=augment)

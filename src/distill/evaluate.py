@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from distill.augment import DSA, strategy_for
+from distill.augment import DSA, augmentation_for
 from distill.data import Task
 from distill.errors import DistillError
 from distill.models import DEFAULT_INIT, create_model, init_params
@@ -92,13 +92,6 @@ def standard_sgd(synset: SyntheticSet | None = None, augment: str = "", epochs: 
     return SGDConfig(epochs=epochs or (300 if augment in ("", "none") else 1000), lr=lr)
 
 
-def augment_ops(augment: str, dataset: str) -> DSA | None:
-    """`augment` as an augmentation: "" / "none" -> None, "dsa" -> the dataset's DSA strategy, else a strategy."""
-    if augment in ("", "none"):
-        return None
-    return DSA(strategy_for(dataset) if augment == "dsa" else augment)
-
-
 def _train_on_set(model, start, synset: SyntheticSet, protocol: str, sgd: SGDConfig, generator: torch.Generator,
                   augment: DSA | None = None):
     if protocol in ("fixed", "schedule"):
@@ -125,7 +118,7 @@ def evaluate_set(
     `standard` protocol from the set's stored network instead of random ones (for the fixed-init baseline).
     `augment` ("dsa", a DSA strategy, or "" for none) augments every training batch of the standard protocol."""
     protocol = resolve_protocol(synset, protocol)
-    augmentation = augment_ops(augment, task.spec.name)
+    augmentation = augmentation_for(augment, task.spec.name)
     if augmentation is not None and protocol != "standard":
         raise DistillError("augmentation applies to the standard protocol only")
     sgd = sgd or standard_sgd(synset, augment)

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distill import report
-from distill.api import DistillConfig, _pick_device, initial_synset, prepare_output
+from distill.api import DistillConfig, pick_device, initial_synset, prepare_output
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
 from distill.loop import LoopConfig, run_loop
@@ -246,7 +246,7 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         prepare_output(out_path, force, resume)
-    target_device = _pick_device(device)
+    target_device = pick_device(device)
     task = load_task(config.dataset, data_root).to(target_device)
     crafting = victim_pool(task, config.arch, range(config.craft_victims), progress)
     held_out = victim_pool(task, config.arch, range(HELD_OUT_SEED, HELD_OUT_SEED + config.eval_victims), progress)
@@ -260,7 +260,7 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     scheme = DEFAULT_INIT.get(config.arch, "default")
     method = PoisonAttack(config.arch, scheme, crafting, config.attacked, config.target, config.real_batch,
                           config.nets_per_step)
-    method.setup(task, synset)
+    method.setup(task, synset, progress)
     model = create_model(config.arch, task.image_shape, task.num_classes).to(target_device)
 
     # validation victims, not crafting ones: a poison that only fools the victims it was crafted against scores

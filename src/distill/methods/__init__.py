@@ -27,8 +27,9 @@ class Method(Protocol):
 
     name: str
 
-    def setup(self, task: Task, synset: SyntheticSet) -> None:
-        """Prepare what the loss needs (networks, expert buffers, victim pools). Called once before the loop."""
+    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
+        """Prepare what the loss needs (networks, expert buffers, victim pools). Called once before the loop;
+        `progress` False (`--quiet`) keeps any long preparation (training experts) silent."""
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
         """A scalar differentiable in the synthetic set's trainable tensors. `rng` is seeded from (seed, step), so

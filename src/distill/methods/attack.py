@@ -47,8 +47,8 @@ class PoisonAttack(DatasetDistillation):
                          attack_objective(attacked, target))
         self.attacked, self.target = attacked, target
 
-    def setup(self, task, synset) -> None:
-        super().setup(task, synset)
+    def setup(self, task, synset, progress: bool = True) -> None:
+        super().setup(task, synset, progress)
         labels = task.train_y.cpu()
         self.attacked_idx = (labels == self.attacked).nonzero().flatten()
         self.other_idx = (labels != self.attacked).nonzero().flatten()

@@ -25,24 +25,24 @@ class CoresetSelection:
     def __init__(self, config):
         self.config = config
 
-    def features(self, task: Task) -> torch.Tensor:
+    def features(self, task: Task, progress: bool = True) -> torch.Tensor:
         if self.name == "random":
             return task.train_x.flatten(1)
         arch = self.config.arch
-        params = trained_network(task, arch, seed=0, config=full_data_config(arch))
+        params = trained_network(task, arch, seed=0, config=full_data_config(arch), progress=progress)
         model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
         with torch.no_grad():
             return torch.cat([embed(model, params, task.train_x[i : i + 1024]) for i in range(0, len(task.train_x),
                                                                                              1024)])
 
-    def pick(self, task: Task, synset: SyntheticSet, generator: torch.Generator) -> None:
+    def pick(self, task: Task, synset: SyntheticSet, generator: torch.Generator, progress: bool = True) -> None:
         """Replace the set's images with the selected real ones (class by class, `ipc` each)."""
-        idx = select(self.name, self.features(task), task.train_y, int(synset.meta["ipc"]), generator)
+        idx = select(self.name, self.features(task, progress), task.train_y, int(synset.meta["ipc"]), generator)
         with torch.no_grad():
             synset.images.copy_(task.train_x[idx.to(task.train_x.device)])
             synset.labels.copy_(task.train_y[idx.to(task.train_y.device)])
 
-    def setup(self, task: Task, synset: SyntheticSet) -> None:  # noqa: D102 - nothing to prepare
+    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:  # noqa: D102 - nothing to prepare
         pass
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:

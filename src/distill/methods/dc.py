@@ -22,7 +22,7 @@ import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from distill.augment import DSA, strategy_for
+from distill.augment import augmentation_for
 from distill.data import Task
 from distill.methods import ClassSampler, parse_options, register_method
 from distill.models import create_model, init_params
@@ -67,12 +67,11 @@ class GradientMatching:
         self.options: DCOptions = parse_options(type(self), config.options)
         self.params = None
 
-    def setup(self, task: Task, synset: SyntheticSet) -> None:
+    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         self.task = task
         self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
         self.sample = ClassSampler(task)
-        strategy = strategy_for(task.spec.name) if self.options.augment == "dsa" else self.options.augment
-        self.augment = DSA(strategy)
+        self.augment = augmentation_for(self.options.augment, task.spec.name)
         self.labels = synset.hard_labels()
         ipc = int(synset.meta["ipc"])
         default_outer, default_inner = LOOPS.get(ipc, (10, 50) if ipc >= 10 else (1, 1))
@@ -88,9 +87,8 @@ class GradientMatching:
             return self.params
         sgd = SGDConfig(epochs=self.inner_loop, batch_size=self.options.train_batch, lr=self.options.lr_net,
                         momentum=0.0, weight_decay=0.0, decay_at_half=False)
-        augment = self.augment if self.augment.ops else None
         self.params = train_sgd(self.model, self.params, synset.images.detach(), self.labels, sgd, rng,
-                                augment=augment)
+                                augment=self.augment)
         return self.params
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
@@ -101,7 +99,7 @@ class GradientMatching:
         for c in range(self.task.num_classes):
             real = self.sample(c, self.options.real_batch, rng)
             syn = synset.images[self.labels == c]
-            if self.augment.ops:
+            if self.augment is not None:
                 draw = self.augment.draw(rng)
                 real, syn = self.augment.apply(real, draw), self.augment.apply(syn, draw)
             target_real = torch.full((len(real),), c, device=real.device)

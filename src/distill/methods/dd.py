@@ -39,7 +39,7 @@ class DatasetDistillation:
         self.real_batch, self.nets_per_step = real_batch, nets_per_step
         self.pool, self.objective = pool, objective
 
-    def setup(self, task: Task, synset: SyntheticSet) -> None:
+    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         self.task = task
         self.model = create_model(self.arch, task.image_shape, task.num_classes).to(task.train_x.device)
         if self.init == "fixed" and synset.init_params is None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from distill.augment import DSA, strategy_for
+from distill.augment import DSA, augmentation_for
 from distill.data import Task
 from distill.methods import ClassSampler, parse_options, register_method
 from distill.models import create_model, embed, init_params
@@ -36,12 +36,11 @@ class DistributionMatching:
         self.config = config
         self.options: DMOptions = parse_options(type(self), config.options)
 
-    def setup(self, task: Task, synset: SyntheticSet) -> None:
+    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         self.task = task
         self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
         self.sample = ClassSampler(task)
-        strategy = strategy_for(task.spec.name) if self.options.augment == "dsa" else self.options.augment
-        self.augment = DSA(strategy)
+        self.augment = augmentation_for(self.options.augment, task.spec.name) or DSA("none")  # no ops: identity
         self.labels = synset.hard_labels()
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:

@@ -23,8 +23,8 @@ import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from distill.augment import augmentation_for
 from distill.data import Task
-from distill.evaluate import augment_ops
 from distill.methods import parse_options, register_method
 from distill.models import create_model, embed, init_params
 from distill.synset import SyntheticSet
@@ -52,10 +52,10 @@ class FeatureRegression:
         self.config = config
         self.options: FRePoOptions = parse_options(type(self), config.options)
 
-    def setup(self, task: Task, synset: SyntheticSet) -> None:
+    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         self.task = task
         self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
-        self.augment = augment_ops(self.options.augment, task.spec.name)
+        self.augment = augmentation_for(self.options.augment, task.spec.name)
         # staggered ages, so the pool always holds networks at every stage of training
         self.pool = [self._fresh(torch.Generator().manual_seed(self.config.seed * 7919 + i))
                      for i in range(self.options.pool_size)]

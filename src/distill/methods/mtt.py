@@ -23,7 +23,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
-from distill.augment import DSA, strategy_for
+from distill.augment import DSA, augmentation_for
 from distill.data import Task
 from distill.methods import parse_options, register_method
 from distill.models import create_model, init_params
@@ -44,13 +44,13 @@ class MTTOptions:
     augment: str = "dsa"
 
 
-def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MTTOptions, augment: DSA,
+def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MTTOptions, augment: DSA | None,
                       progress: bool = True) -> list[Params]:
     """Parameters of one expert after every epoch (epoch 0 = initialisation), trained with plain SGD (no momentum, so
     epoch-by-epoch training is exactly one long run), cached as safetensors keyed by everything that shapes it."""
     model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
     key_src = json.dumps({"arch": arch, "scheme": scheme, "seed": seed, "epochs": options.train_epochs,
-                          "lr": options.expert_lr, "batch": options.expert_batch, "augment": augment.ops,
+                          "lr": options.expert_lr, "batch": options.expert_batch, "augment": list(augment.ops) if augment else [],
                           "n": len(task.train_x)}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
     path = cache_root() / f"{task.spec.name}-{arch}-expert{seed}-{key}.safetensors"
@@ -67,7 +67,7 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
     for epoch in tqdm(range(options.train_epochs), desc=f"expert {seed} ({arch} on {task.spec.name})",
                       disable=not progress, leave=False):
         params = train_sgd(model, params, task.train_x, task.train_y, sgd, generator,
-                           augment=augment if augment.ops else None)
+                           augment=augment)
         trajectory.append(params)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -95,8 +95,7 @@ class TrajectoryMatching:
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         self.task = task
         self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
-        strategy = strategy_for(task.spec.name) if self.options.augment == "dsa" else self.options.augment
-        self.augment = DSA(strategy)
+        self.augment = augmentation_for(self.options.augment, task.spec.name)
         self.labels = synset.hard_labels()
         self.experts = [expert_trajectory(task, self.config.arch, self.config.scheme(), seed, self.options,
                                           self.augment, progress) for seed in range(self.options.experts)]
@@ -113,7 +112,7 @@ class TrajectoryMatching:
         for _ in range(o.syn_steps):
             idx = torch.randperm(n, generator=rng)[: o.syn_batch or n].to(synset.images.device)
             x = synset.images[idx]
-            if self.augment.ops:
+            if self.augment is not None:
                 x = self.augment(x, rng)
             logits = functional_call(self.model, dict(zip(names, current)), (x,))
             grads = torch.autograd.grad(F.cross_entropy(logits, self.labels[idx]), current, create_graph=True)

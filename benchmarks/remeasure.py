@@ -1,0 +1,63 @@
+"""Measure a committed benchmark set again after an evaluation-only preset changed (`eval_augment`, `eval_epochs`,
+`eval_nets`: the options `distill run --resume` may change, api.FREE_ON_RESUME), without distilling it again.
+
+    DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dc-ipc1
+
+The distillation does not depend on these options (validation has its own fixed protocol), so the set in
+benchmarks/artifacts/<name>.safetensors is exactly what `distill run` with the new preset makes; only its
+measurement and its random-real baseline change. The results file keeps everything else, takes the preset's new
+evaluation options into its config, and records the numbers it replaced under `remeasured_from`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from common import HERE, git_commit
+
+import distill
+from distill import presets
+from distill.api import FREE_ON_RESUME, measure, pick_device
+from distill.data import load_task
+from distill.report import write_json
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="a results file under benchmarks/results (without .json) with its artifact")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args()
+    path = HERE / "results" / f"{args.name}.json"
+    old = json.loads(path.read_text())
+    config = dict(old["config"])
+    preset = presets.resolve(dataset=config["dataset"], method=config["method"], ipc=config["ipc"])
+    changed = {k: preset[k] for k in FREE_ON_RESUME if k.startswith("eval_") and preset[k] != config[k]}
+    if not changed:
+        sys.exit(f"{args.name}: the preset's evaluation options are those of the results file; nothing to do")
+    config.update(changed)
+    device = pick_device(args.device)
+    synset = distill.load(HERE / "artifacts" / f"{args.name}.safetensors")  # training moves it to the task's device
+    task = load_task(config["dataset"]).to(device)
+    r = measure(synset, task, config["eval_nets"], True, config["eval_augment"], config["eval_epochs"])
+    replaced = {k: old[k] for k in ("accuracy_mean", "accuracy_std", "accuracies", "eval_augment", "random_real")}
+    result = {
+        **old,
+        "eval_augment": r["distilled"]["detail"].get("augment", "none"),
+        "accuracy_mean": r["distilled"]["accuracy_mean"], "accuracy_std": r["distilled"]["accuracy_std"],
+        "n_eval_nets": r["distilled"]["n_nets"], "accuracies": r["distilled"]["accuracies"],
+        "random_real": {k: r["random_real"][k] for k in ("accuracy_mean", "accuracy_std", "n_nets", "protocol")},
+        "config": config,
+        "remeasured_from": {**replaced, "config": {k: old["config"][k] for k in changed},
+                            "git_commit": old.get("git_commit"), "remeasure_git_commit": git_commit(),
+                            "remeasure_command": f"DISTILL_DATA=../shared/data python benchmarks/remeasure.py {args.name}",
+                            "remeasure_device": str(device)},
+    }
+    write_json(result, path)
+    print(json.dumps({"name": args.name, "accuracy_mean": result["accuracy_mean"], "was": old["accuracy_mean"],
+                      "changed": changed}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
