@@ -5,6 +5,11 @@
 #
 #     DISTILL_DATA=../shared/data bash benchmarks/gpu_session.sh [PLAN]    # default benchmarks/gpu_plan.txt
 #
+# On the device machine: `DISTILL_DATA=.gpu-data DEADLINE=540 bash benchmarks/gpu_session.sh` (.gpu-data a carried
+# copy of the data). At DEADLINE seconds (0: none) it stops waiting; either way it packs the results files and sets
+# made during the session (no pictures or logs: files come back at 16 MiB at most) into $OUT/gpu-session.tgz and
+# prints each new result's accuracy, so the numbers reach the output even if the file does not.
+#
 # A plan line is `MINUTES SETTING [methods.py options]`, with ` ; ` between settings that one process runs in turn;
 # MINUTES 0 means no time limit (coresets). Beside the runs, a tiny end-to-end run of every method the plan uses
 # (evaluation and files included) stops that method's runs at once if it fails, so a GPU-only failure costs
@@ -14,7 +19,10 @@ cd "$(dirname "$0")/.."
 export PYTHONPATH="src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1
 plan=${1:-benchmarks/gpu_plan.txt}
 logs=benchmarks/runs/logs
+deadline=${DEADLINE:-0}
 mkdir -p "$logs"
+started=$logs/session-start
+touch "$started"
 rm -f "$logs"/STOP-*
 
 smoke() {  # method: a two-step run of it, then evaluation, on MNIST
@@ -52,4 +60,16 @@ while read -r minutes rest; do
     case $minutes in ''|\#*) continue ;; esac
     bench "$minutes" "$rest" &
 done <"$plan"
-wait
+if [ "$deadline" -gt 0 ]; then
+    while [ -n "$(jobs -rp)" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done
+    [ -n "$(jobs -rp)" ] && echo "deadline of ${deadline}s reached: packing what has finished"
+else
+    wait
+fi
+made=$(find benchmarks/results benchmarks/artifacts -newer "$started" -type f ! -name '*.png')
+out=${OUT:-benchmarks/runs}
+[ -n "$made" ] && tar czf "$out/gpu-session.tgz" $made && echo "packed into $out/gpu-session.tgz:" $made
+for f in $made; do
+    case $f in *.json) python3 -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['name'], r.get('accuracy_mean'),
+r.get('accuracy_std'), 'steps', r.get('steps_taken'), 'seconds', r.get('distill_seconds'))" "$f" ;; esac
+done
