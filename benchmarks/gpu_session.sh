@@ -25,6 +25,10 @@ started=$logs/session-start
 touch "$started"
 rm -f "$logs"/STOP-*
 
+method_of() {  # the method of a setting name: fashion-mnist-dsa-ipc10 -> dsa
+    local rest=${1#*mnist-}; echo "${rest%-ipc*}"
+}
+
 smoke() {  # method: a two-step run of it, then evaluation, on MNIST
     local method=$1 extra=()
     [ "$method" = mtt ] && extra=(--opt experts=1 --opt train_epochs=1 --opt max_start_epoch=0 --opt expert_epochs=1
@@ -45,8 +49,7 @@ bench() {  # minutes, then settings with their options, separated by ';'
     for run in $*; do
         IFS=' ' read -r -a words <<<"$run"
         local name=${words[0]}
-        local method=${name#*mnist-}; method=${method%-ipc*}
-        [ -e "$logs/STOP-$method" ] && continue
+        [ -e "$logs/STOP-$(method_of "$name")" ] && continue
         local limit=(); [ "$minutes" != 0 ] && limit=(--max-minutes "$minutes")
         python3 benchmarks/methods.py "${words[@]}" "${limit[@]}" >"$logs/$name.log" 2>&1 \
             && echo "done: $name" || echo "FAILED: $name (see $logs/$name.log)"
@@ -54,7 +57,7 @@ bench() {  # minutes, then settings with their options, separated by ';'
 }
 
 mapfile -t methods < <(grep -Ev '^\s*(#|$)' "$plan" | grep -oE '(mnist|fashion-mnist)-[a-z]+-ipc[0-9]+' \
-    | sed -E 's/^(mnist|fashion-mnist)-(.*)-ipc[0-9]+$/\2/' | sort -u)
+    | while read -r name; do method_of "$name"; done | sort -u)
 for method in "${methods[@]}"; do smoke "$method" & done
 while read -r minutes rest; do
     case $minutes in ''|\#*) continue ;; esac

@@ -22,7 +22,7 @@ import torch
 from common import HERE, device_name, git_commit
 
 from distill import presets
-from distill.api import DistillConfig, pick_device, build_method, initial_synset
+from distill.api import DistillConfig, build_method, initial_synset, pick_device
 from distill.data import load_task
 from distill.loop import step_generator
 from distill.report import write_json

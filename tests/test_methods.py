@@ -11,9 +11,9 @@ import torch
 import distill
 from distill import presets
 from distill.api import DistillConfig
+from distill.augment import augmentation_for
 from distill.data import load_task
 from distill.errors import DistillError
-from distill.augment import augmentation_for
 from distill.evaluate import evaluate_set, standard_sgd
 from distill.loop import LoopConfig, run_loop, step_generator
 from distill.methods.dc import gradient_distance

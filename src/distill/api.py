@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 
 from distill import presets, report
+from distill.augment import augmentation_for
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
-from distill.augment import augmentation_for
 from distill.evaluate import (EvalResult, evaluate_set, full_data_baseline, random_real_baseline, resolve_protocol,
                               standard_sgd)
 from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop

@@ -47,7 +47,7 @@ def strategy_for(dataset_name: str) -> str:
     return DIGITS_STRATEGY if dataset_name.strip().lower() in NO_FLIP_DATASETS else DEFAULT_STRATEGY
 
 
-def augmentation_for(augment: str, dataset_name: str) -> "DSA | None":
+def augmentation_for(augment: str, dataset_name: str) -> DSA | None:
     """An `augment` option as an augmentation: "" / "none" -> None, "dsa" -> the dataset's DSA strategy, anything else
     an explicit strategy such as "crop_scale_rotate". Methods and evaluation all read their option through this."""
     if augment in ("", "none"):

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distill import report
-from distill.api import DistillConfig, pick_device, initial_synset, prepare_output
+from distill.api import DistillConfig, initial_synset, pick_device, prepare_output
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
 from distill.loop import LoopConfig, run_loop
