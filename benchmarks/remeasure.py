@@ -1,12 +1,14 @@
 """Measure a committed benchmark set again after an evaluation-only preset changed (`eval_augment`, `eval_epochs`,
-`eval_nets`: the options `distill run --resume` may change, api.FREE_ON_RESUME), without distilling it again.
+`eval_nets`: the options `distill run --resume` may change, api.FREE_ON_RESUME), or after the evaluation code itself
+changed (`--because "what changed"`), without distilling it again.
 
     DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dc-ipc1
+    DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dsa-ipc1 --because "per-image augmentation"
 
 The distillation does not depend on these options (validation has its own fixed protocol), so the set in
 benchmarks/artifacts/<name>.safetensors is exactly what `distill run` with the new preset makes; only its
 measurement and its random-real baseline change. The results file keeps everything else, takes the preset's new
-evaluation options into its config, and records the numbers it replaced under `remeasured_from`.
+evaluation options into its config, and appends the numbers it replaced to the list `remeasured_from` (oldest first).
 """
 
 from __future__ import annotations
@@ -28,19 +30,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="a results file under benchmarks/results (without .json) with its artifact")
     parser.add_argument("--device", default=None)
+    parser.add_argument("--because", default="", help="the evaluation code changed: measure again even when the "
+                        "preset did not, and record this reason")
     args = parser.parse_args()
     path = HERE / "results" / f"{args.name}.json"
     old = json.loads(path.read_text())
     config = dict(old["config"])
     preset = presets.resolve(dataset=config["dataset"], method=config["method"], ipc=config["ipc"])
     changed = {k: preset[k] for k in FREE_ON_RESUME if k.startswith("eval_") and preset[k] != config[k]}
-    if not changed:
-        sys.exit(f"{args.name}: the preset's evaluation options are those of the results file; nothing to do")
+    if not changed and not args.because:
+        sys.exit(f"{args.name}: the preset's evaluation options are those of the results file; nothing to do "
+                 "(pass --because if the evaluation code changed)")
     config.update(changed)
     device = pick_device(args.device)
     synset = distill.load(HERE / "artifacts" / f"{args.name}.safetensors")  # training moves it to the task's device
     task = load_task(config["dataset"]).to(device)
     r = measure(synset, task, config["eval_nets"], True, config["eval_augment"], config["eval_epochs"])
+    command = f"DISTILL_DATA=../shared/data python benchmarks/remeasure.py {args.name}"
+    if args.because:
+        command += f" --because {json.dumps(args.because)}"
     replaced = {k: old[k] for k in ("accuracy_mean", "accuracy_std", "accuracies", "eval_augment", "random_real")}
     result = {
         **old,
@@ -49,10 +57,10 @@ def main() -> None:
         "n_eval_nets": r["distilled"]["n_nets"], "accuracies": r["distilled"]["accuracies"],
         "random_real": {k: r["random_real"][k] for k in ("accuracy_mean", "accuracy_std", "n_nets", "protocol")},
         "config": config,
-        "remeasured_from": {**replaced, "config": {k: old["config"][k] for k in changed},
-                            "git_commit": old.get("git_commit"), "remeasure_git_commit": git_commit(),
-                            "remeasure_command": f"DISTILL_DATA=../shared/data python benchmarks/remeasure.py {args.name}",
-                            "remeasure_device": str(device)},
+        "remeasured_from": [*old.get("remeasured_from", []), {
+            **replaced, "config": {k: old["config"][k] for k in changed}, "git_commit": old.get("git_commit"),
+            "remeasure_git_commit": git_commit(), "remeasure_command": command,
+            "because": args.because or "the preset's evaluation options", "remeasure_device": str(device)}],
     }
     write_json(result, path)
     print(json.dumps({"name": args.name, "accuracy_mean": result["accuracy_mean"], "was": old["accuracy_mean"],

@@ -51,7 +51,29 @@ def test_flip_mirrors_when_drawn():
     dsa = DSA("flip", one_op=False)
     flipped = [s for s in range(10) if dsa.draw(_gen(s)).flip]
     assert flipped and len(flipped) < 10
-    assert torch.equal(dsa(x, _gen(flipped[0])), x.flip(-1))
+    assert torch.equal(dsa.apply(x, dsa.draw(_gen(flipped[0]))), x.flip(-1))
+
+
+def test_training_calls_draw_per_image():
+    """`dsa(x, g)` (what network training calls) gives every image its own parameters, as DSA's non-siamese
+    DiffAugment does; a shared draw transforms identical images identically."""
+    x = torch.randn(1, 1, 16, 16, generator=_gen(8)).expand(6, 1, 16, 16)
+    dsa = DSA("rotate")
+    per_image = dsa(x, _gen(9))
+    assert not torch.allclose(per_image[0], per_image[1], atol=1e-3)
+    shared = dsa.apply(x, dsa.draw(_gen(9)))
+    assert all(torch.allclose(shared[0], shared[i]) for i in range(6))
+
+
+def test_per_image_draw_is_each_images_own_transform():
+    x = torch.randn(4, 3, 16, 16, generator=_gen(10))
+    dsa = DSA(DEFAULT_STRATEGY, one_op=False)
+    params = dsa.draw(_gen(11), images=4)
+    together = dsa.apply(x, params)
+    for i in range(4):
+        own = AugmentParams(ops=params.ops, **{name: getattr(params, name)[i : i + 1] for name in (
+            "brightness", "saturation", "contrast", "crop", "cutout", "flip", "scale", "angle")})
+        assert torch.allclose(dsa.apply(x[i : i + 1], own), together[i : i + 1], atol=1e-6)
 
 
 def test_strategy_for_digits_has_no_flip():

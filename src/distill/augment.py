@@ -4,11 +4,15 @@ Why it is built this way:
 
 - Differentiable: every operation is plain torch arithmetic, a flip, or `F.affine_grid`/`F.grid_sample`, so a loss
   on augmented synthetic images sends its gradient back to the synthetic pixels.
-- Siamese: drawing the random parameters (`DSA.draw`) is separate from using them (`DSA.apply`). One draw is shared
-  by every image of a call, whatever the batch size, so a real batch and a synthetic batch of another size can get
-  the identical transformation and their gradients or features stay comparable.
-- Reproducible: random numbers come only from the `torch.Generator` handed in, never the global RNG. They are turned
-  into plain Python numbers, so one `AugmentParams` serves tensors on any device.
+- Siamese where it must be: drawing the random parameters (`DSA.draw`) is separate from using them (`DSA.apply`). A
+  shared draw (the default, one value per parameter) applies to every image of any batch, so a real batch and a
+  synthetic batch of another size get the identical transformation and their gradients or features stay comparable.
+- Per image where the originals are: a network *trained* on augmented images (evaluation, DC/DSA's inner loop, MTT's
+  experts and synthetic steps) gets its own parameters for every image, `DSA(x, generator)`, as the DSA code's
+  `DiffAugment` does when it is not siamese. One operation is still chosen per call. Shared and per-image draws are
+  the same `AugmentParams` (K values per parameter, K = 1 or the batch size), applied by the same code.
+- Reproducible: random numbers come only from the `torch.Generator` handed in, never the global RNG. They stay on
+  the generator's device and move to the images' device when applied, so one draw serves tensors on any device.
 
 The operations and constants follow the DSA code (`ParamDiffAug`): brightness 1.0, saturation 2.0, contrast 0.5,
 crop (translation) 0.125, cutout 0.5, flip 0.5, scale 1.2, rotate 15 degrees. As there, by default each call picks
@@ -75,29 +79,31 @@ def parse_strategy(strategy: str) -> list[str]:
 
 @dataclass(frozen=True)
 class AugmentParams:
-    """One draw of DSA parameters, shared by every image it is applied to (the siamese part).
+    """One draw of DSA parameters: every field holds K values, one per image (K = the batch size) or K = 1, shared by
+    every image of any batch (the siamese draw).
 
-    `ops` are applied in order; a field matters only when its operation is in `ops`. Positions (`crop`, `cutout`)
-    are uniforms in [0, 1) turned into whole pixels at apply time, so the same draw fits any image size.
+    `ops` are applied in order; a field matters only when its operation is in `ops`, and is None otherwise. Positions
+    (`crop`, `cutout`) are uniforms in [0, 1) turned into whole pixels at apply time, so the same draw fits any image
+    size. Plain numbers are accepted too (one shared value), which keeps hand-made parameters short.
     """
 
     ops: tuple[str, ...]
-    brightness: float = 0.0  # added to every pixel
-    saturation: float = 1.0  # factor on the spread around the per-pixel channel mean
-    contrast: float = 1.0  # factor on the spread around the image mean
-    crop: tuple[float, float] = (0.5, 0.5)  # (x, y) uniforms; 0.5 is no shift
-    cutout: tuple[float, float] = (0.5, 0.5)  # (x, y) uniforms for the square's centre
-    flip: bool = False
-    scale: tuple[float, float] = (1.0, 1.0)  # (x, y) factors
-    angle: float = 0.0  # radians
+    brightness: torch.Tensor | float | None = None  # [K], added to every pixel
+    saturation: torch.Tensor | float | None = None  # [K], factor on the spread around the per-pixel channel mean
+    contrast: torch.Tensor | float | None = None  # [K], factor on the spread around the image mean
+    crop: torch.Tensor | None = None  # [K, 2] (x, y) uniforms; 0.5 is no shift
+    cutout: torch.Tensor | None = None  # [K, 2] (x, y) uniforms for the square's centre
+    flip: torch.Tensor | bool | None = None  # [K] booleans
+    scale: torch.Tensor | None = None  # [K, 2] (x, y) factors
+    angle: torch.Tensor | float | None = None  # [K] radians
 
 
 class DSA:
     """Differentiable siamese augmentation with a fixed strategy.
 
-    `DSA(strategy)(x, generator)` is the `augment(x, generator)` that `distill.train.train_sgd` calls per batch;
-    for real-vs-synthetic matching, `params = dsa.draw(g)` once and `dsa.apply(real, params)`,
-    `dsa.apply(syn, params)`.
+    `DSA(strategy)(x, generator)` is the `augment(x, generator)` that `distill.train.train_sgd` calls per batch: one
+    operation for the batch, its parameters drawn per image. For real-vs-synthetic matching, `params = dsa.draw(g)`
+    once (shared) and `dsa.apply(real, params)`, `dsa.apply(syn, params)`.
 
     With `one_op=True` (the default, as in the DSA code) each draw picks one operation of the strategy uniformly and
     applies only it, "color" counting as one operation made of brightness, saturation and contrast. With
@@ -111,14 +117,15 @@ class DSA:
     def __repr__(self) -> str:
         return f"DSA({'_'.join(self.ops) or 'none'!r}, one_op={self.one_op})"
 
-    def draw(self, generator: torch.Generator) -> AugmentParams:
-        """Draw one set of parameters from `generator` alone (on the generator's device, returned as plain numbers)."""
+    def draw(self, generator: torch.Generator, images: int = 1) -> AugmentParams:
+        """Draw parameters from `generator` alone: `images=1` gives one shared set (siamese), `images=N` one set per
+        image of an N-image batch. Either way one operation is chosen for the whole draw."""
         if not self.ops:
             return AugmentParams(ops=())
         device = generator.device
 
-        def uniform(n: int = 1) -> list[float]:
-            return torch.rand(n, generator=generator, device=device).tolist()
+        def uniform(*shape: int) -> torch.Tensor:
+            return torch.rand(images, *shape, generator=generator, device=device)
 
         if self.one_op and len(self.ops) > 1:
             ops = (self.ops[int(torch.randint(len(self.ops), (1,), generator=generator, device=device).item())],)
@@ -127,87 +134,111 @@ class DSA:
         values: dict = {}
         for op in ops:
             if op == "color":
-                b, s, c = uniform(3)
+                b, s, c = uniform(3).unbind(1)
                 values.update(brightness=(b - 0.5) * BRIGHTNESS, saturation=s * SATURATION, contrast=c + CONTRAST)
             elif op == "crop":
-                values["crop"] = tuple(uniform(2))
+                values["crop"] = uniform(2)
             elif op == "cutout":
-                values["cutout"] = tuple(uniform(2))
+                values["cutout"] = uniform(2)
             elif op == "flip":
-                values["flip"] = uniform()[0] < FLIP
+                values["flip"] = uniform() < FLIP
             elif op == "scale":
-                values["scale"] = tuple(u * (SCALE - 1 / SCALE) + 1 / SCALE for u in uniform(2))
+                values["scale"] = uniform(2) * (SCALE - 1 / SCALE) + 1 / SCALE
             elif op == "rotate":
-                values["angle"] = (uniform()[0] - 0.5) * 2 * ROTATE / 180 * math.pi
+                values["angle"] = (uniform() - 0.5) * 2 * ROTATE / 180 * math.pi
         return AugmentParams(ops=ops, **values)
 
     def apply(self, x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
-        """Apply `params` to a batch [N, C, H, W] of any size; shapes are kept and gradients reach `x`."""
+        """Apply `params` (shared, or one set per image of `x`) to a batch [N, C, H, W]; shapes are kept and gradients
+        reach `x`."""
         for op in params.ops:
             x = _APPLY[op](x, params)
         return x
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return self.apply(x, self.draw(generator))
+        """Augment a training batch with parameters drawn per image (DSA's non-siamese `DiffAugment`)."""
+        return self.apply(x, self.draw(generator, images=len(x)))
+
+
+def _values(v: torch.Tensor | float | bool, x: torch.Tensor, width: int = 0) -> torch.Tensor:
+    """A parameter as a tensor on x's device: [K] (or [K, width]), K = 1 or len(x)."""
+    t = torch.as_tensor(v, device=x.device)
+    t = t.to(x.dtype) if t.is_floating_point() else t
+    return t.reshape(-1, width) if width else t.reshape(-1)
+
+
+def _per_image(v: torch.Tensor) -> torch.Tensor:
+    """[K] values shaped to broadcast over [N, C, H, W]."""
+    return v.view(-1, 1, 1, 1)
 
 
 def _color(x: torch.Tensor, p: AugmentParams) -> torch.Tensor:
-    x = x + p.brightness
+    x = x + _per_image(_values(p.brightness, x))
     mean = x.mean(dim=1, keepdim=True)
-    x = mean + (x - mean) * p.saturation
+    x = mean + (x - mean) * _per_image(_values(p.saturation, x))
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return mean + (x - mean) * p.contrast
+    return mean + (x - mean) * _per_image(_values(p.contrast, x))
 
 
-def _affine(x: torch.Tensor, theta: list[list[float]], align_corners: bool) -> torch.Tensor:
-    """Resample every image of `x` with the same 2x3 affine map (output grid -> input grid), zero padding."""
-    t = torch.tensor(theta, dtype=x.dtype, device=x.device).expand(x.shape[0], 2, 3)
-    grid = F.affine_grid(t, list(x.shape), align_corners=align_corners)
+def _affine(x: torch.Tensor, theta: torch.Tensor, align_corners: bool) -> torch.Tensor:
+    """Resample the images of `x` with 2x3 affine maps `theta` [K, 2, 3] (output grid -> input grid), zero padding."""
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=align_corners)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
 
 
-def _pixels(u: float, n: int) -> int:
-    """A uniform in [0, 1) as one of the n whole numbers 0 .. n-1."""
-    return min(int(u * n), n - 1)
+def _matrix(a: torch.Tensor, b: torch.Tensor, tx: torch.Tensor, c: torch.Tensor, d: torch.Tensor,
+            ty: torch.Tensor) -> torch.Tensor:
+    """[K, 2, 3] affine matrices [[a, b, tx], [c, d, ty]] from [K] entries."""
+    return torch.stack([torch.stack([a, b, tx], 1), torch.stack([c, d, ty], 1)], 1)
+
+
+def _pixels(u: torch.Tensor, n: int) -> torch.Tensor:
+    """Uniforms in [0, 1) as whole numbers 0 .. n-1."""
+    return (u * n).long().clamp(max=n - 1)
 
 
 def _crop(x: torch.Tensor, p: AugmentParams) -> torch.Tensor:
     # DSA's "crop": shift by a whole number of pixels in [-shift, shift] per axis, zero padding. With
     # align_corners=False a shift of k pixels is 2k/size in grid units, and samples land exactly on pixel centres.
     h, w = x.shape[-2:]
+    u = _values(p.crop, x, width=2)
     shifts = []
-    for u, size in zip(p.crop, (w, h)):
+    for axis, size in enumerate((w, h)):
         shift = int(size * CROP + 0.5)
-        shifts.append(2 * (_pixels(u, 2 * shift + 1) - shift) / size)
-    return _affine(x, [[1.0, 0.0, shifts[0]], [0.0, 1.0, shifts[1]]], align_corners=False)
+        shifts.append((2 * (_pixels(u[:, axis], 2 * shift + 1) - shift) / size).to(x.dtype))
+    one, zero = torch.ones_like(shifts[0]), torch.zeros_like(shifts[0])
+    return _affine(x, _matrix(one, zero, shifts[0], zero, one, shifts[1]), align_corners=False)
 
 
 def _cutout(x: torch.Tensor, p: AugmentParams) -> torch.Tensor:
     # As in DSA: the square's centre may sit anywhere (so it can be partly outside); the rest of the image is kept.
     h, w = x.shape[-2:]
-    keep = torch.ones(h, w, dtype=x.dtype, device=x.device)
-    bounds = []
-    for u, size in zip((p.cutout[1], p.cutout[0]), (h, w)):
+    u = _values(p.cutout, x, width=2)
+    inside = []
+    for axis, size in ((1, h), (0, w)):  # rows from the y uniform, columns from the x uniform
         side = int(size * CUTOUT + 0.5)
-        low = _pixels(u, size + 1 - side % 2) - side // 2
-        bounds.append((max(low, 0), max(low + side, 0)))
-    (top, bottom), (left, right) = bounds
-    keep[top:bottom, left:right] = 0
-    return x * keep
+        low = (_pixels(u[:, axis], size + 1 - side % 2) - side // 2).view(-1, 1)
+        position = torch.arange(size, device=x.device).view(1, -1)
+        inside.append((position >= low) & (position < low + side))
+    rows, columns = inside
+    square = rows[:, :, None] & columns[:, None, :]  # [K, H, W]
+    return x * (~square).to(x.dtype).unsqueeze(1)
 
 
 def _flip(x: torch.Tensor, p: AugmentParams) -> torch.Tensor:
-    return x.flip(-1) if p.flip else x
+    return torch.where(_per_image(_values(p.flip, x)), x.flip(-1), x)
 
 
 def _scale(x: torch.Tensor, p: AugmentParams) -> torch.Tensor:
-    sx, sy = p.scale
-    return _affine(x, [[sx, 0.0, 0.0], [0.0, sy, 0.0]], align_corners=True)
+    s = _values(p.scale, x, width=2)
+    zero = torch.zeros_like(s[:, 0])
+    return _affine(x, _matrix(s[:, 0], zero, zero, zero, s[:, 1], zero), align_corners=True)
 
 
 def _rotate(x: torch.Tensor, p: AugmentParams) -> torch.Tensor:
-    c, s = math.cos(p.angle), math.sin(p.angle)
-    return _affine(x, [[c, s, 0.0], [-s, c, 0.0]], align_corners=True)
+    angle = _values(p.angle, x)
+    c, s, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
+    return _affine(x, _matrix(c, s, zero, -s, c, zero), align_corners=True)
 
 
 _APPLY = {"color": _color, "crop": _crop, "cutout": _cutout, "flip": _flip, "scale": _scale, "rotate": _rotate}

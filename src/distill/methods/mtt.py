@@ -51,7 +51,8 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
     model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
     key_src = json.dumps({"arch": arch, "scheme": scheme, "seed": seed, "epochs": options.train_epochs,
                           "lr": options.expert_lr, "batch": options.expert_batch,
-                          "augment": list(augment.ops) if augment else [], "n": len(task.train_x)}, sort_keys=True)
+                          "augment": list(augment.ops) if augment else [], "augment_draws": "per_image",
+                          "n": len(task.train_x)}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
     path = cache_root() / f"{task.spec.name}-{arch}-expert{seed}-{key}.safetensors"
     device = task.train_x.device
