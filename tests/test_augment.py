@@ -1,9 +1,12 @@
 """Differentiable siamese augmentation: shapes, shared draws, reproducibility, gradients, and each op's meaning."""
 
+import dataclasses
+import math
+
 import pytest
 import torch
 
-from distill.augment import DEFAULT_STRATEGY, DSA, AugmentParams, parse_strategy, strategy_for
+from distill.augment import DEFAULT_STRATEGY, DSA, AugmentParams, augmentation_for, parse_strategy, strategy_for
 from distill.errors import DistillError
 
 
@@ -109,3 +112,18 @@ def test_cutout_zeros_a_square():
 def test_zero_rotation_is_identity():
     x = torch.randn(2, 3, 32, 32, generator=_gen(7))
     assert torch.allclose(DSA("rotate").apply(x, AugmentParams(ops=("rotate",), angle=0.0)), x, atol=1e-5)
+
+
+def test_dc_augmentation_gives_each_image_one_of_its_operations():
+    """DC's MNIST evaluation augmentation: crop, scale or rotate, chosen per image, rotations up to 45 degrees."""
+    dc = augmentation_for("dc", "mnist")
+    assert dc.ops == ["crop", "scale", "rotate"] and "one op per image" in dc.label
+    x = torch.randn(12, 1, 28, 28, generator=_gen(12))
+    params = dc.draw(_gen(13), images=12)
+    assert len(set(params.op_of_image.tolist())) > 1
+    together = dc.apply(x, params)
+    for i, op in enumerate(params.op_of_image.tolist()):
+        alone = dataclasses.replace(params, ops=(dc.ops[op],), op_of_image=None)
+        assert torch.allclose(dc.apply(x, alone)[i], together[i], atol=1e-6)
+    angles = DSA("rotate", rotate=45.0).draw(_gen(14), images=2000).angle.abs()
+    assert 0.7 < angles.max().item() <= math.pi / 4  # up to 45 degrees, DSA's own stop at 15 (0.26 rad)

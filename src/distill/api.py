@@ -64,7 +64,8 @@ class DistillConfig:
     seed: int = 0
     optimizer: str = "adam"  # adam | sgd (with `momentum`): the outer optimiser over the synthetic tensors
     momentum: float = 0.5
-    eval_augment: str = ""  # standard-protocol augmentation: "" none, "dsa" (the dataset's DSA strategy), a strategy
+    # standard-protocol augmentation: "" none, "dsa" (the dataset's DSA strategy), "dc" (DC's MNIST one), a strategy
+    eval_augment: str = ""
     eval_epochs: int = 0  # standard-protocol epochs; 0: 300, or 1000 with augmentation
     options: dict = field(default_factory=dict)  # the method's own hyperparameters (its `Options`; --opt key=value)
 

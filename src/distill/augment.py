@@ -19,6 +19,10 @@ crop (translation) 0.125, cutout 0.5, flip 0.5, scale 1.2, rotate 15 degrees. As
 ONE operation of the strategy at random and applies only that (DSA's `aug_mode='S'`, also what DM and MTT use);
 `one_op=False` applies them all in sequence instead (DSA's `aug_mode='M'`).
 Zero padding fills with 0, which for normalised images is the dataset mean colour.
+
+`augmentation_for("dc", ...)` is DC's own evaluation augmentation for MNIST (`get_daparam` in the DC code): crop,
+scale or rotate, one operation chosen *per image*, rotations up to 45 degrees. The DC paper's MNIST numbers were
+measured with it, so its presets evaluate DC's MNIST sets the same way.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ CUTOUT = 0.5  # side of the zeroed square as a share of the size
 FLIP = 0.5  # probability of a horizontal flip
 SCALE = 1.2  # each axis scaled by U(1 / SCALE, SCALE)
 ROTATE = 15.0  # degrees, angle ~ U(-ROTATE, ROTATE)
+DC_STRATEGY = "crop_scale_rotate"  # DC's MNIST evaluation augmentation: these ops, one chosen per image,
+DC_ROTATE = 45.0  # with rotations up to 45 degrees (its crop of 4 pixels and scale of 0.8-1.2 are DSA's within a pixel)
 
 
 def strategy_for(dataset_name: str) -> str:
@@ -52,10 +58,13 @@ def strategy_for(dataset_name: str) -> str:
 
 
 def augmentation_for(augment: str, dataset_name: str) -> DSA | None:
-    """An `augment` option as an augmentation: "" / "none" -> None, "dsa" -> the dataset's DSA strategy, anything else
-    an explicit strategy such as "crop_scale_rotate". Methods and evaluation all read their option through this."""
+    """An `augment` option as an augmentation: "" / "none" -> None, "dsa" -> the dataset's DSA strategy, "dc" -> DC's
+    MNIST evaluation augmentation, anything else an explicit strategy such as "crop_scale_rotate". Methods and
+    evaluation all read their option through this."""
     if augment in ("", "none"):
         return None
+    if augment == "dc":
+        return DSA(DC_STRATEGY, op_per_image=True, rotate=DC_ROTATE)
     return DSA(strategy_for(dataset_name) if augment == "dsa" else augment)
 
 
@@ -88,6 +97,7 @@ class AugmentParams:
     """
 
     ops: tuple[str, ...]
+    op_of_image: torch.Tensor | None = None  # [K] index into `ops` per image: each image gets only its own op
     brightness: torch.Tensor | float | None = None  # [K], added to every pixel
     saturation: torch.Tensor | float | None = None  # [K], factor on the spread around the per-pixel channel mean
     contrast: torch.Tensor | float | None = None  # [K], factor on the spread around the image mean
@@ -107,15 +117,28 @@ class DSA:
 
     With `one_op=True` (the default, as in the DSA code) each draw picks one operation of the strategy uniformly and
     applies only it, "color" counting as one operation made of brightness, saturation and contrast. With
-    `one_op=False` every operation is applied in the strategy's order.
+    `one_op=False` every operation is applied in the strategy's order. `op_per_image=True` picks the one operation
+    per image instead (DC's evaluation augmentation); `rotate` is the largest rotation in degrees.
     """
 
-    def __init__(self, strategy: str, one_op: bool = True) -> None:
+    def __init__(self, strategy: str, one_op: bool = True, op_per_image: bool = False, rotate: float = ROTATE) -> None:
         self.ops = parse_strategy(strategy)
         self.one_op = one_op
+        self.op_per_image = op_per_image
+        self.rotate = rotate
 
     def __repr__(self) -> str:
-        return f"DSA({'_'.join(self.ops) or 'none'!r}, one_op={self.one_op})"
+        return f"DSA({self.label!r}, one_op={self.one_op})"
+
+    @property
+    def label(self) -> str:
+        """How results name this augmentation: the strategy, plus whatever differs from DSA's own."""
+        text = "_".join(self.ops) or "none"
+        if self.op_per_image:
+            text += ", one op per image"
+        if self.rotate != ROTATE:
+            text += f", rotate up to {self.rotate:g} degrees"
+        return text
 
     def draw(self, generator: torch.Generator, images: int = 1) -> AugmentParams:
         """Draw parameters from `generator` alone: `images=1` gives one shared set (siamese), `images=N` one set per
@@ -127,11 +150,14 @@ class DSA:
         def uniform(*shape: int) -> torch.Tensor:
             return torch.rand(images, *shape, generator=generator, device=device)
 
-        if self.one_op and len(self.ops) > 1:
+        values: dict = {}
+        if self.op_per_image and len(self.ops) > 1:
+            ops = tuple(self.ops)
+            values["op_of_image"] = torch.randint(len(ops), (images,), generator=generator, device=device)
+        elif self.one_op and len(self.ops) > 1:
             ops = (self.ops[int(torch.randint(len(self.ops), (1,), generator=generator, device=device).item())],)
         else:
             ops = tuple(self.ops)
-        values: dict = {}
         for op in ops:
             if op == "color":
                 b, s, c = uniform(3).unbind(1)
@@ -145,12 +171,18 @@ class DSA:
             elif op == "scale":
                 values["scale"] = uniform(2) * (SCALE - 1 / SCALE) + 1 / SCALE
             elif op == "rotate":
-                values["angle"] = (uniform() - 0.5) * 2 * ROTATE / 180 * math.pi
+                values["angle"] = (uniform() - 0.5) * 2 * self.rotate / 180 * math.pi
         return AugmentParams(ops=ops, **values)
 
     def apply(self, x: torch.Tensor, params: AugmentParams) -> torch.Tensor:
         """Apply `params` (shared, or one set per image of `x`) to a batch [N, C, H, W]; shapes are kept and gradients
         reach `x`."""
+        if params.op_of_image is not None:  # each image through its own operation only
+            chosen = _per_image(_values(params.op_of_image, x))
+            out = x
+            for i, op in enumerate(params.ops):
+                out = torch.where(chosen == i, _APPLY[op](x, params), out)
+            return out
         for op in params.ops:
             x = _APPLY[op](x, params)
         return x

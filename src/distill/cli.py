@@ -84,7 +84,8 @@ def run(
     checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every N steps."),
     eval_nets: Optional[int] = typer.Option(None, help="Networks per final evaluation."),
     eval_augment: Optional[str] = typer.Option(None, help="Augment the standard protocol's training: none, dsa, "
-                                                          "or a strategy like crop_scale_rotate."),
+                                                          "dc (DC's MNIST augmentation), or a strategy like "
+                                                          "crop_scale_rotate."),
     eval_epochs: Optional[int] = typer.Option(None, help="Standard-protocol epochs (0: 300, 1000 with "
                                                          "augmentation)."),
     keep_best: Optional[bool] = typer.Option(None, "--keep-best/--keep-last",
@@ -203,8 +204,8 @@ def eval_command(
     arch: Optional[str] = typer.Option(None, help="Network to train (default: the one the set was made for): mlp, "
                                                   "lenet, convnet, alexnet, vgg11, resnet18."),
     nets: int = typer.Option(5, help="Networks to train (fixed init always uses its one network)."),
-    augment: str = typer.Option("", help="Augment the standard protocol's training: dsa, or a strategy like "
-                                         "crop_scale_rotate (default: none)."),
+    augment: str = typer.Option("", help="Augment the standard protocol's training: dsa, dc (DC's MNIST "
+                                         "augmentation), or a strategy like crop_scale_rotate (default: none)."),
     epochs: int = typer.Option(0, help="Standard-protocol epochs (0: 300, or 1000 with augmentation)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     data_root: Optional[Path] = DataRoot,

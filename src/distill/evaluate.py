@@ -144,7 +144,7 @@ def evaluate_set(
         accuracies.append(accuracy(model, trained, task.test_x, task.test_y))
     return EvalResult(protocol, arch, accuracies, time.perf_counter() - began,
                       {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None,
-                       "augment": "_".join(augmentation.ops) if augmentation else "none"})
+                       "augment": augmentation.label if augmentation else "none"})
 
 
 def random_real_set(task: Task, like: SyntheticSet, seed: int) -> SyntheticSet:
