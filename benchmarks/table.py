@@ -69,11 +69,25 @@ def methods_table() -> str:
         rows.append(
             f"| {r['dataset']} | {r['method']} | {r['ipc']} | "
             f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
-            f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | {r.get('eval_augment', 'none')} | "
-            f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
+            f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | {augment_cell(r)} | "
+            f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])}{BATCH_DRAWS if batch_draws(rr) else ''} | "
             f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
             f"{steps(r)} | {r['distill_seconds'] / 60:.1f} min ({where(r)}) | `{r['command']}` |")
     return "\n".join(rows)
+
+
+BATCH_DRAWS = " †"  # marks numbers measured while training augmentation drew one set of parameters per batch
+
+
+def batch_draws(r: dict) -> bool:
+    """Whether this measurement (a results file, or its random-real baseline kept by `remeasure.py --set-only`)
+    predates per-image augmentation draws."""
+    return "eval_augment_draws" in r or "measured" in r
+
+
+def augment_cell(r: dict) -> str:
+    augment = r.get("eval_augment", "none")
+    return augment + (BATCH_DRAWS if augment != "none" and batch_draws(r) else "")
 
 
 def steps(r: dict) -> str:
@@ -97,8 +111,9 @@ def cross_arch_table() -> str:
         archs = list(r["archs"])
         commands = dict.fromkeys(a.get("command", r["command"]) for a in r["archs"].values())
         epochs = r.get("epochs") or (300 if r["augment"] == "none" else 1000)
+        augment = r["augment"] + (BATCH_DRAWS if r["augment"] != "none" and batch_draws(r) else "")
         rows += [f"Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, distilled with {r['distilled_with']}; "
-                 f"standard protocol, augmentation: {r['augment']}, {epochs} epochs; {r['device']}, "
+                 f"standard protocol, augmentation: {augment}, {epochs} epochs; {r['device']}, "
                  f"{r.get('threads', '?')} thr.): " + ", ".join(f"`{c}`" for c in commands), "",
                  "| " + " | ".join(archs) + " |", "|" + "---|" * len(archs),
                  "| " + " | ".join(percent(a["accuracy_mean"], a["accuracy_std"], a["n_nets"])
@@ -131,9 +146,11 @@ def main() -> None:
         "(forget: predicted as anything else), mean ± std over held-out victims never seen while crafting; " \
         "\"other classes, change\" = accuracy change (points) on every other class.\n\n" + attack_table() + \
         "\n\nStandard methods and coresets (issue 4): ConvNet, fresh random networks, standard protocol (1000 epochs " \
-        "with DSA augmentation; 300 otherwise, DC's crop, scale and rotate on MNIST included), beside the papers' " \
-        "numbers. \"steps\" are the outer steps the distillation took; GPU runs were stopped by a time limit (see " \
-        "\"Methods\").\n\n" + methods_table() + \
+        "with augmentation: DSA's, or DC's own on MNIST for `dc`; 300 without), beside the papers' numbers. " \
+        "\"steps\" are the outer steps the distillation took; GPU runs were stopped by a time limit (see " \
+        "\"Methods\"). †: measured when training augmentation drew one set of random parameters per batch, shared " \
+        "by its images; the others draw per image, as the DSA and DC code do (see \"Known gaps\").\n\n" + \
+        methods_table() + \
         "\n\nCross-architecture (test %, mean ± std over fresh networks of each kind):\n\n" + cross_arch_table()
     if "--write" not in sys.argv:
         print(text)
