@@ -80,7 +80,8 @@ def parse_strategy(strategy: str) -> list[str]:
     unknown = [op for op in ops if op not in STRATEGIES]
     if unknown:
         raise DistillError(f"unknown augmentation {', '.join(repr(op) for op in unknown)} in {strategy!r}; "
-                           f"valid operations: {', '.join(STRATEGIES)} (joined with '_'), or 'none'")
+                           f"valid operations: {', '.join(STRATEGIES)} (joined with '_'), or 'none' "
+                           "('dsa' and 'dc' name the DSA and DC augmentations where an augment option is asked for)")
     if len(set(ops)) != len(ops):
         raise DistillError(f"augmentation strategy {strategy!r} repeats an operation; name each at most once")
     return ops
