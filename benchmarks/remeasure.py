@@ -64,7 +64,7 @@ def main() -> None:
         command += f" --because {json.dumps(args.because)}"
     replaced = {k: old[k] for k in ("accuracy_mean", "accuracy_std", "accuracies", "eval_augment", "random_real")}
     result = {
-        **old,
+        **{k: v for k, v in old.items() if k != "eval_augment_draws"},  # measured now, with per-image draws
         "eval_augment": r["distilled"]["detail"].get("augment", "none"),
         "accuracy_mean": r["distilled"]["accuracy_mean"], "accuracy_std": r["distilled"]["accuracy_std"],
         "n_eval_nets": r["distilled"]["n_nets"], "accuracies": r["distilled"]["accuracies"],
