@@ -21,9 +21,8 @@ from common import HERE, git_commit
 
 import distill
 from distill import presets
-from distill.api import FREE_ON_RESUME, measure, pick_device
+from distill.api import FREE_ON_RESUME, evaluate, measure, pick_device
 from distill.data import load_task
-from distill.evaluate import evaluate_set, standard_sgd
 from distill.report import write_json
 
 
@@ -48,14 +47,13 @@ def main() -> None:
     config.update(changed)
     device = pick_device(args.device)
     synset = distill.load(HERE / "artifacts" / f"{args.name}.safetensors")  # training moves it to the task's device
-    task = load_task(config["dataset"]).to(device)
     if args.set_only:
-        sgd = standard_sgd(synset, config["eval_augment"], config["eval_epochs"])
-        set_result = evaluate_set(synset, task, "auto", n_nets=config["eval_nets"], sgd=sgd,
-                                  augment=config["eval_augment"])
+        set_result = evaluate(synset, n_nets=config["eval_nets"], device=str(device), augment=config["eval_augment"],
+                              epochs=config["eval_epochs"])
         r = {"distilled": set_result.to_dict(),
              "random_real": {**old["random_real"], "measured": "before this re-measurement (see remeasured_from)"}}
     else:
+        task = load_task(config["dataset"]).to(device)
         r = measure(synset, task, config["eval_nets"], True, config["eval_augment"], config["eval_epochs"])
     command = f"DISTILL_DATA=../shared/data python benchmarks/remeasure.py {args.name}"
     if args.set_only:

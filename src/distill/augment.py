@@ -143,7 +143,7 @@ class DSA:
 
     def draw(self, generator: torch.Generator, images: int = 1) -> AugmentParams:
         """Draw parameters from `generator` alone: `images=1` gives one shared set (siamese), `images=N` one set per
-        image of an N-image batch. Either way one operation is chosen for the whole draw."""
+        image of an N-image batch. One operation is chosen for the whole draw, or one per image with `op_per_image`."""
         if not self.ops:
             return AugmentParams(ops=())
         device = generator.device
