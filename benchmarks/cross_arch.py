@@ -1,6 +1,9 @@
 """Cross-architecture evaluation (GUIDE §5, issue 4): one committed set trained on MLP, LeNet, ConvNet, AlexNet,
 VGG-11 and ResNet-18 with the standard protocol, written to benchmarks/results/cross-arch-<set>.json.
 
+A table holds one protocol (augmentation, epochs); the learning rate is a row's own, recorded in it: a rate learned
+with the set (MTT) was learned for the network it was distilled with, so other networks may train at `--lr 0.01`.
+
     DISTILL_DATA=../shared/data python benchmarks/cross_arch.py benchmarks/artifacts/mnist-dm-ipc1.safetensors
 """
 
@@ -28,6 +31,8 @@ def main() -> None:
     parser.add_argument("--nets", type=int, default=5)
     parser.add_argument("--augment", default="", help="standard-protocol augmentation (default: none)")
     parser.add_argument("--epochs", type=int, default=0)
+    parser.add_argument("--lr", type=float, default=0.0, help="standard-protocol learning rate (default: the set's "
+                        "learned one if it has one, else 0.01)")
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
@@ -35,10 +40,10 @@ def main() -> None:
     for arch in args.archs.split(","):
         began = time.perf_counter()
         result = distill.evaluate(synset, protocol="standard", arch=arch, n_nets=args.nets, device=args.device,
-                                  augment=args.augment, epochs=args.epochs)
+                                  augment=args.augment, epochs=args.epochs, lr=args.lr)
         row = {"accuracy_mean": result.accuracy_mean, "accuracy_std": result.accuracy_std, "n_nets": result.n_nets,
-               "accuracies": result.accuracies, "seconds": round(time.perf_counter() - began, 1),
-               "command": command_for(args, arch)}
+               "accuracies": result.accuracies, "lr": result.detail["sgd"]["lr"],
+               "seconds": round(time.perf_counter() - began, 1), "command": command_for(args, arch)}
         print(arch, json.dumps(row), flush=True)
         save_row(args, synset, arch, row)
 
@@ -70,6 +75,7 @@ def command_for(args: argparse.Namespace, arch: str | None = None) -> str:
         command += f" --archs {arch}" + (f" --nets {args.nets}" if args.nets != 5 else "")
     command += f" --augment {args.augment}" if args.augment else ""
     command += f" --epochs {args.epochs}" if args.epochs else ""
+    command += f" --lr {args.lr:g}" if args.lr else ""
     return command
 
 

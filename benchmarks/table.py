@@ -111,12 +111,17 @@ def cross_arch_table() -> str:
         archs = list(r["archs"])
         commands = dict.fromkeys(a.get("command", r["command"]) for a in r["archs"].values())
         epochs = r.get("epochs") or (300 if r["augment"] == "none" else 1000)
+        marked = r["augment"] != "none" and any(batch_draws(a) for a in r["archs"].values())
         rows += [f"Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, distilled with {r['distilled_with']}; "
-                 f"standard protocol, augmentation: {augment_cell(r['augment'], r)}, {epochs} epochs; {r['device']}, "
-                 f"{r.get('threads', '?')} thr.): " + ", ".join(f"`{c}`" for c in commands), "",
-                 "| " + " | ".join(archs) + " |", "|" + "---|" * len(archs),
-                 "| " + " | ".join(percent(a["accuracy_mean"], a["accuracy_std"], a["n_nets"])
-                                   for a in r["archs"].values()) + " |", ""]
+                 f"standard protocol, augmentation: {r['augment']}, {epochs} epochs; {r['device']}, "
+                 f"{r.get('threads', '?')} thr.; a row's learning rate below it" +
+                 (f"; {BATCH_DRAWS.strip()}: one augmentation draw per batch" if marked else "") + "): " +
+                 ", ".join(f"`{c}`" for c in commands), "",
+                 "| | " + " | ".join(archs) + " |", "|---|" + "---|" * len(archs),
+                 "| test % | " + " | ".join(percent(a["accuracy_mean"], a["accuracy_std"], a["n_nets"]) +
+                                           (BATCH_DRAWS if r["augment"] != "none" and batch_draws(a) else "")
+                                           for a in r["archs"].values()) + " |",
+                 "| lr | " + " | ".join(f"{a['lr']:.3g}" for a in r["archs"].values()) + " |", ""]
     return "\n".join(rows)
 
 

@@ -198,6 +198,8 @@ def test_bad_method_option_and_bad_augmentation(tmp_path):
     tiny = tiny_set(tmp_path)
     assert_user_error(cli("eval", tiny, "--protocol", "standard", "--augment", "zoom"), "zoom")
     assert_user_error(cli("eval", tiny, "--arch", "resnet18", "--protocol", "standard"), "resnet18")
+    assert_user_error(cli("eval", tiny, "--protocol", "standard", "--lr", "-1"), "positive")
+    assert_user_error(cli("eval", tiny, "--lr", "0.05"), "standard protocol only")  # auto: its own schedule
     assert not (tmp_path / "o").exists()
 
 

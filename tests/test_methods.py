@@ -114,6 +114,9 @@ def test_mtt_set_trains_with_its_learned_rate(digits):
                                                                             "expert_epochs": 1})
     assert standard_sgd(synset).lr == pytest.approx(0.037)
     assert standard_sgd(None).lr == 0.01
+    assert standard_sgd(synset, lr=0.005).lr == 0.005  # an explicit rate wins (another network, another rate)
+    with pytest.raises(DistillError, match="positive"):
+        standard_sgd(synset, lr=-0.01)
 
 
 @pytest.mark.parametrize("name", ["random", "herding", "kcenter"])

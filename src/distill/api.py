@@ -331,13 +331,17 @@ def evaluate(
     progress: bool = True,
     augment: str = "",
     epochs: int = 0,
+    lr: float = 0.0,
 ) -> EvalResult:
     """Measure a synthetic set (or a .safetensors file) on its dataset's test split under `protocol`; `augment`
-    ("dsa" or a strategy) and `epochs` shape the standard protocol (GUIDE §5)."""
+    ("dsa" or a strategy), `epochs` and `lr` (0: the protocol's own) shape the standard protocol (GUIDE §5)."""
     if not isinstance(synset, SyntheticSet):
         synset = load(synset)
     resolve_protocol(synset, protocol)
     task = load_task(synset.meta["dataset"], data_root).to(pick_device(device))
     moved = synset.detached()
-    sgd = standard_sgd(moved, augment, epochs) if resolve_protocol(moved, protocol) == "standard" else None
+    standard = resolve_protocol(moved, protocol) == "standard"
+    if lr and not standard:
+        raise DistillError("--lr applies to the standard protocol only (the others train with the set's schedule)")
+    sgd = standard_sgd(moved, augment, epochs, lr) if standard else None
     return evaluate_set(moved, task, protocol, arch, n_nets, sgd=sgd, progress=progress, augment=augment)

@@ -207,13 +207,15 @@ def eval_command(
     augment: str = typer.Option("", help="Augment the standard protocol's training: dsa, dc (DC's MNIST "
                                          "augmentation), or a strategy like crop_scale_rotate (default: none)."),
     epochs: int = typer.Option(0, help="Standard-protocol epochs (0: 300, or 1000 with augmentation)."),
+    lr: float = typer.Option(0.0, help="Standard-protocol learning rate (0: the set's learned rate if it has one, "
+                                       "else 0.01)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
 ) -> None:
     """Train networks on a synthetic set and report their test accuracy."""
     result = api.evaluate(file, protocol=protocol, arch=arch, n_nets=nets, data_root=data_root, device=device,
-                          progress=not as_json, augment=augment, epochs=epochs)
+                          progress=not as_json, augment=augment, epochs=epochs, lr=lr)
     if as_json:
         typer.echo(json.dumps({"file": str(file), **result.to_dict()}))
     else:

@@ -83,12 +83,17 @@ def resolve_protocol(synset: SyntheticSet, protocol: str) -> str:
     return protocol
 
 
-def standard_sgd(synset: SyntheticSet | None = None, augment: str = "", epochs: int = 0) -> SGDConfig:
-    """The standard protocol's training: 300 epochs, 1000 with augmentation (or `epochs`), at the set's own learned
-    learning rate when it has one (MTT), else GUIDE §5's 0.01."""
-    lr = 0.01
-    if synset is not None and synset.meta.get("lr_role") == "standard" and synset.log_lrs is not None:
-        lr = float(synset.lrs.detach()[0])
+def standard_sgd(synset: SyntheticSet | None = None, augment: str = "", epochs: int = 0,
+                 lr: float = 0.0) -> SGDConfig:
+    """The standard protocol's training: 300 epochs, 1000 with augmentation (or `epochs`), at `lr` when given, else
+    at the set's own learned learning rate when it has one (MTT), else GUIDE §5's 0.01. A rate learned for the
+    network a set was distilled with need not suit another one, which is why cross-architecture runs may set `lr`."""
+    if lr < 0:
+        raise DistillError(f"the learning rate must be positive (0 picks the default); got {lr}")
+    if not lr:
+        lr = 0.01
+        if synset is not None and synset.meta.get("lr_role") == "standard" and synset.log_lrs is not None:
+            lr = float(synset.lrs.detach()[0])
     return SGDConfig(epochs=epochs or (300 if augment in ("", "none") else 1000), lr=lr)
 
 
