@@ -69,7 +69,8 @@ def methods_table() -> str:
         rows.append(
             f"| {r['dataset']} | {r['method']} | {r['ipc']} | "
             f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
-            f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | {augment_cell(r.get('eval_augment', 'none'), r)} | "
+            f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | "
+            f"{augment_cell(r.get('eval_augment', 'none'), r)} | "
             f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])}{BATCH_DRAWS if batch_draws(rr) else ''} | "
             f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
             f"{steps(r)} | {r['distill_seconds'] / 60:.1f} min ({where(r)}) | `{r['command']}` |")
@@ -85,9 +86,14 @@ def batch_draws(r: dict) -> bool:
     return "eval_augment_draws" in r or "measured" in r
 
 
+def draws_mark(augment: str, r: dict) -> str:
+    """† when measurement `r`, trained with `augment`, drew one set of augmentation parameters per batch."""
+    return BATCH_DRAWS if augment != "none" and batch_draws(r) else ""
+
+
 def augment_cell(augment: str, r: dict) -> str:
     """The augmentation a results file `r` names, marked when it was measured with one draw per batch."""
-    return augment + (BATCH_DRAWS if augment != "none" and batch_draws(r) else "")
+    return augment + draws_mark(augment, r)
 
 
 def steps(r: dict) -> str:
@@ -111,7 +117,7 @@ def cross_arch_table() -> str:
         archs = list(r["archs"])
         commands = dict.fromkeys(a.get("command", r["command"]) for a in r["archs"].values())
         epochs = r.get("epochs") or (300 if r["augment"] == "none" else 1000)
-        marked = r["augment"] != "none" and any(batch_draws(a) for a in r["archs"].values())
+        marked = any(draws_mark(r["augment"], a) for a in r["archs"].values())
         rows += [f"Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, distilled with {r['distilled_with']}; "
                  f"standard protocol, augmentation: {r['augment']}, {epochs} epochs; {r['device']}, "
                  f"{r.get('threads', '?')} thr.; a row's learning rate below it" +
@@ -119,8 +125,7 @@ def cross_arch_table() -> str:
                  ", ".join(f"`{c}`" for c in commands), "",
                  "| | " + " | ".join(archs) + " |", "|---|" + "---|" * len(archs),
                  "| test % | " + " | ".join(percent(a["accuracy_mean"], a["accuracy_std"], a["n_nets"]) +
-                                           (BATCH_DRAWS if r["augment"] != "none" and batch_draws(a) else "")
-                                           for a in r["archs"].values()) + " |",
+                                           draws_mark(r["augment"], a) for a in r["archs"].values()) + " |",
                  "| lr | " + " | ".join(f"{a['lr']:.3g}" for a in r["archs"].values()) + " |", ""]
     return "\n".join(rows)
 

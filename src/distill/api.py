@@ -337,11 +337,9 @@ def evaluate(
     ("dsa" or a strategy), `epochs` and `lr` (0: the protocol's own) shape the standard protocol (GUIDE §5)."""
     if not isinstance(synset, SyntheticSet):
         synset = load(synset)
-    resolve_protocol(synset, protocol)
-    task = load_task(synset.meta["dataset"], data_root).to(pick_device(device))
-    moved = synset.detached()
-    standard = resolve_protocol(moved, protocol) == "standard"
+    standard = resolve_protocol(synset, protocol) == "standard"  # every check before the data is read
     if lr and not standard:
         raise DistillError("--lr applies to the standard protocol only (the others train with the set's schedule)")
-    sgd = standard_sgd(moved, augment, epochs, lr) if standard else None
-    return evaluate_set(moved, task, protocol, arch, n_nets, sgd=sgd, progress=progress, augment=augment)
+    sgd = standard_sgd(synset, augment, epochs, lr) if standard else None
+    task = load_task(synset.meta["dataset"], data_root).to(pick_device(device))
+    return evaluate_set(synset.detached(), task, protocol, arch, n_nets, sgd=sgd, progress=progress, augment=augment)
