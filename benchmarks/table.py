@@ -104,9 +104,10 @@ def steps(r: dict) -> str:
 
 
 def where(r: dict) -> str:
-    """The device, and how many runs shared it (GPU) or how many threads it had (CPU)."""
+    """The device, and how many runs shared it (GPU; side by side under CUDA MPS, else time-slicing it) or how many
+    threads it had (CPU)."""
     if "processes_on_device" in r:
-        return f"{r['device']}, shared by {r['processes_on_device']} runs"
+        return f"{r['device']}, shared by {r['processes_on_device']} runs{' under MPS' if r.get('mps') else ''}"
     return f"{r['device']}, {r.get('threads', '?')} thr."
 
 
