@@ -12,9 +12,9 @@
 #
 # A plan line is `MINUTES SETTING [methods.py options]`, with ` ; ` between settings that one process runs in turn;
 # MINUTES 0 means no time limit (coresets). With MPS=1 the script first tries NVIDIA's Multi-Process Service, so the
-# processes' small kernels run side by side instead of time-slicing the GPU (a GPU of this project's sessions gave a
-# DSA run 2.8 steps/s beside one other process, 1.0 beside eight); it checks that CUDA works through it and falls
-# back to plain sharing if not. Lines starting with `+` run only when MPS is on (more processes than plain sharing
+# processes' small kernels can run side by side instead of time-slicing the GPU (on one H200 it helped DM, 1,622
+# steps in 3 minutes beside eight runs, but not DSA: 0.9 steps/s beside eight runs, 2.8 beside one); it checks that
+# CUDA works through it and falls back to plain sharing if not. Lines starting with `+` run only when MPS is on (more processes than plain sharing
 # can carry without starving the others). Beside the runs, a tiny end-to-end run of every method the plan uses
 # (evaluation and files included) stops that method's runs at once if it fails, so a GPU-only failure costs
 # seconds, not the session, and the other methods go on. Logs go to benchmarks/runs/logs/.
@@ -42,7 +42,6 @@ assert (torch.ones(2, device='cuda') * 2).sum().item() == 4"; then
         echo "CUDA MPS is not available here: the processes time-slice the GPU; skipping the plan's + lines"
     fi
 fi
-echo "$mps" >"$logs/mps"
 
 method_of() {  # the method of a setting name: fashion-mnist-dsa-ipc10 -> dsa
     local rest=${1#*mnist-}; echo "${rest%-ipc*}"

@@ -56,12 +56,13 @@ _GPU_RUNS: dict[tuple[str, str, int], tuple[int, int]] = {  # (steps taken, vali
 }
 _GPU_MTT = {"experts": 4, "train_epochs": 6, "max_start_epoch": 3, "expert_epochs": 2, "syn_steps": 30}  # the paper:
 # 100 experts of 50 epochs; four of six is what the short GPU session held
+_GPU_MTT_SETTING = {"options": _GPU_MTT, "lr_images": 0.03}  # every MTT preset, run or planned
 PRESETS: dict[tuple[str, str, int], dict] = {
     ("digits", "dd", 1): {},  # the README's first command
     **{(d, "dm", 1): {**_CPU_MATCHING, "iterations": 2000, "eval_every": 250} for d in ("mnist", "fashion-mnist")},
     ("mnist", "dsa", 1): {**_CPU_MATCHING, "iterations": 1000, "eval_every": 250},
     **{(d, m, n): {"iterations": steps, "eval_every": every,
-                   **({"options": _GPU_MTT, "lr_images": 0.03} if m == "mtt" else {})}
+                   **(_GPU_MTT_SETTING if m == "mtt" else {})}
        for (d, m, n), (steps, every) in _GPU_RUNS.items()},
     # feature regression with learned labels (Adam 0.01 beat 0.003 by 4 points at 1,200 steps): the steps one H200
     # gave it in 5 minutes (MNIST) and 3 minutes (Fashion-MNIST); on one CPU core a step takes about 0.7 s, so these
@@ -71,7 +72,7 @@ PRESETS: dict[tuple[str, str, int], dict] = {
     ("fashion-mnist", "frepo", 1): {"iterations": 15710, "learn_labels": True, "eval_every": 1000},
     # Not run yet (benchmarks/gpu_plan.txt holds them for the next GPU session, which caps them with --max-minutes and
     # then records the steps taken above): MTT with the same short experts as its MNIST rows, frepo at 10 per class
-    **{k: {"options": _GPU_MTT, "lr_images": 0.03, "eval_every": 100}
+    **{k: {**_GPU_MTT_SETTING, "eval_every": 100}
        for k in (("fashion-mnist", "mtt", 1), ("fashion-mnist", "mtt", 10), ("mnist", "mtt", 50))},
     **{(d, "frepo", 10): {"learn_labels": True, "eval_every": 1000} for d in ("mnist", "fashion-mnist")},
 }
