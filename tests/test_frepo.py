@@ -8,6 +8,7 @@ import torch
 from torch.nn import functional as F
 
 from distill.data import load_task
+from distill.errors import DistillError
 from distill.loop import LoopConfig, run_loop, step_generator
 from distill.methods.frepo import regression_loss
 from helpers import method_and_set
@@ -33,6 +34,23 @@ def test_regression_loss_is_the_ridge_regressions_squared_error():
     expected = ((real @ weights - F.one_hot(labels, 4)) ** 2).sum(1).mean()
     assert regression_loss(syn, targets, real, labels, ridge=0.1).item() == pytest.approx(expected.item(), rel=1e-9)
 
+
+
+def test_cross_entropy_loss_scores_the_same_regression_with_scaled_logits():
+    gen = torch.Generator().manual_seed(2)
+    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen, dtype=torch.float64)
+    targets = F.one_hot(torch.arange(6) % 4, 4).double()
+    labels = torch.randint(4, (30,), generator=gen)
+    lam = 0.1 * (syn * syn).sum(1).mean()
+    predictions = real @ torch.linalg.solve(syn.T @ syn + lam * torch.eye(20, dtype=torch.float64), syn.T @ targets)
+    got = regression_loss(syn, targets, real, labels, ridge=0.1, loss="ce", ce_scale=7.0)
+    assert got.item() == pytest.approx(F.cross_entropy(7.0 * predictions, labels).item(), rel=1e-9)
+    assert got.item() != pytest.approx(regression_loss(syn, targets, real, labels, ridge=0.1).item(), rel=1e-3)
+
+
+def test_an_unknown_loss_is_refused_before_any_work(digits):
+    with pytest.raises(DistillError, match="loss must be one of mse, ce"):
+        frepo(digits, options={"loss": "hinge"})
 
 def test_regression_is_perfect_when_real_is_synthetic():
     gen = torch.Generator().manual_seed(1)

@@ -25,6 +25,7 @@ from torch.nn import functional as F
 
 from distill.augment import augmentation_for
 from distill.data import Task
+from distill.errors import DistillError
 from distill.methods import parse_options, register_method
 from distill.models import create_model, embed, init_params
 from distill.synset import SyntheticSet
@@ -39,6 +40,10 @@ class FRePoOptions:
     real_batch: int = 256  # real training images the regression is scored on per step
     ridge: float = 1e-6  # ridge strength, relative to the mean diagonal of K_ss
     augment: str = "none"  # "dsa" (the dataset's DSA strategy), "none", or an explicit strategy like "crop_scale"
+    loss: str = "mse"  # "mse": squared error of the regression on the real batch (FRePo); "ce": cross-entropy of its
+    # outputs times `ce_scale` (RFAD's Platt-scaled loss, with a fixed scale): it stops pushing real images the
+    # regression already classifies with a margin, and cross-entropy is what evaluation trains with
+    ce_scale: float = 10.0
 
 
 @register_method("frepo")
@@ -53,6 +58,8 @@ class FeatureRegression:
         self.options: FRePoOptions = parse_options(type(self), config.options)
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
+        if self.options.loss not in LOSSES:
+            raise DistillError(f"frepo: --opt loss must be one of {', '.join(LOSSES)}, got {self.options.loss!r}")
         self.task = task
         self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
         self.augment = augmentation_for(self.options.augment, task.spec.name)
@@ -79,7 +86,8 @@ class FeatureRegression:
         targets = synset.targets()
         if targets.ndim == 1:
             targets = F.one_hot(targets, self.task.num_classes).float()
-        loss = regression_loss(syn_features, targets, real_features, real_y, self.options.ridge)
+        loss = regression_loss(syn_features, targets, real_features, real_y, self.options.ridge,
+                               self.options.loss, self.options.ce_scale)
         self._train_pool_member(index, synset, rng)
         return loss
 
@@ -110,13 +118,19 @@ class FeatureRegression:
                      for i in range(len(self.ages))]
 
 
+LOSSES = ("mse", "ce")
+
+
 def regression_loss(syn_features: torch.Tensor, syn_targets: torch.Tensor, real_features: torch.Tensor,
-                    real_labels: torch.Tensor, ridge: float) -> torch.Tensor:
-    """Mean squared error, on the real batch, of the ridge regression fitted to the synthetic set (kernel form)."""
+                    real_labels: torch.Tensor, ridge: float, loss: str = "mse", ce_scale: float = 10.0) -> torch.Tensor:
+    """The error, on the real batch, of the ridge regression fitted to the synthetic set (kernel form): mean squared
+    error against one-hot labels, or (`loss="ce"`) cross-entropy of the predictions times `ce_scale`."""
     k_ss = syn_features @ syn_features.T
     lam = ridge * k_ss.diagonal().mean().detach().clamp_min(1e-12)
     eye = torch.eye(len(k_ss), device=k_ss.device, dtype=k_ss.dtype)
     alpha = torch.linalg.solve(k_ss + lam * eye, syn_targets)
     predictions = (real_features @ syn_features.T) @ alpha
+    if loss == "ce":
+        return F.cross_entropy(ce_scale * predictions, real_labels)
     onehot = F.one_hot(real_labels, syn_targets.shape[1]).to(predictions.dtype)
     return ((predictions - onehot) ** 2).sum(1).mean()
