@@ -61,7 +61,8 @@ def methods_table() -> str:
     rows = ["| dataset | method | img/class | ours (test %) | published | eval nets | eval augment | random real | "
             "full data | steps | distill time | command |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     found = [json.loads(p.read_text()) for p in (HERE / "results").glob("*.json")]
-    found = [r for r in found if r.get("method") in METHOD_ORDER and "random_real" in r]  # not cross-arch tables
+    found = [r for r in found if r.get("method") in METHOD_ORDER and "random_real" in r  # not cross-arch tables,
+             and "change" not in r]  # nor issue 5's experiments (their own table)
     found.sort(key=lambda r: (r["dataset"], METHOD_ORDER.index(r["method"]), r["ipc"]))
     for r in found:
         rr, fd = r["random_real"], r["full_data"]
@@ -109,6 +110,26 @@ def where(r: dict) -> str:
     if "processes_on_device" in r:
         return f"{r['device']}, shared by {r['processes_on_device']} runs{' under MPS' if r.get('mps') else ''}"
     return f"{r['device']}, {r.get('threads', '?')} thr."
+
+
+def sota_table() -> str:
+    """Issue 5: one change at a time towards the state of the art (benchmarks/sota.py), and the best sets trained
+    with plain PyTorch (benchmarks/best.py)."""
+    rows = ["| experiment | change | ours (test %) | eval nets | eval augment | steps | distill time | command |",
+            "|---|---|---|---|---|---|---|---|"]
+    found = sorted((json.loads(p.read_text()) for p in (HERE / "results").glob("*.json")), key=lambda r: r["name"])
+    for r in (r for r in found if "change" in r):
+        rows.append(f"| {r['name']} | {r['change']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
+                    f"{r['n_eval_nets']} | {augment_cell(r.get('eval_augment', 'none'), r)} | {steps(r)} | "
+                    f"{r['distill_seconds'] / 60:.1f} min ({where(r)}) | `{r['command']}` |")
+    rows += ["", "| best set | source | plain PyTorch (test %) | distill eval (test %) | augment, epochs | command |",
+             "|---|---|---|---|---|---|"]
+    for r in (r for r in found if "trained_with" in r):
+        d = r["distill_accuracy"]
+        rows.append(f"| `{r['artifact']}` | {r['source']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
+                    f"{percent(d['accuracy_mean'], d['accuracy_std'], d['n_eval_nets'])} | {r['eval_augment']}, "
+                    f"{r['epochs']} | `{r['command']}` |")
+    return "\n".join(rows)
 
 
 def cross_arch_table() -> str:
@@ -161,6 +182,9 @@ def main() -> None:
         "\"Methods\"). †: measured when training augmentation drew one set of random parameters per batch, shared " \
         "by its images; the others draw per image, as the DSA and DC code do (see \"Known gaps\").\n\n" + \
         methods_table() + \
+        "\n\nTowards the state of the art (issue 5): each experiment is one change to a preset, 30 minutes of " \
+        "distillation on the 2-core CPU; then the best 1-per-class sets trained without `distill` " \
+        "(examples/train_plain.py).\n\n" + sota_table() + \
         "\n\nCross-architecture (test %, mean ± std over fresh networks of each kind):\n\n" + cross_arch_table()
     if "--write" not in sys.argv:
         print(text)

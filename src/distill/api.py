@@ -14,6 +14,7 @@ import torch
 
 from distill import presets, report
 from distill.augment import augmentation_for
+from distill.coreset import select
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
 from distill.evaluate import (EvalResult, evaluate_set, full_data_baseline, random_real_baseline, resolve_protocol,
@@ -29,6 +30,10 @@ SYNSET_NAME = "synset.safetensors"
 OUTPUT_NAMES = (SYNSET_NAME, "grid.png", "val_curve.png", "summary.json")
 
 
+IMAGE_INITS = ("real", "noise", "herding", "kcenter")
+FEATURE_METHODS = ("dm", "frepo", "herding", "kcenter")  # they compare `embed` features, which MLP and LeNet lack
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Every option of a run. It is stored whole in the artifact and the summary, so any result can be re-made."""
@@ -41,8 +46,10 @@ class DistillConfig:
     epochs: int = 10  # the paper used 3; 10 trains small data (digits) much better for the same 10 images
     init: str = "fixed"  # fixed | random | loaded
     init_scheme: str = ""  # "" = the network's default (xavier for LeNet, as in the original code)
-    image_init: str = "real"  # real | noise: real samples give short runs (the digits main job) a head start; for
-    # long fixed-init MNIST runs the paper's noise went faster and higher (91% validation at 3,600 steps against 86%)
+    image_init: str = "real"  # real | noise | herding | kcenter: real samples give short runs (the digits main job) a
+    # head start; for long fixed-init MNIST runs the paper's noise went faster and higher (91% validation at 3,600
+    # steps against 86%); herding / kcenter start from that coreset's picks (one image per class and step), chosen in
+    # the features of the full-data network as the coreset baselines are
     init_lr: float = 0.02
     layer_lrs: bool = False  # learn one rate per step and per parameter tensor instead of one per step
     iterations: int = 800
@@ -97,14 +104,20 @@ class DistillConfig:
             raise DistillError("the poisoning attack has its own command: distill attack")
         if self.init not in INIT_MODES:
             raise DistillError(f"unknown init mode {self.init!r}; choose one of: {', '.join(INIT_MODES)}")
-        if self.image_init not in ("noise", "real"):
-            raise DistillError(f"--image-init must be 'noise' or 'real', got {self.image_init!r}")
+        if self.image_init not in IMAGE_INITS:
+            raise DistillError(f"--image-init must be one of {', '.join(IMAGE_INITS)}, got {self.image_init!r}")
         if not learns_schedule(self.method) and self.init != "random":
             raise DistillError(f"method {self.method!r} trains fresh random networks; use --init random")
         if self.learn_labels and not getattr(get_method(self.method), "learns_labels", False):
             learners = sorted(n for n, m in METHODS.items() if getattr(m, "learns_labels", False))
             raise DistillError(f"method {self.method!r} cannot learn labels; --learn-labels works with: "
                                f"{', '.join(learners)}")
+        uses_features = self.method in FEATURE_METHODS or self.image_init in ("herding", "kcenter")
+        if uses_features and self.arch in MODELS and not hasattr(MODELS[self.arch], "embed"):
+            with_features = sorted(name for name, model in MODELS.items() if hasattr(model, "embed"))
+            raise DistillError(f"{self.method if self.method in FEATURE_METHODS else '--image-init ' + self.image_init} "
+                               f"compares network features, which {self.arch!r} does not expose; use --arch "
+                               f"{' / '.join(with_features)}")
         if self.layer_lrs and not learns_schedule(self.method):
             raise DistillError(f"--layer-lrs needs a method that learns a training schedule (dd); "
                                f"{self.method!r} does not")
@@ -154,7 +167,7 @@ def prepare_output(out: Path, force: bool, resume: bool) -> None:
 LEARNED_LABEL_START = 0.9  # probability of the true class in a learned label at step 0 (a softmax never reaches 1)
 
 
-def initial_synset(config: DistillConfig, task: Task) -> SyntheticSet:
+def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> SyntheticSet:
     """Learnable images (noise or real samples), positive learning rates in log space, and the fixed network."""
     generator = torch.Generator().manual_seed(config.seed)
     k = task.num_classes
@@ -169,6 +182,12 @@ def initial_synset(config: DistillConfig, task: Task) -> SyntheticSet:
         picks = [int((train_y == c).nonzero().flatten()[torch.randint(int((train_y == c).sum()), (1,),
                                                                          generator=generator)]) for c in labels]
         images = task.train_x.cpu()[picks].clone()
+    if config.image_init in ("herding", "kcenter"):  # the coreset's picks, in the same class-by-class order
+        coreset = get_method(config.image_init)(config)
+        idx = select(config.image_init, coreset.features(task, progress), task.train_y, len(labels) // k,
+                     generator)
+        per_class = idx.view(k, -1)  # [class, pick]; the set's images run class-fastest, pick by pick
+        images = task.train_x[per_class.T.flatten().to(task.train_x.device)].cpu().clone()
     device = task.train_x.device
     model = create_model(config.arch, task.image_shape, k)
     fixed = None
@@ -284,7 +303,7 @@ def distill(
         raise DistillError("--resume needs the output folder of the run to continue")
     target = pick_device(device)
     task = load_task(config.dataset, data_root).to(target)
-    synset = initial_synset(config, task)
+    synset = initial_synset(config, task, progress)
     method = build_method(config)
     if getattr(method, "selects", False):  # coresets: pick real images, nothing to optimise
         began = time.perf_counter()

@@ -1,0 +1,75 @@
+"""The plain-PyTorch example (examples/train_plain.py) trains as distill evaluates, without importing distill: its
+hand-written DC augmentation must be the very transformation distill's `--augment dc` applies."""
+
+import hashlib
+import importlib
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+from distill.augment import AugmentParams, augmentation_for
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_plain.py"
+
+
+def load_example():
+    spec = importlib.util.spec_from_file_location("train_plain", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_examples_dc_augmentation_is_distills():
+    example = load_example()
+    torch.manual_seed(0)
+    x = torch.randn(48, 1, 28, 28)
+    drawn = example.draw_dc(len(x))
+    assert set(drawn["op"].tolist()) == {0, 1, 2}  # every operation is exercised
+    dc = augmentation_for("dc", "mnist")
+    assert dc.ops == ["crop", "scale", "rotate"]
+    # distill keeps crop positions as uniforms that become whole pixels: floor(u * 9) - 4
+    params = AugmentParams(ops=tuple(dc.ops), op_of_image=drawn["op"], crop=(drawn["shift"] + 4.5) / 9,
+                           scale=drawn["scale"], angle=drawn["angle"])
+    expected = dc.apply(x, params)
+    got = example.augment_dc(x, drawn)
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert not torch.allclose(got, x, atol=1e-3)  # and it did transform the images
+
+
+
+def test_the_examples_dsa_augmentation_is_distills_for_every_operation():
+    example = load_example()
+    torch.manual_seed(1)
+    x = torch.randn(32, 1, 28, 28)
+    dsa = augmentation_for("dsa", "fashion-mnist")
+    for op in ("color", "crop", "cutout", "flip", "scale", "rotate"):
+        drawn = example.draw_dsa(len(x), (op,))
+        side = 14
+        params = AugmentParams(ops=(op,), brightness=drawn["brightness"], saturation=drawn["saturation"],
+                               contrast=drawn["contrast"], crop=(drawn["shift"] + 4.5) / 9,
+                               cutout=(drawn["cutout"] + side // 2 + 0.5) / (28 + 1 - side % 2), flip=drawn["flip"],
+                               scale=drawn["scale"], angle=drawn["angle"])
+        got = example.augment_dsa(x, drawn)
+        assert torch.allclose(got, dsa.apply(x, params), atol=1e-5), op
+        assert not torch.allclose(got, x, atol=1e-3), op
+
+def test_each_best_set_is_the_most_accurate_measured_one_and_its_plain_check_trained_that_file(monkeypatch):
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(root))  # benchmarks/best.py imports its neighbour common.py
+    sources = importlib.import_module("best").BEST_SOURCES
+    assert set(sources) == {"mnist-best-ipc1", "fmnist-best-ipc1"}
+    results = [json.loads(p.read_text()) for p in (root / "results").glob("*.json")]
+    for name, source in sources.items():
+        plain = json.loads((root / "results" / f"plain-{name}.json").read_text())
+        assert plain["source"] == source
+        assert plain["sha256"] == hashlib.sha256((root / "artifacts" / f"{name}.safetensors").read_bytes()).hexdigest()
+        chosen = next(r for r in results if r["name"] == source)
+        rivals = [r for r in results if r.get("dataset") == chosen["dataset"] and r.get("ipc") == 1
+                  and r.get("init") == "random" and r.get("protocol") == "standard" and "source" not in r]
+        # the preset rows compete; an experiment (benchmarks/sota.py) that wins must first become a preset
+        assert max((r for r in rivals if "change" not in r), key=lambda r: r["accuracy_mean"])["name"] == source
+        assert all(r["accuracy_mean"] <= chosen["accuracy_mean"] for r in rivals)
+        # plain PyTorch reaches what distill measured, within the spread of five networks
+        assert abs(plain["accuracy_mean"] - chosen["accuracy_mean"]) < 0.02
