@@ -168,7 +168,8 @@ LEARNED_LABEL_START = 0.9  # probability of the true class in a learned label at
 
 
 def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> SyntheticSet:
-    """Learnable images (noise or real samples), positive learning rates in log space, and the fixed network."""
+    """Learnable images (real samples, noise or a coreset's picks), positive learning rates in log space, and the
+    fixed network."""
     generator = torch.Generator().manual_seed(config.seed)
     k = task.num_classes
     schedule = learns_schedule(config.method)
@@ -177,17 +178,17 @@ def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> 
     step = torch.arange(steps).repeat_interleave(k * config.ipc)
     if config.image_init == "noise":
         images = torch.randn(len(labels), *task.image_shape, generator=generator)
-    else:
-        train_y = task.train_y.cpu()
-        picks = [int((train_y == c).nonzero().flatten()[torch.randint(int((train_y == c).sum()), (1,),
-                                                                         generator=generator)]) for c in labels]
-        images = task.train_x.cpu()[picks].clone()
-    if config.image_init in ("herding", "kcenter"):  # the coreset's picks, in the same class-by-class order
+    elif config.image_init in ("herding", "kcenter"):  # the coreset's picks, in the same class-by-class order
         coreset = get_method(config.image_init)(config)
         idx = select(config.image_init, coreset.features(task, progress), task.train_y, len(labels) // k,
                      generator)
         per_class = idx.view(k, -1)  # [class, pick]; the set's images run class-fastest, pick by pick
         images = task.train_x[per_class.T.flatten().to(task.train_x.device)].cpu().clone()
+    else:
+        train_y = task.train_y.cpu()
+        picks = [int((train_y == c).nonzero().flatten()[torch.randint(int((train_y == c).sum()), (1,),
+                                                                         generator=generator)]) for c in labels]
+        images = task.train_x.cpu()[picks].clone()
     device = task.train_x.device
     model = create_model(config.arch, task.image_shape, k)
     fixed = None

@@ -42,7 +42,8 @@ class FRePoOptions:
     augment: str = "none"  # "dsa" (the dataset's DSA strategy), "none", or an explicit strategy like "crop_scale"
     loss: str = "mse"  # "mse": squared error of the regression on the real batch (FRePo); "ce": cross-entropy of its
     # outputs times `ce_scale` (RFAD's Platt-scaled loss, with a fixed scale): it stops pushing real images the
-    # regression already classifies with a margin, and cross-entropy is what evaluation trains with
+    # regression already classifies with a margin, and cross-entropy is what evaluation trains with. Measured worse:
+    # MNIST at 1 per class, DSA, 30 CPU minutes: 84.4% against 92.0% with "mse" (benchmarks/sota.py)
     ce_scale: float = 10.0
 
 
