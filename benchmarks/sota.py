@@ -48,12 +48,6 @@ SETTINGS: dict[str, dict] = {
         "change": "mnist-frepo-ipc1-dsa-cpu30 with DC's MNIST augmentation (crop, scale or rotate up to 45 degrees) "
                   "instead of DSA's, while distilling and evaluating",
     },
-    "mnist-frepo-ipc1-dsa-lr3-cpu30": {
-        "options": dict(dataset="mnist", method="frepo", ipc=1, options={"augment": "dsa"}, eval_augment="dsa",
-                        eval_epochs=0, eval_every=250, lr_images=0.03),
-        "change": "mnist-frepo-ipc1-dsa-cpu30 with the images' Adam step size 0.03 instead of 0.01 (its validation "
-                  "accuracy was still rising after 30 minutes)",
-    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": dict(dataset="fashion-mnist", method="frepo", ipc=1, options={"augment": "dsa"},
                         eval_augment="dsa", eval_epochs=0, eval_every=250),
