@@ -238,4 +238,4 @@ def test_per_layer_lrs_need_a_method_that_learns_a_schedule():
 
     DistillConfig(dataset="digits", method="dd", layer_lrs=True).validate()
     with pytest.raises(DistillError, match="--layer-lrs needs a method that learns a training schedule"):
-        DistillConfig(dataset="digits", method="dm", init="random", layer_lrs=True).validate()
+        DistillConfig(dataset="digits", method="dm", arch="convnet", init="random", layer_lrs=True).validate()
