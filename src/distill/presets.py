@@ -67,14 +67,14 @@ PRESETS: dict[tuple[str, str, int], dict] = {
     **{(d, m, n): {"iterations": steps, "eval_every": every,
                    **(_GPU_MTT_SETTING if m == "mtt" else {})}
        for (d, m, n), (steps, every) in _GPU_RUNS.items()},
-    # feature regression with learned labels (Adam 0.01 beat 0.003 by 4 points at 1,200 steps). MNIST: DSA
+    # feature regression with learned labels (Adam 0.01 beat 0.003 by 4 points at 1,200 steps). MNIST: DC's MNIST
     # augmentation of the real and synthetic batches while distilling and of the training batches when evaluating,
-    # started from the herding picks, for the 2,299 steps 30 minutes of one CPU thread gave it (benchmarks/sota.py
-    # mnist-frepo-ipc1-dsa-herding-cpu30: 92.4%; from random real images 92.0%; without augmentation, 10,703 H200
-    # steps gave 88.7%). Fashion-MNIST: no augmentation, the 15,710 steps one H200 gave it in 3 minutes (about 3 hours
+    # for the 2,200 steps 30 minutes of one CPU thread gave it (benchmarks/sota.py mnist-frepo-ipc1-dcaug-cpu30:
+    # 92.7%; with DSA's augmentation 92.0%, from the herding picks 92.4%; without augmentation, 10,703 H200 steps
+    # gave 88.7%). Fashion-MNIST: no augmentation, the 15,710 steps one H200 gave it in 3 minutes (about 3 hours
     # on the CPU; with DSA, 30 CPU minutes gave 74.9%)
-    ("mnist", "frepo", 1): {"iterations": 2299, "learn_labels": True, "eval_every": 250, "image_init": "herding",
-                            **_FREPO_DSA},
+    ("mnist", "frepo", 1): {"iterations": 2200, "learn_labels": True, "eval_every": 250, "options": {"augment": "dc"},
+                            "eval_augment": "dc", "eval_epochs": 0},
     ("fashion-mnist", "frepo", 1): {"iterations": 15710, "learn_labels": True, "eval_every": 1000},
     # Not run yet (benchmarks/gpu_plan.txt holds them for the next GPU session, which caps them with --max-minutes and
     # then records the steps taken above): MTT with the same short experts as its MNIST rows, frepo at 10 per class
