@@ -27,7 +27,7 @@ from distill.report import write_json
 
 BEST_SOURCES = {"mnist-best-ipc1": "mnist-frepo-ipc1", "fmnist-best-ipc1": "fashion-mnist-frepo-ipc1"}
 EXAMPLE = HERE.parent / "examples" / "train_plain.py"
-PLAIN_AUGMENT = {"none": "none", "dc": "dc", "dsa": "dsa"}  # a source's eval_augment -> the example's --augment
+PLAIN_AUGMENTS = ("none", "dc", "dsa")  # the eval augmentations examples/train_plain.py implements, same names
 
 
 def source_set(source: str) -> Path:
@@ -47,7 +47,7 @@ def main() -> None:
     source = BEST_SOURCES[args.name]
     measured = json.loads((HERE / "results" / f"{source}.json").read_text())
     augment = measured["config"]["eval_augment"] or "none"
-    if augment not in PLAIN_AUGMENT:
+    if augment not in PLAIN_AUGMENTS:
         sys.exit(f"{source} was evaluated with --augment {augment}, which examples/train_plain.py does not implement")
 
     target = HERE / "artifacts" / f"{args.name}.safetensors"
@@ -57,7 +57,7 @@ def main() -> None:
 
     data = data_root() / measured["dataset"]
     command = [sys.executable, str(EXAMPLE), str(target), str(data), "--nets", str(args.nets),
-               "--augment", PLAIN_AUGMENT[augment], "--json"]
+               "--augment", augment, "--json"]
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode != 0:
@@ -73,7 +73,7 @@ def main() -> None:
         "accuracy_mean": plain["mean"] / 100, "accuracy_std": plain["std"] / 100, "n_eval_nets": args.nets,
         "accuracies": [a / 100 for a in plain["accuracies"]],
         "distill_accuracy": {k: measured[k] for k in ("accuracy_mean", "accuracy_std", "n_eval_nets")},
-        "distill_seconds": measured["distill_seconds"], "device": cpu_name(), "threads": 1,
+        "distill_seconds": measured["distill_seconds"], "device": cpu_name(), "threads": int(env["OMP_NUM_THREADS"]),
         "torch": torch.__version__, "git_commit": git_commit(),
         "command": f"DISTILL_DATA=../shared/data python benchmarks/best.py {args.name}",
     }

@@ -3,6 +3,7 @@ benchmarks/results/<name>.json with the fields GUIDE §7 asks for (and the exact
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import shutil
@@ -44,6 +45,16 @@ def git_commit() -> str:
 def run_name(setting: str, seed: int) -> str:
     """The name a (setting, seed) run's folder and results file go by: seed 0 keeps the setting's own name."""
     return f"{setting}-seed{seed}" if seed else setting
+
+
+def setting_parser(doc: str, names) -> argparse.ArgumentParser:
+    """The command line every named-setting benchmark shares: NAME (or --list), --seed and --device."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", nargs="?", choices=sorted(names), metavar="NAME")
+    parser.add_argument("--list", action="store_true", help="print the settings and exit")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    return parser
 
 
 def run_setting(name: str, options: dict, command: str, artifact: str | None = None, seed: int = 0,

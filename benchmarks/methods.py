@@ -10,11 +10,10 @@ asks for the MNIST 1-per-class ones, benchmarks/artifacts/mnist-<method>-ipc1.sa
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from common import run_setting
+from common import run_setting, setting_parser
 
 from distill.presets import PUBLISHED
 
@@ -25,11 +24,7 @@ SETTINGS = {f"{d}-{m}-ipc{n}": dict(dataset=d, method=m, ipc=n) for d in DATASET
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", nargs="?", choices=sorted(SETTINGS), metavar="NAME")
-    parser.add_argument("--list", action="store_true", help="print the settings and exit")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
+    parser = setting_parser(__doc__, SETTINGS)
     parser.add_argument("--resume", action="store_true", help="continue a killed run of this setting")
     parser.add_argument("--max-minutes", type=float, default=0.0,
                         help="stop distilling after this long (the results file records the steps taken)")

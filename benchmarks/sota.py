@@ -12,45 +12,43 @@ artifacts (benchmarks/best.py).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
-from common import run_setting
+from common import run_setting, setting_parser
 
 from distill.presets import PUBLISHED
 
 CPU_MINUTES = 30.0  # issue 5's cost limit for the MNIST 1-per-class set
 NO_STEP_CAP = 1_000_000  # the time limit, not a step count, ends these runs
 
+# the first experiment; every other one changes one thing in it
+MNIST_DSA = dict(dataset="mnist", method="frepo", ipc=1, options={"augment": "dsa"}, eval_augment="dsa",
+                 eval_epochs=0, eval_every=250)
+
 SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dsa-cpu30": {
-        "options": dict(dataset="mnist", method="frepo", ipc=1, options={"augment": "dsa"}, eval_augment="dsa",
-                        eval_epochs=0, eval_every=250),
+        "options": MNIST_DSA,
         "change": "feature regression on DSA-augmented real and synthetic batches (one shared draw per step), its "
                   "sets evaluated with DSA augmentation for 1,000 epochs; 30 CPU minutes",
     },
     "mnist-frepo-ipc1-dsa-ce-cpu30": {
-        "options": dict(dataset="mnist", method="frepo", ipc=1, options={"augment": "dsa", "loss": "ce"},
-                        eval_augment="dsa", eval_epochs=0, eval_every=250),
+        "options": {**MNIST_DSA, "options": {"augment": "dsa", "loss": "ce"}},
         "change": "mnist-frepo-ipc1-dsa-cpu30 with the regression scored by cross-entropy (outputs x 10) instead of "
                   "squared error",
     },
     "mnist-frepo-ipc1-dsa-herding-cpu30": {
-        "options": dict(dataset="mnist", method="frepo", ipc=1, options={"augment": "dsa"}, eval_augment="dsa",
-                        eval_epochs=0, eval_every=250, image_init="herding"),
+        "options": {**MNIST_DSA, "image_init": "herding"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 started from the herding coreset's picks (the image nearest each class "
                   "mean in the full-data network's features) instead of random real images",
     },
     "mnist-frepo-ipc1-dcaug-cpu30": {
-        "options": dict(dataset="mnist", method="frepo", ipc=1, options={"augment": "dc"}, eval_augment="dc",
-                        eval_epochs=0, eval_every=250),
+        "options": {**MNIST_DSA, "options": {"augment": "dc"}, "eval_augment": "dc"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 with DC's MNIST augmentation (crop, scale or rotate up to 45 degrees) "
                   "instead of DSA's, while distilling and evaluating",
     },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
-        "options": dict(dataset="fashion-mnist", method="frepo", ipc=1, options={"augment": "dsa"},
-                        eval_augment="dsa", eval_epochs=0, eval_every=250),
+        "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "
                   "augmentation)",
     },
@@ -58,11 +56,7 @@ SETTINGS: dict[str, dict] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", nargs="?", choices=sorted(SETTINGS), metavar="NAME")
-    parser.add_argument("--list", action="store_true", help="print the settings and exit")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
+    parser = setting_parser(__doc__, SETTINGS)
     parser.add_argument("--max-minutes", type=float, default=CPU_MINUTES, help="distillation time limit")
     args = parser.parse_args()
     if args.list or not args.name:

@@ -30,8 +30,9 @@ SYNSET_NAME = "synset.safetensors"
 OUTPUT_NAMES = (SYNSET_NAME, "grid.png", "val_curve.png", "summary.json")
 
 
-IMAGE_INITS = ("real", "noise", "herding", "kcenter")
-FEATURE_METHODS = ("dm", "frepo", "herding", "kcenter")  # they compare `embed` features, which MLP and LeNet lack
+CORESET_INITS = ("herding", "kcenter")  # image starts taken from a coreset method's picks
+IMAGE_INITS = ("real", "noise", *CORESET_INITS)
+FEATURE_METHODS = ("dm", "frepo", *CORESET_INITS)  # they compare `embed` features (MLP and LeNet have none)
 
 
 @dataclass(frozen=True)
@@ -112,12 +113,12 @@ class DistillConfig:
             learners = sorted(n for n, m in METHODS.items() if getattr(m, "learns_labels", False))
             raise DistillError(f"method {self.method!r} cannot learn labels; --learn-labels works with: "
                                f"{', '.join(learners)}")
-        uses_features = self.method in FEATURE_METHODS or self.image_init in ("herding", "kcenter")
-        if uses_features and self.arch in MODELS and not hasattr(MODELS[self.arch], "embed"):
+        needs_features = (self.method if self.method in FEATURE_METHODS else
+                          f"--image-init {self.image_init}" if self.image_init in CORESET_INITS else None)
+        if needs_features and self.arch in MODELS and not hasattr(MODELS[self.arch], "embed"):
             with_features = sorted(name for name, model in MODELS.items() if hasattr(model, "embed"))
-            raise DistillError(f"{self.method if self.method in FEATURE_METHODS else '--image-init ' + self.image_init} "
-                               f"compares network features, which {self.arch!r} does not expose; use --arch "
-                               f"{' / '.join(with_features)}")
+            raise DistillError(f"{needs_features} compares network features, which {self.arch!r} does not expose; "
+                               f"use --arch {' / '.join(with_features)}")
         if self.layer_lrs and not learns_schedule(self.method):
             raise DistillError(f"--layer-lrs needs a method that learns a training schedule (dd); "
                                f"{self.method!r} does not")
@@ -178,7 +179,7 @@ def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> 
     step = torch.arange(steps).repeat_interleave(k * config.ipc)
     if config.image_init == "noise":
         images = torch.randn(len(labels), *task.image_shape, generator=generator)
-    elif config.image_init in ("herding", "kcenter"):  # the coreset's picks, in the same class-by-class order
+    elif config.image_init in CORESET_INITS:  # the coreset's picks, in the same class-by-class order
         coreset = get_method(config.image_init)(config)
         idx = select(config.image_init, coreset.features(task, progress), task.train_y, len(labels) // k,
                      generator)
