@@ -89,3 +89,18 @@ def test_resume_restores_the_pool_exactly(digits, tmp_path):
     run_loop(method, second, config, checkpoint_dir=tmp_path, resume=True, progress=False)
     assert torch.allclose(whole.images, second.images, atol=1e-6)
     assert not math.isclose(float((whole.images - frepo(digits)[1].images).detach().abs().sum()), 0.0)  # it did move
+
+
+def test_bfloat16_real_features_give_nearly_the_float32_gradient(digits):
+    grads = {}
+    for dtype in ("float32", "bfloat16"):
+        method, synset = frepo(digits, options={"real_dtype": dtype, "real_batch": 128})
+        loss = method.loss(synset, 0, step_generator(0, 0))
+        grads[dtype] = torch.autograd.grad(loss, synset.images)[0].flatten()
+    assert not torch.equal(grads["float32"], grads["bfloat16"])  # the real batch really ran in bfloat16
+    assert F.cosine_similarity(grads["float32"], grads["bfloat16"], 0) > 0.999
+
+
+def test_an_unknown_real_dtype_is_refused_before_any_work(digits):
+    with pytest.raises(DistillError, match="real_dtype must be one of float32, bfloat16"):
+        frepo(digits, options={"real_dtype": "float16"})
