@@ -58,6 +58,12 @@ SETTINGS: dict[str, dict] = {
         "change": "mnist-frepo-ipc1-dcaug-bf16-cpu30 started from the herding coreset's picks instead of random real "
                   "images",
     },
+    "mnist-frepo-ipc1-dcaug-bf16-herding-2threads-cpu30": {
+        "options": {**MNIST_DSA, "options": {"augment": "dc", "real_dtype": "bfloat16"}, "eval_augment": "dc",
+                    "image_init": "herding"},
+        "change": "mnist-frepo-ipc1-dcaug-bf16-herding-cpu30 alone on both cores (two threads) instead of one thread "
+                  "beside another run",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "
