@@ -5,6 +5,8 @@ benchmarks/results/profile-<device>-<dataset>-ipc<N>[-flags].json.
     DISTILL_DATA=../shared/data python benchmarks/profile_step.py                      # every method, MNIST, 10/class
     DISTILL_DATA=../shared/data python benchmarks/profile_step.py --methods dsa --profile   # plus the top operators
     DISTILL_DATA=../shared/data python benchmarks/profile_step.py --cudnn-benchmark --tf32  # the same with autotuning
+    DISTILL_DATA=../shared/data python benchmarks/profile_step.py --methods frepo --ipc 1 --image-init real \
+        --opt real_dtype=bfloat16                                                  # one method option changed
 
 A step is what the shared loop does: the method's loss at that step, then the gradient of the set's tensors. The
 settings are the shipped presets (the papers' 256 real images per class on a GPU), so the times are those of the
@@ -14,6 +16,7 @@ benchmarked runs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -56,14 +59,24 @@ def main() -> None:
     parser.add_argument("--cudnn-benchmark", action="store_true", help="let cuDNN autotune its convolutions")
     parser.add_argument("--tf32", action="store_true", help="TF32 for matrix products and convolutions")
     parser.add_argument("--profile", action="store_true", help="print the operators that took the most time")
+    parser.add_argument("--image-init", default=None, help="instead of the preset's (a step's cost does not depend on "
+                        "it, and a coreset start needs the full-data network)")
+    parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="a method option over the preset's (repeatable)")
     args = parser.parse_args()
+    bad = [o for o in args.opt if "=" not in o]
+    if bad:
+        parser.error(f"--opt takes KEY=VALUE, got {', '.join(bad)}")
+    opts = dict(o.split("=", 1) for o in args.opt)
+    overrides = {"image_init": args.image_init} if args.image_init else {}
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
     device = pick_device(args.device)
     task = load_task(args.dataset).to(device)
     rows = {}
     for name in args.methods.split(","):
-        config = DistillConfig(**presets.resolve(dataset=args.dataset, method=name, ipc=args.ipc))
+        config = DistillConfig(**presets.resolve(dataset=args.dataset, method=name, ipc=args.ipc, **overrides))
+        config = dataclasses.replace(config, options={**config.options, **opts})
         config.validate()
         synset = initial_synset(config, task)
         method = build_method(config)
@@ -80,6 +93,7 @@ def main() -> None:
             key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
             print(profiler.key_averages().table(sort_by=key, row_limit=15), flush=True)
     flags = [f for f, on in (("cudnn-benchmark", args.cudnn_benchmark), ("tf32", args.tf32)) if on]
+    flags += [f"{k}-{v}" for k, v in opts.items()]
     name = "-".join(["profile", device.type, args.dataset, f"ipc{args.ipc}", *flags])
     write_json({"name": name, "dataset": args.dataset, "ipc": args.ipc, "methods": rows, "flags": flags,
                 "device": device_name(str(device)), "threads": torch.get_num_threads(), "torch": torch.__version__,
