@@ -27,6 +27,8 @@ from common import HERE, device_name, git_commit
 from distill import presets
 from distill.api import DistillConfig, build_method, initial_synset, pick_device
 from distill.data import load_task
+from distill.errors import DistillError
+from distill.methods import options_from_pairs
 from distill.loop import step_generator
 from distill.report import write_json
 
@@ -64,10 +66,10 @@ def main() -> None:
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="a method option over the preset's (repeatable)")
     args = parser.parse_args()
-    bad = [o for o in args.opt if "=" not in o]
-    if bad:
-        parser.error(f"--opt takes KEY=VALUE, got {', '.join(bad)}")
-    opts = dict(o.split("=", 1) for o in args.opt)
+    try:
+        opts = options_from_pairs(args.opt)
+    except DistillError as error:
+        parser.error(str(error))
     overrides = {"image_init": args.image_init} if args.image_init else {}
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32

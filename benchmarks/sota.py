@@ -26,6 +26,9 @@ NO_STEP_CAP = 1_000_000  # the time limit, not a step count, ends these runs
 MNIST_DSA = dict(dataset="mnist", method="frepo", ipc=1, options={"augment": "dsa"}, eval_augment="dsa",
                  eval_epochs=0, eval_every=250)
 
+MNIST_DCAUG_BF16 = {**MNIST_DSA, "options": {"augment": "dc", "real_dtype": "bfloat16"}, "eval_augment": "dc"}
+MNIST_DCAUG_BF16_HERDING = {**MNIST_DCAUG_BF16, "image_init": "herding"}
+
 SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dsa-cpu30": {
         "options": MNIST_DSA,
@@ -48,19 +51,17 @@ SETTINGS: dict[str, dict] = {
                   "instead of DSA's, while distilling and evaluating",
     },
     "mnist-frepo-ipc1-dcaug-bf16-cpu30": {
-        "options": {**MNIST_DSA, "options": {"augment": "dc", "real_dtype": "bfloat16"}, "eval_augment": "dc"},
+        "options": MNIST_DCAUG_BF16,
         "change": "mnist-frepo-ipc1-dcaug-cpu30 with the real batch's forward pass in bfloat16 (about twice the "
                   "steps in the same time)",
     },
     "mnist-frepo-ipc1-dcaug-bf16-herding-cpu30": {
-        "options": {**MNIST_DSA, "options": {"augment": "dc", "real_dtype": "bfloat16"}, "eval_augment": "dc",
-                    "image_init": "herding"},
+        "options": MNIST_DCAUG_BF16_HERDING,
         "change": "mnist-frepo-ipc1-dcaug-bf16-cpu30 started from the herding coreset's picks instead of random real "
                   "images",
     },
     "mnist-frepo-ipc1-dcaug-bf16-herding-2threads-cpu30": {
-        "options": {**MNIST_DSA, "options": {"augment": "dc", "real_dtype": "bfloat16"}, "eval_augment": "dc",
-                    "image_init": "herding"},
+        "options": MNIST_DCAUG_BF16_HERDING,  # the same options: only the threads differ
         "change": "mnist-frepo-ipc1-dcaug-bf16-herding-cpu30 alone on both cores (two threads) instead of one thread "
                   "beside another run",
     },

@@ -15,7 +15,7 @@ import typer
 from distill import api, presets
 from distill.data import dataset_status
 from distill.errors import DistillError
-from distill.methods import get_method
+from distill.methods import get_method, options_from_pairs
 from distill.synset import describe, load
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -35,16 +35,6 @@ def _percent(result: dict) -> str:
 def _given(**options) -> dict:
     """The options the user actually passed (None = not given), so presets fill in the rest."""
     return {k: v for k, v in options.items() if v is not None}
-
-
-def _method_options(pairs: list[str]) -> dict:
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise DistillError(f"--opt takes key=value, got {pair!r}")
-        out[key.strip().replace("-", "_")] = value.strip()
-    return out
 
 
 @app.command()
@@ -120,7 +110,7 @@ def run(
                    eval_epochs=eval_epochs, keep_best=keep_best, clamp_pixels=clamp_pixels, seed=seed,
                    max_minutes=max_minutes)
     if opt:
-        given["options"] = _method_options(opt)
+        given["options"] = options_from_pairs(opt)
     config = api.DistillConfig(**presets.resolve(**given))
     config.validate()
     out = out or Path("runs") / f"{config.dataset}-{config.method}"

@@ -53,6 +53,17 @@ def get_method(name: str) -> Callable[..., Method]:
     return METHODS[name]
 
 
+def options_from_pairs(pairs: list[str]) -> dict[str, str]:
+    """`--opt key=value` arguments as a dict (dashes in keys read as underscores); parse_options types them."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise DistillError(f"--opt takes key=value, got {pair!r}")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
 def parse_options(factory: Callable[..., Method], options: dict) -> object | None:
     """The method's `Options` dataclass filled from `options`; unknown keys and badly typed values are user errors."""
     spec = getattr(factory, "Options", None)
