@@ -65,6 +65,12 @@ SETTINGS: dict[str, dict] = {
         "change": "mnist-frepo-ipc1-dcaug-bf16-herding-cpu30 alone on both cores (two threads) instead of one thread "
                   "beside another run",
     },
+    "mnist-frepo-ipc1-dcaug-bf16-herding-teacher-cpu30": {
+        "options": {**MNIST_DCAUG_BF16_HERDING, "teacher_labels": 0.5, "teacher_temperature": 2.0},
+        "change": "mnist-frepo-ipc1-dcaug-bf16-herding-cpu30 with half of every final label taken from the full-data "
+                  "ConvNet's predictions on the set at temperature 2 (distill.relabel; the same network the herding "
+                  "start uses, so no extra training)",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "

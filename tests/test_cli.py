@@ -99,6 +99,11 @@ def test_ipc_zero(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_teacher_share_above_one(tmp_path):
+    assert_user_error(cli("run", "--teacher-labels", "2", "--out", tmp_path / "o"), "--teacher-labels")
+    assert not (tmp_path / "o").exists()
+
+
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -23,6 +23,7 @@ from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop
 from distill.methods import METHODS, get_method, learns_schedule, parse_options
 from distill.methods.dd import INIT_MODES
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
+from distill.relabel import check_teacher_options, with_teacher_labels
 from distill.synset import SyntheticSet, load, save
 from distill.train import accuracy, train_sgd, train_with_schedule
 
@@ -75,6 +76,9 @@ class DistillConfig:
     # standard-protocol augmentation: "" none, "dsa" (the dataset's DSA strategy), "dc" (DC's MNIST one), a strategy
     eval_augment: str = ""
     eval_epochs: int = 0  # standard-protocol epochs; 0: 300, or 1000 with augmentation
+    teacher_labels: float = 0.0  # after distilling, blend this share of the full-data network's predictions into
+    # the labels (0: none; see distill.relabel)
+    teacher_temperature: float = 2.0  # the temperature of those predictions
     options: dict = field(default_factory=dict)  # the method's own hyperparameters (its `Options`; --opt key=value)
 
     def loop(self) -> LoopConfig:
@@ -131,6 +135,7 @@ class DistillConfig:
         if self.eval_epochs < 0:
             raise DistillError(f"--eval-epochs must be 0 (automatic) or more, got {self.eval_epochs}")
         augmentation_for(self.eval_augment, self.dataset)
+        check_teacher_options(self.teacher_labels, self.teacher_temperature)
 
 
 @dataclass
@@ -225,9 +230,10 @@ def build_method(config: DistillConfig, pool=None):
 
 
 VALIDATION_EPOCHS = 100
-FREE_ON_RESUME = ("eval_nets", "eval_augment", "eval_epochs", "max_minutes")  # options a resumed run may change:
-# they shape the final measurement or when to stop, not the steps, so `--resume` on a finished run re-evaluates it
-# without distilling again, and a run stopped by its time limit can go on with another
+FREE_ON_RESUME = ("eval_nets", "eval_augment", "eval_epochs", "max_minutes", "teacher_labels",
+                  "teacher_temperature")  # options a resumed run may change: they shape the final labels and
+# measurement or when to stop, not the steps, so `--resume` on a finished run re-evaluates it (or blends other
+# teacher labels) without distilling again, and a run stopped by its time limit can go on with another
 
 
 def validation_accuracy(config: DistillConfig, task: Task):
@@ -317,6 +323,8 @@ def distill(
                                checkpoint_dir=out_path, resume=resume, run_config=asdict(config), progress=progress,
                                free_on_resume=FREE_ON_RESUME)
     final = synset.detached()
+    if config.teacher_labels:
+        final = with_teacher_labels(final, task, config.teacher_labels, config.teacher_temperature, progress)
     results = {"distill_seconds": round(loop_result.seconds, 2), "rollbacks": loop_result.rollbacks,
                "steps_taken": loop_result.steps,
                "kept_step": loop_result.best_step if config.keep_best else loop_result.steps,

@@ -79,6 +79,10 @@ def run(
                                                           "crop_scale_rotate."),
     eval_epochs: Optional[int] = typer.Option(None, help="Standard-protocol epochs (0: 300, 1000 with "
                                                          "augmentation)."),
+    teacher_labels: Optional[float] = typer.Option(None, help="After distilling, blend this share (0 to 1) of the "
+                                                              "full-data network's predictions into the labels "
+                                                              "(0: none)."),
+    teacher_temperature: Optional[float] = typer.Option(None, help="Temperature of those predictions (default 2)."),
     keep_best: Optional[bool] = typer.Option(None, "--keep-best/--keep-last",
                                              help="End with the set that scored best on the validation split "
                                                   "(default), or the last."),
@@ -107,7 +111,8 @@ def run(
                    momentum=momentum, decay_every=decay_every,
                    real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
-                   eval_epochs=eval_epochs, keep_best=keep_best, clamp_pixels=clamp_pixels, seed=seed,
+                   eval_epochs=eval_epochs, teacher_labels=teacher_labels,
+                   teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels, seed=seed,
                    max_minutes=max_minutes)
     if opt:
         given["options"] = options_from_pairs(opt)

@@ -1,0 +1,55 @@
+"""Soft labels from a teacher: blend the full-data network's predictions on the synthetic images into their labels.
+
+Why: ten images say nothing about how the classes resemble each other, and a network trained on them alone learns
+only "this picture is a 3". The network trained on the whole training split knows more: that this 3 is a little
+like an 8 ("dark knowledge", Hinton, Vinyals & Dean 2015). Its predictions, softened by a temperature, carry that
+into the labels, and the set stays a plain file of images and probabilities that any training code can use.
+
+Blending rather than replacing keeps the set's own label dominant: on MNIST at 1 image per class the teacher's
+predictions alone (temperature 2) gave 93.95% and the blend 94.07%, against 93.54% with the learned labels and
+93.4% with uniform label smoothing of a similar size (so it is the teacher's structure that helps, not softness).
+The teacher is the one the full-data baseline and the herding start already train (cached on disk).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from distill.data import Task
+from distill.errors import DistillError
+from distill.models import create_model
+from distill.synset import SyntheticSet
+from distill.train import full_data_config, trained_network
+
+
+def check_teacher_options(weight: float, temperature: float) -> None:
+    """Reject a blend outside [0, 1] or a non-positive temperature with a message the user can act on."""
+    if not 0 <= weight <= 1:
+        raise DistillError(f"--teacher-labels (the teacher's share of each label) must be in [0, 1], got {weight}")
+    if not temperature > 0:
+        raise DistillError(f"--teacher-temperature must be positive, got {temperature}")
+
+
+@torch.no_grad()
+def teacher_probabilities(synset: SyntheticSet, task: Task, temperature: float, progress: bool = True) -> torch.Tensor:
+    """The full-data network's class probabilities [N, K] for the set's images, at `temperature`."""
+    arch = synset.meta["arch"]
+    params = trained_network(task, arch, seed=0, config=full_data_config(arch), progress=progress)
+    model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
+    images = synset.images.detach().to(task.train_x.device)
+    return (functional_call(model, params, (images,)) / temperature).softmax(1).to(synset.images.device)
+
+
+def with_teacher_labels(synset: SyntheticSet, task: Task, weight: float, temperature: float,
+                        progress: bool = True) -> SyntheticSet:
+    """A copy of `synset` whose labels are `(1 - weight) * its labels + weight * teacher probabilities` (soft
+    labels, probabilities, as every soft label in `distill`). The meta records the blend."""
+    check_teacher_options(weight, temperature)
+    own = synset.labels.detach()
+    if own.ndim == 1:
+        own = torch.nn.functional.one_hot(own, task.num_classes).float()
+    blended = (1 - weight) * own + weight * teacher_probabilities(synset, task, temperature, progress)
+    meta = {**synset.meta, "teacher_labels": {"weight": weight, "temperature": temperature}}
+    return SyntheticSet(synset.images.detach().clone(), blended, meta, synset.step, synset.log_lrs,
+                        synset.init_params, dict(synset.extra))

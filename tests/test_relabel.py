@@ -1,0 +1,65 @@
+"""Teacher labels (`--teacher-labels`): the full-data network's softened predictions blended into the set's labels,
+saved as probabilities, with bad blends refused before any work."""
+
+import pytest
+import torch
+
+import distill
+from distill.api import DistillConfig, initial_synset
+from distill.data import load_task
+from distill.errors import DistillError
+from distill.models import create_model
+from distill.relabel import teacher_probabilities, with_teacher_labels
+from distill.synset import load
+from distill.train import full_data_config, trained_network
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_task("digits")
+
+
+@pytest.fixture(scope="module")
+def real_set(digits):
+    """Ten real digits, one per class, as `distill run` starts them (LeNet, hard labels)."""
+    return initial_synset(DistillConfig(), digits, progress=False)
+
+
+def test_teacher_probabilities_are_the_full_data_network_softened(digits, real_set):
+    params = trained_network(digits, "lenet", seed=0, config=full_data_config("lenet"), progress=False)
+    logits = torch.func.functional_call(create_model("lenet", digits.image_shape, 10), params, (real_set.images,))
+    sharp, soft = (teacher_probabilities(real_set, digits, t, progress=False) for t in (1.0, 4.0))
+    assert torch.allclose(sharp, logits.softmax(1), atol=1e-6)
+    assert torch.allclose(soft, (logits / 4).softmax(1), atol=1e-6)
+    assert (soft.max(1).values < sharp.max(1).values).all()  # a higher temperature spreads the probability
+    assert (sharp.argmax(1) == real_set.labels).float().mean() >= 0.9  # a real teacher: it knows real digits
+
+
+def test_the_blend_mixes_own_labels_and_teacher(digits, real_set):
+    teacher = teacher_probabilities(real_set, digits, 2.0, progress=False)
+    own = torch.nn.functional.one_hot(real_set.labels, 10).float()
+    for weight in (0.0, 0.3, 1.0):
+        blended = with_teacher_labels(real_set, digits, weight, 2.0, progress=False)
+        assert torch.allclose(blended.labels, (1 - weight) * own + weight * teacher, atol=1e-6)
+        assert torch.allclose(blended.labels.sum(1), torch.ones(10), atol=1e-5)
+        assert blended.meta["teacher_labels"] == {"weight": weight, "temperature": 2.0}
+        assert torch.equal(blended.images, real_set.images.detach())
+    assert real_set.labels.ndim == 1 and "teacher_labels" not in real_set.meta  # the input set is left alone
+
+
+@pytest.mark.parametrize("weight, temperature, message", [(1.5, 2.0, "--teacher-labels"), (-0.1, 2.0, "--teacher-labels"),
+                                                         (0.5, 0.0, "--teacher-temperature")])
+def test_bad_blends_are_refused(weight, temperature, message):
+    with pytest.raises(DistillError, match=message):
+        DistillConfig(teacher_labels=weight, teacher_temperature=temperature).validate()
+
+
+def test_run_saves_the_blended_labels(tmp_path):
+    out = tmp_path / "run"
+    distill.distill(dataset="digits", iterations=2, teacher_labels=0.5, out=out, evaluate=False, progress=False)
+    saved = load(out / "synset.safetensors")
+    assert saved.labels.shape == (10, 10) and saved.labels.dtype == torch.float32
+    assert torch.equal(saved.labels.argmax(1), torch.arange(10))
+    assert (saved.labels.max(1).values < 1).all() and (saved.labels.max(1).values >= 0.5).all()
+    assert saved.meta["config"]["teacher_labels"] == 0.5
+
