@@ -63,3 +63,23 @@ def test_run_saves_the_blended_labels(tmp_path):
     assert (saved.labels.max(1).values < 1).all() and (saved.labels.max(1).values >= 0.5).all()
     assert saved.meta["config"]["teacher_labels"] == 0.5
 
+
+
+def test_relabel_command_writes_a_new_file_and_keeps_the_old(tmp_path):
+    from test_cli import assert_user_error, cli  # noqa: PLC0415 - the subprocess helpers of the CLI tests
+
+    source = tmp_path / "set.safetensors"
+    distill.distill(dataset="digits", iterations=1, out=tmp_path / "run", evaluate=False, progress=False)
+    (tmp_path / "run" / "synset.safetensors").rename(source)
+    before = source.read_bytes()
+    result = cli("relabel", source, "--teacher-labels", "0.25")
+    assert result.returncode == 0, result.stderr
+    relabelled = load(tmp_path / "set-teacher.safetensors")
+    assert source.read_bytes() == before
+    assert relabelled.meta["teacher_labels"] == {"weight": 0.25, "temperature": 2.0}
+    assert "results" not in relabelled.meta
+    assert relabelled.labels.shape == (10, 10) and (relabelled.labels.max(1).values >= 0.75).all()
+    assert_user_error(cli("relabel", source, "--teacher-labels", "0.25"), "--force")  # never over a result unasked
+    assert_user_error(cli("relabel", source, "--teacher-temperature", "0", "--out", tmp_path / "o.safetensors"),
+                      "--teacher-temperature")
+    assert not (tmp_path / "o.safetensors").exists()

@@ -350,6 +350,32 @@ def write_outputs(run: RunResult, config: DistillConfig, out: Path, overwrite: b
     return files
 
 
+def relabel(
+    synset: SyntheticSet | str | os.PathLike,
+    out: str | os.PathLike,
+    weight: float = 0.5,
+    temperature: float = 2.0,
+    data_root: str | os.PathLike | None = None,
+    device: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> SyntheticSet:
+    """Blend the full-data network's predictions into a set's labels (see `distill.relabel`) and save the result to
+    `out` (never over an existing file unless `force`). The set's old measured results no longer describe it, so
+    they are dropped from its meta; the blend is recorded instead."""
+    check_teacher_options(weight, temperature)
+    if not isinstance(synset, SyntheticSet):
+        synset = load(synset)
+    out = Path(out)
+    if out.exists() and not force:
+        raise DistillError(f"{out} exists; pass --force to replace it")
+    task = load_task(synset.meta["dataset"], data_root).to(pick_device(device))
+    blended = with_teacher_labels(synset.detached(), task, weight, temperature, progress)
+    blended.meta.pop("results", None)
+    save(blended, out, overwrite=force)
+    return blended
+
+
 def evaluate(
     synset: SyntheticSet | str | os.PathLike,
     protocol: str = "auto",

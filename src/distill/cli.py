@@ -219,6 +219,27 @@ def eval_command(
 
 
 @app.command()
+def relabel(
+    file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
+    teacher_labels: float = typer.Option(0.5, help="Share (0 to 1) of each label taken from the full-data "
+                                                   "network's predictions."),
+    teacher_temperature: float = typer.Option(2.0, help="Temperature of those predictions."),
+    out: Optional[Path] = typer.Option(None, help="Where to save the relabelled set (default: <file>-teacher"
+                                                  ".safetensors beside it)."),
+    force: bool = typer.Option(False, help="Replace --out if it exists."),
+    data_root: Optional[Path] = DataRoot,
+    device: Optional[str] = Device,
+) -> None:
+    """Blend the full-data network's softened predictions into a set's labels (the same as `run --teacher-labels`,
+    for a set already made). The network is the one the full-data baseline trains, cached after its first use."""
+    out = out or file.with_name(f"{file.stem}-teacher.safetensors")
+    result = api.relabel(file, out, teacher_labels, teacher_temperature, data_root=data_root, device=device,
+                         force=force)
+    typer.echo(f"{len(result.labels)} images relabelled ({teacher_labels:g} teacher at temperature "
+               f"{teacher_temperature:g}): {out}")
+
+
+@app.command()
 def show(
     file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),

@@ -31,14 +31,16 @@ def check_teacher_options(weight: float, temperature: float) -> None:
         raise DistillError(f"--teacher-temperature must be positive, got {temperature}")
 
 
-@torch.no_grad()
 def teacher_probabilities(synset: SyntheticSet, task: Task, temperature: float, progress: bool = True) -> torch.Tensor:
     """The full-data network's class probabilities [N, K] for the set's images, at `temperature`."""
     arch = synset.meta["arch"]
-    params = trained_network(task, arch, seed=0, config=full_data_config(arch), progress=progress)
+    params = trained_network(task, arch, seed=0, config=full_data_config(arch), progress=progress)  # trains if
+    # not cached yet, so outside no_grad
     model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
     images = synset.images.detach().to(task.train_x.device)
-    return (functional_call(model, params, (images,)) / temperature).softmax(1).to(synset.images.device)
+    with torch.no_grad():
+        logits = functional_call(model, params, (images,))
+    return (logits / temperature).softmax(1).to(synset.images.device)
 
 
 def with_teacher_labels(synset: SyntheticSet, task: Task, weight: float, temperature: float,
