@@ -118,10 +118,13 @@ def evaluate_set(
     progress: bool = True,
     from_fixed: bool = False,
     augment: str = "",
+    validation: bool = False,
 ) -> EvalResult:
     """Train networks on `synset` under `protocol` and measure them on the test split. `from_fixed` starts the
     `standard` protocol from the set's stored network instead of random ones (for the fixed-init baseline).
-    `augment` ("dsa", a DSA strategy, or "" for none) augments every training batch of the standard protocol."""
+    `augment` ("dsa", a DSA strategy, or "" for none) augments every training batch of the standard protocol.
+    `validation` also measures each network on the held-out validation split (`detail["val_accuracies"]`), so a
+    choice made between sets can rest on it and not on the test split."""
     protocol = resolve_protocol(synset, protocol)
     augmentation = augmentation_for(augment, task.spec.name)
     if augmentation is not None and protocol != "standard":
@@ -137,7 +140,7 @@ def evaluate_set(
     device = task.test_x.device
     model = create_model(arch, task.image_shape, task.num_classes).to(device)
     runs = 1 if protocol == "fixed" else n_nets
-    accuracies = []
+    accuracies, val_accuracies = [], []
     began = time.perf_counter()
     for i in tqdm(range(runs), desc=f"evaluate ({protocol}, {arch})", disable=not progress or runs == 1, leave=False):
         generator = torch.Generator().manual_seed(EVAL_SEED + 1000 * seed + i)
@@ -147,9 +150,13 @@ def evaluate_set(
             start = {k: v.to(device) for k, v in init_params(model, generator, scheme).items()}
         trained = _train_on_set(model, start, synset, protocol, sgd, generator, augmentation)
         accuracies.append(accuracy(model, trained, task.test_x, task.test_y))
-    return EvalResult(protocol, arch, accuracies, time.perf_counter() - began,
-                      {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None,
-                       "augment": augmentation.label if augmentation else "none"})
+        if validation:
+            val_accuracies.append(accuracy(model, trained, task.val_x, task.val_y))
+    detail = {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None,
+              "augment": augmentation.label if augmentation else "none"}
+    if validation:
+        detail["val_accuracies"] = val_accuracies
+    return EvalResult(protocol, arch, accuracies, time.perf_counter() - began, detail)
 
 
 def random_real_set(task: Task, like: SyntheticSet, seed: int) -> SyntheticSet:

@@ -1,0 +1,74 @@
+"""Choose how much teacher label a committed set gets (`--teacher-labels`, `--teacher-temperature`) on the held-out
+validation split, never on the test split.
+
+    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py mnist-frepo-ipc1
+    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc1
+
+For each blend in BLENDS (weight 0 is the set as distilled) it relabels benchmarks/artifacts/<name>.safetensors
+(distill.relabel), trains 5 fresh networks with the set's own evaluation (its results file's eval_augment and
+eval_epochs), and measures each on the validation split and the test split. It writes
+benchmarks/results/teacher-sweep-<name>.json with every blend's numbers and the one validation picks (the test
+numbers are reported beside it, not used to choose).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+
+import torch
+from common import HERE, cpu_name, git_commit
+
+import distill
+from distill.data import load_task
+from distill.evaluate import evaluate_set, standard_sgd
+from distill.relabel import with_teacher_labels
+from distill.report import write_json
+
+BLENDS = ((0.0, 2.0), (1.0, 2.0), (0.5, 2.0), (0.25, 2.0), (0.5, 4.0))  # (teacher weight, temperature)
+
+
+def mean_std(values: list[float]) -> dict:
+    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", help="a results file under benchmarks/results (without .json) with its artifact")
+    parser.add_argument("--nets", type=int, default=5)
+    args = parser.parse_args()
+    results_file, artifact = HERE / "results" / f"{args.name}.json", HERE / "artifacts" / f"{args.name}.safetensors"
+    if not (results_file.is_file() and artifact.is_file()):
+        sys.exit(f"{args.name}: needs benchmarks/results/{args.name}.json and benchmarks/artifacts/{args.name}"
+                 ".safetensors")
+    config = json.loads(results_file.read_text())["config"]
+    synset = distill.load(artifact)
+    if "teacher_labels" in synset.meta:
+        sys.exit(f"{artifact} already carries teacher labels; sweep the set as distilled")
+    task = load_task(config["dataset"])
+    augment = config["eval_augment"]
+    sgd = standard_sgd(synset, augment, config["eval_epochs"])
+    rows = []
+    for weight, temperature in BLENDS:
+        blended = with_teacher_labels(synset, task, weight, temperature) if weight else synset
+        result = evaluate_set(blended, task, n_nets=args.nets, sgd=sgd, augment=augment, validation=True)
+        rows.append({"weight": weight, "temperature": temperature,
+                     "validation": mean_std(result.detail["val_accuracies"]), "test": mean_std(result.accuracies),
+                     "val_accuracies": result.detail["val_accuracies"], "test_accuracies": result.accuracies})
+        print(json.dumps({k: rows[-1][k] for k in ("weight", "temperature", "validation", "test")}), flush=True)
+    chosen = max(rows, key=lambda r: r["validation"]["mean"])
+    command = f"DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py {args.name}"
+    if args.nets != 5:
+        command += f" --nets {args.nets}"
+    write_json({"name": f"teacher-sweep-{args.name}", "set": args.name, "eval_augment": augment or "none",
+                "eval_epochs": sgd.epochs, "n_eval_nets": args.nets, "blends": rows,
+                "chosen": {"weight": chosen["weight"], "temperature": chosen["temperature"]},
+                "device": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "git_commit": git_commit(), "command": command},
+               HERE / "results" / f"teacher-sweep-{args.name}.json")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
