@@ -1,6 +1,9 @@
 """Measure a committed benchmark set again after an evaluation-only preset changed (`eval_augment`, `eval_epochs`,
-`eval_nets`: the options `distill run --resume` may change, api.FREE_ON_RESUME), or after the evaluation code itself
-changed (`--because "what changed"`), without distilling it again.
+`eval_nets`, or the teacher-label blend `teacher_labels` / `teacher_temperature`: the options `distill run --resume`
+may change, api.FREE_ON_RESUME), or after the evaluation code itself changed (`--because "what changed"`), without
+distilling it again. A new blend relabels the committed set and replaces its file with the relabelled one, which
+is what `distill run` with the new preset ends with (a set that carries teacher labels already is refused: blend
+the set as distilled, from git history).
 
     DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dc-ipc1
     DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dsa-ipc1 --because "per-image augmentation"
@@ -15,13 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from common import HERE, git_commit
 
 import distill
 from distill import presets
-from distill.api import FREE_ON_RESUME, evaluate, measure, pick_device
+from distill.api import FREE_ON_RESUME, DistillConfig, evaluate, measure, pick_device
+from distill.teacher import with_teacher_labels
 from distill.data import load_task
 from distill.report import write_json
 
@@ -40,13 +45,21 @@ def main() -> None:
     old = json.loads(path.read_text())
     config = dict(old["config"])
     preset = presets.resolve(dataset=config["dataset"], method=config["method"], ipc=config["ipc"])
-    changed = {k: preset[k] for k in FREE_ON_RESUME if k.startswith("eval_") and preset[k] != config[k]}
+    changed = {k: preset[k] for k in FREE_ON_RESUME
+               if k.startswith(("eval_", "teacher_")) and preset[k] != config.get(k, getattr(DistillConfig(), k))}
     if not changed and not args.because:
         sys.exit(f"{args.name}: the preset's evaluation options are those of the results file; nothing to do "
                  "(pass --because if the evaluation code changed)")
     config.update(changed)
     device = pick_device(args.device)
-    synset = distill.load(HERE / "artifacts" / f"{args.name}.safetensors")  # training moves it to the task's device
+    artifact = HERE / "artifacts" / f"{args.name}.safetensors"
+    synset = distill.load(artifact)  # training moves it to the task's device
+    relabelled = bool({"teacher_labels", "teacher_temperature"} & set(changed)) and config["teacher_labels"] > 0
+    if relabelled:
+        if "teacher_labels" in synset.meta:
+            sys.exit(f"{artifact} carries teacher labels already; restore the set as distilled first")
+        synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), config["teacher_labels"],
+                                     config["teacher_temperature"])
     if args.set_only:
         set_result = evaluate(synset, n_nets=config["eval_nets"], device=str(device), augment=config["eval_augment"],
                               epochs=config["eval_epochs"])
@@ -70,11 +83,15 @@ def main() -> None:
                                                            "measured") if k in r["random_real"]},
         "config": config,
         "remeasured_from": [*old.get("remeasured_from", []), {
-            **replaced, "config": {k: old["config"][k] for k in changed}, "git_commit": old.get("git_commit"),
+            **replaced, "config": {k: old["config"].get(k) for k in changed}, "git_commit": old.get("git_commit"),
             "remeasure_git_commit": git_commit(), "remeasure_command": command,
             "because": args.because or "the preset's evaluation options", "remeasure_device": str(device)}],
     }
     write_json(result, path)
+    if relabelled:  # the committed set becomes the one the new preset makes, once its numbers are written
+        partial = artifact.with_suffix(".partial")
+        distill.save(synset, partial, overwrite=True)
+        os.replace(partial, artifact)
     print(json.dumps({"name": args.name, "accuracy_mean": result["accuracy_mean"], "was": old["accuracy_mean"],
                       "changed": changed}))
 

@@ -68,7 +68,7 @@ SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dcaug-bf16-herding-teacher-cpu30": {
         "options": {**MNIST_DCAUG_BF16_HERDING, "teacher_labels": 0.5, "teacher_temperature": 2.0},
         "change": "mnist-frepo-ipc1-dcaug-bf16-herding-cpu30 with half of every final label taken from the full-data "
-                  "ConvNet's predictions on the set at temperature 2 (distill.relabel; the same network the herding "
+                  "ConvNet's predictions on the set at temperature 2 (distill.teacher; the same network the herding "
                   "start uses, so no extra training)",
     },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {

@@ -5,7 +5,7 @@ validation split, never on the test split.
     DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc1
 
 For each blend in BLENDS (weight 0 is the set as distilled) it relabels benchmarks/artifacts/<name>.safetensors
-(distill.relabel), trains 5 fresh networks with the set's own evaluation (its results file's eval_augment and
+(distill.teacher), trains 5 fresh networks with the set's own evaluation (its results file's eval_augment and
 eval_epochs), and measures each on the validation split and the test split. It writes
 benchmarks/results/teacher-sweep-<name>.json with every blend's numbers and the one validation picks (the test
 numbers are reported beside it, not used to choose).
@@ -24,7 +24,7 @@ from common import HERE, cpu_name, git_commit
 import distill
 from distill.data import load_task
 from distill.evaluate import evaluate_set, standard_sgd
-from distill.relabel import with_teacher_labels
+from distill.teacher import with_teacher_labels
 from distill.report import write_json
 
 BLENDS = ((0.0, 2.0), (1.0, 2.0), (0.5, 2.0), (0.25, 2.0), (0.5, 4.0))  # (teacher weight, temperature)

@@ -23,7 +23,7 @@ from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop
 from distill.methods import METHODS, get_method, learns_schedule, parse_options
 from distill.methods.dd import INIT_MODES
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
-from distill.relabel import check_teacher_options, with_teacher_labels
+from distill.teacher import check_teacher_options, with_teacher_labels
 from distill.synset import SyntheticSet, load, save
 from distill.train import accuracy, train_sgd, train_with_schedule
 
@@ -77,7 +77,7 @@ class DistillConfig:
     eval_augment: str = ""
     eval_epochs: int = 0  # standard-protocol epochs; 0: 300, or 1000 with augmentation
     teacher_labels: float = 0.0  # after distilling, blend this share of the full-data network's predictions into
-    # the labels (0: none; see distill.relabel)
+    # the labels (0: none; see distill.teacher)
     teacher_temperature: float = 2.0  # the temperature of those predictions
     options: dict = field(default_factory=dict)  # the method's own hyperparameters (its `Options`; --opt key=value)
 
@@ -360,7 +360,7 @@ def relabel(
     force: bool = False,
     progress: bool = True,
 ) -> SyntheticSet:
-    """Blend the full-data network's predictions into a set's labels (see `distill.relabel`) and save the result to
+    """Blend the full-data network's predictions into a set's labels (see `distill.teacher`) and save the result to
     `out` (never over an existing file unless `force`). The set's old measured results no longer describe it, so
     they are dropped from its meta; the blend is recorded instead."""
     check_teacher_options(weight, temperature)

@@ -9,7 +9,7 @@ from distill.api import DistillConfig, initial_synset
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.models import create_model
-from distill.relabel import teacher_probabilities, with_teacher_labels
+from distill.teacher import teacher_probabilities, with_teacher_labels
 from distill.synset import load
 from distill.train import full_data_config, trained_network
 
