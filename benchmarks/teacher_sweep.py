@@ -8,7 +8,8 @@ For each blend in BLENDS (weight 0 is the set as distilled) it relabels benchmar
 (distill.teacher), trains 5 fresh networks with the set's own evaluation (its results file's eval_augment and
 eval_epochs), and measures each on the validation split and the test split. It writes
 benchmarks/results/teacher-sweep-<name>.json with every blend's numbers and the one validation picks (the test
-numbers are reported beside it, not used to choose).
+numbers are reported beside it, not used to choose). A control row follows: the set's own labels smoothed uniformly
+to the same mean top probability as the chosen blend, to tell the teacher's knowledge from mere softness.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from distill.data import load_task
 from distill.evaluate import evaluate_set, standard_sgd
 from distill.teacher import with_teacher_labels
 from distill.report import write_json
+from distill.synset import SyntheticSet
 
 BLENDS = ((0.0, 2.0), (1.0, 2.0), (0.5, 2.0), (0.25, 2.0), (0.5, 4.0))  # (teacher weight, temperature)
 
@@ -50,21 +52,35 @@ def main() -> None:
     task = load_task(config["dataset"])
     augment = config["eval_augment"]
     sgd = standard_sgd(synset, augment, config["eval_epochs"])
-    rows = []
-    for weight, temperature in BLENDS:
-        blended = with_teacher_labels(synset, task, weight, temperature) if weight else synset
-        result = evaluate_set(blended, task, n_nets=args.nets, sgd=sgd, augment=augment, validation=True)
-        rows.append({"weight": weight, "temperature": temperature,
-                     "validation": mean_std(result.detail["val_accuracies"]), "test": mean_std(result.accuracies),
-                     "val_accuracies": result.detail["val_accuracies"], "test_accuracies": result.accuracies})
-        print(json.dumps({k: rows[-1][k] for k in ("weight", "temperature", "validation", "test")}), flush=True)
+
+    def measure(labelled, **row) -> dict:
+        result = evaluate_set(labelled, task, n_nets=args.nets, sgd=sgd, augment=augment, validation=True)
+        row.update({"top_probability": labelled.labels.max(1).values.mean().item() if labelled.labels.ndim == 2
+                    else 1.0, "validation": mean_std(result.detail["val_accuracies"]),
+                    "test": mean_std(result.accuracies), "val_accuracies": result.detail["val_accuracies"],
+                    "test_accuracies": result.accuracies})
+        print(json.dumps({k: v for k, v in row.items() if not k.endswith("accuracies")}), flush=True)
+        return row
+
+    rows = [measure(with_teacher_labels(synset, task, weight, temperature) if weight else synset, weight=weight,
+                    temperature=temperature) for weight, temperature in BLENDS]
     chosen = max(rows, key=lambda r: r["validation"]["mean"])
+    control = None
+    if chosen["weight"]:
+        k = task.num_classes
+        own = synset.labels if synset.labels.ndim == 2 else torch.nn.functional.one_hot(synset.labels, k).float()
+        # own labels smoothed towards uniform until their mean top probability is the chosen blend's
+        top = own.max(1).values.mean().item()  # (1 - eps) * top + eps / k = the chosen blend's top probability
+        eps = (top - chosen["top_probability"]) / (top - 1 / k)
+        smoothed = SyntheticSet(synset.images, (1 - eps) * own + eps / k, dict(synset.meta))
+        control = measure(smoothed, smoothing=eps)
     command = f"DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py {args.name}"
     if args.nets != 5:
         command += f" --nets {args.nets}"
     write_json({"name": f"teacher-sweep-{args.name}", "set": args.name, "eval_augment": augment or "none",
                 "eval_epochs": sgd.epochs, "n_eval_nets": args.nets, "blends": rows,
                 "chosen": {"weight": chosen["weight"], "temperature": chosen["temperature"]},
+                "uniform_smoothing_control": control,
                 "device": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "git_commit": git_commit(), "command": command},
                HERE / "results" / f"teacher-sweep-{args.name}.json")
