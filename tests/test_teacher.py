@@ -83,3 +83,14 @@ def test_relabel_command_writes_a_new_file_and_keeps_the_old(tmp_path):
     assert_user_error(cli("relabel", source, "--teacher-temperature", "0", "--out", tmp_path / "o.safetensors"),
                       "--teacher-temperature")
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_evaluation_can_also_score_the_validation_split_without_changing_the_test_numbers(digits, real_set):
+    from distill.evaluate import SGDConfig, evaluate_set  # noqa: PLC0415
+
+    sgd = SGDConfig(epochs=200)
+    plain = evaluate_set(real_set.detached(), digits, "standard", n_nets=2, sgd=sgd, progress=False)
+    both = evaluate_set(real_set.detached(), digits, "standard", n_nets=2, sgd=sgd, progress=False,
+                        validation=True)
+    assert both.accuracies == plain.accuracies and "val_accuracies" not in plain.detail
+    assert len(both.detail["val_accuracies"]) == 2 and all(0.4 < a <= 1 for a in both.detail["val_accuracies"])
