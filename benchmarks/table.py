@@ -132,6 +132,33 @@ def sota_table() -> str:
     return "\n".join(rows)
 
 
+def teacher_table() -> str:
+    """Teacher labels (benchmarks/teacher_sweep.py): each blend's validation and test accuracy on a committed set;
+    validation chooses, the chosen row in bold, then the uniform-smoothing control."""
+    rows = ["| set | teacher weight | temperature | mean top probability | validation % | test % | command |",
+            "|---|---|---|---|---|---|---|"]
+    for path in sorted((HERE / "results").glob("teacher-sweep-*.json")):
+        r = json.loads(path.read_text())
+        n = r["n_eval_nets"]
+        for i, b in enumerate(r["blends"]):
+            command = f"`{r['command']}`" if i == 0 else "″"
+            top = f"{b['top_probability']:.3f}" if "top_probability" in b else "—"
+            chosen = (b["weight"], b["temperature"]) == (r["chosen"]["weight"], r["chosen"]["temperature"])
+            mark = "**" if chosen else ""
+            weight = "none (as distilled)" if not b["weight"] else f"{b['weight']:g}"
+            temperature = f"{b['temperature']:g}" if b["weight"] else "—"
+            rows.append(f"| {r['set']} | {mark}{weight}{mark} | {temperature} | "
+                        f"{top} | {mark}{percent(b['validation']['mean'], b['validation']['std'], n)}{mark} | "
+                        f"{percent(b['test']['mean'], b['test']['std'], n)} | {command} |")
+        control = r.get("uniform_smoothing_control")
+        if control:
+            rows.append(f"| {r['set']} | control: own labels smoothed uniformly (ε {control['smoothing']:.3f}) | — | "
+                        f"{control['top_probability']:.3f} | "
+                        f"{percent(control['validation']['mean'], control['validation']['std'], n)} | "
+                        f"{percent(control['test']['mean'], control['test']['std'], n)} | ″ |")
+    return "\n".join(rows)
+
+
 def cross_arch_table() -> str:
     rows = []
     for path in sorted((HERE / "results").glob("cross-arch-*.json")):
@@ -185,6 +212,9 @@ def main() -> None:
         "\n\nTowards the state of the art (issue 5): each experiment is one change to a preset, 30 minutes of " \
         "distillation on the 2-core CPU; then the best 1-per-class sets trained without `distill` " \
         "(examples/train_plain.py).\n\n" + sota_table() + \
+        "\n\nTeacher labels (issue 5): a committed set's labels blended with the full-data network's predictions, " \
+        "mean ± std over fresh ConvNets trained with the set's own evaluation; the validation split chooses the " \
+        "blend (bold), the test split is only reported.\n\n" + teacher_table() + \
         "\n\nCross-architecture (test %, mean ± std over fresh networks of each kind):\n\n" + cross_arch_table()
     if "--write" not in sys.argv:
         print(text)
