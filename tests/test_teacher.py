@@ -94,3 +94,13 @@ def test_evaluation_can_also_score_the_validation_split_without_changing_the_tes
                         validation=True)
     assert both.accuracies == plain.accuracies and "val_accuracies" not in plain.detail
     assert len(both.detail["val_accuracies"]) == 2 and all(0.4 < a <= 1 for a in both.detail["val_accuracies"])
+
+
+def test_resume_of_a_finished_run_can_blend_teacher_labels_without_distilling_again(tmp_path):
+    tiny = dict(dataset="digits", method="dm", iterations=3, eval_every=3, options={"real_batch": 16}, progress=False)
+    first = distill.distill(out=tmp_path, evaluate=False, **tiny)
+    again = distill.distill(out=tmp_path, resume=True, evaluate=False, teacher_labels=0.5, **tiny)
+    assert torch.equal(first.synset.images, again.synset.images)  # nothing was distilled again
+    assert first.synset.labels.ndim == 1 and again.synset.labels.shape == (10, 10)
+    assert torch.equal(again.synset.labels.argmax(1), first.synset.labels)
+    assert load(tmp_path / "synset.safetensors").meta["teacher_labels"]["weight"] == 0.5
