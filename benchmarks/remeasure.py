@@ -60,6 +60,7 @@ def main() -> None:
             sys.exit(f"{artifact} carries teacher labels already; restore the set as distilled first")
         synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), config["teacher_labels"],
                                      config["teacher_temperature"])
+        synset.meta.pop("results", None)  # they measured the set before the blend; the results file has the new ones
     if args.set_only:
         set_result = evaluate(synset, n_nets=config["eval_nets"], device=str(device), augment=config["eval_augment"],
                               epochs=config["eval_epochs"])
