@@ -80,6 +80,7 @@ def test_relabel_command_writes_a_new_file_and_keeps_the_old(tmp_path):
     assert "results" not in relabelled.meta
     assert relabelled.labels.shape == (10, 10) and (relabelled.labels.max(1).values >= 0.75).all()
     assert_user_error(cli("relabel", source, "--teacher-labels", "0.25"), "--force")  # never over a result unasked
+    assert_user_error(cli("relabel", tmp_path / "set-teacher.safetensors"), "already hold teacher")  # not twice
     assert_user_error(cli("relabel", source, "--teacher-temperature", "0", "--out", tmp_path / "o.safetensors"),
                       "--teacher-temperature")
     assert not (tmp_path / "o.safetensors").exists()

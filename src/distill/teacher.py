@@ -52,6 +52,9 @@ def with_teacher_labels(synset: SyntheticSet, task: Task, weight: float, tempera
     """A copy of `synset` whose labels are `(1 - weight) * its labels + weight * teacher probabilities` (soft
     labels, probabilities, as every soft label in `distill`). The meta records the blend."""
     check_teacher_options(weight, temperature)
+    if "teacher_labels" in synset.meta:
+        raise DistillError(f"this set's labels already hold teacher predictions ({synset.meta['teacher_labels']}); "
+                           "blend the set as distilled instead, so the teacher is not counted twice")
     own = synset.labels.detach()
     if own.ndim == 1:
         own = torch.nn.functional.one_hot(own, task.num_classes).float()
