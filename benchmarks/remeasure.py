@@ -26,7 +26,8 @@ from common import HERE, git_commit
 import distill
 from distill import presets
 from distill.api import FREE_ON_RESUME, DistillConfig, evaluate, measure, pick_device
-from distill.teacher import with_teacher_labels
+from distill.errors import DistillError
+from distill.teacher import check_not_blended, with_teacher_labels
 from distill.data import load_task
 from distill.report import write_json
 
@@ -54,13 +55,16 @@ def main() -> None:
     device = pick_device(args.device)
     artifact = HERE / "artifacts" / f"{args.name}.safetensors"
     synset = distill.load(artifact)  # training moves it to the task's device
-    relabelled = bool({"teacher_labels", "teacher_temperature"} & set(changed)) and config["teacher_labels"] > 0
+    blend_changed = bool({"teacher_labels", "teacher_temperature"} & set(changed))
+    if blend_changed:  # the new blend (none included) applies to the set as distilled, never on top of an old one
+        try:
+            check_not_blended(synset)
+        except DistillError as error:
+            sys.exit(f"{artifact}: {error} (restore it from git history)")
+    relabelled = blend_changed and config["teacher_labels"] > 0
     if relabelled:
-        if "teacher_labels" in synset.meta:
-            sys.exit(f"{artifact} carries teacher labels already; restore the set as distilled first")
         synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), config["teacher_labels"],
                                      config["teacher_temperature"])
-        synset.meta.pop("results", None)  # they measured the set before the blend; the results file has the new ones
     if args.set_only:
         set_result = evaluate(synset, n_nets=config["eval_nets"], device=str(device), augment=config["eval_augment"],
                               epochs=config["eval_epochs"])

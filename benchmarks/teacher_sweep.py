@@ -25,7 +25,8 @@ from common import HERE, cpu_name, git_commit
 import distill
 from distill.data import load_task
 from distill.evaluate import evaluate_set, standard_sgd
-from distill.teacher import with_teacher_labels
+from distill.errors import DistillError
+from distill.teacher import check_not_blended, with_teacher_labels
 from distill.report import write_json
 from distill.synset import SyntheticSet
 
@@ -47,8 +48,10 @@ def main() -> None:
                  ".safetensors")
     config = json.loads(results_file.read_text())["config"]
     synset = distill.load(artifact)
-    if "teacher_labels" in synset.meta:
-        sys.exit(f"{artifact} already carries teacher labels; sweep the set as distilled")
+    try:
+        check_not_blended(synset)  # now, not after the first blend's networks have trained
+    except DistillError as error:
+        sys.exit(f"{artifact}: {error}")
     task = load_task(config["dataset"])
     augment = config["eval_augment"]
     sgd = standard_sgd(synset, augment, config["eval_epochs"])
@@ -68,8 +71,7 @@ def main() -> None:
     control = None
     if chosen["weight"]:
         k = task.num_classes
-        own = synset.labels if synset.labels.ndim == 2 else torch.nn.functional.one_hot(synset.labels, k).float()
-        # own labels smoothed towards uniform until their mean top probability is the chosen blend's
+        own = synset.target_probabilities()  # smoothed towards uniform until their mean top probability is the blend's
         top = own.max(1).values.mean().item()  # (1 - eps) * top + eps / k = the chosen blend's top probability
         eps = (top - chosen["top_probability"]) / (top - 1 / k)
         smoothed = SyntheticSet(synset.images, (1 - eps) * own + eps / k, dict(synset.meta))

@@ -23,7 +23,7 @@ from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop
 from distill.methods import METHODS, get_method, learns_schedule, parse_options
 from distill.methods.dd import INIT_MODES
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
-from distill.teacher import check_teacher_options, with_teacher_labels
+from distill.teacher import check_not_blended, check_teacher_options, with_teacher_labels
 from distill.synset import SyntheticSet, load, save
 from distill.train import accuracy, train_sgd, train_with_schedule
 
@@ -361,17 +361,16 @@ def relabel(
     progress: bool = True,
 ) -> SyntheticSet:
     """Blend the full-data network's predictions into a set's labels (see `distill.teacher`) and save the result to
-    `out` (never over an existing file unless `force`). The set's old measured results no longer describe it, so
-    they are dropped from its meta; the blend is recorded instead."""
+    `out` (never over an existing file unless `force`)."""
     check_teacher_options(weight, temperature)
     if not isinstance(synset, SyntheticSet):
         synset = load(synset)
+    check_not_blended(synset)  # before the data is read
     out = Path(out)
     if out.exists() and not force:
         raise DistillError(f"{out} exists; pass --force to replace it")
     task = load_task(synset.meta["dataset"], data_root).to(pick_device(device))
     blended = with_teacher_labels(synset.detached(), task, weight, temperature, progress)
-    blended.meta.pop("results", None)
     save(blended, out, overwrite=force)
     return blended
 

@@ -68,6 +68,13 @@ class SyntheticSet:
         them, else `labels` (hard [N] or soft [N, K])."""
         return self.labels if self.label_logits is None else self.label_logits.softmax(1)
 
+    def target_probabilities(self) -> torch.Tensor:
+        """`targets()` as probabilities [N, K]: hard labels become one-hot rows (what a regression or a blend needs)."""
+        targets = self.targets()
+        if targets.ndim == 1:
+            targets = torch.nn.functional.one_hot(targets, self.num_classes).to(self.images.dtype)
+        return targets
+
     def hard_labels(self) -> torch.Tensor:
         """Class index per image (argmax for soft labels)."""
         return self.labels if self.labels.ndim == 1 else self.labels.argmax(1)

@@ -47,18 +47,23 @@ def teacher_probabilities(synset: SyntheticSet, task: Task, temperature: float, 
     return (logits / temperature).softmax(1).to(synset.images.device)
 
 
-def with_teacher_labels(synset: SyntheticSet, task: Task, weight: float, temperature: float,
-                        progress: bool = True) -> SyntheticSet:
-    """A copy of `synset` whose labels are `(1 - weight) * its labels + weight * teacher probabilities` (soft
-    labels, probabilities, as every soft label in `distill`). The meta records the blend."""
-    check_teacher_options(weight, temperature)
+def check_not_blended(synset: SyntheticSet) -> None:
+    """Refuse a set whose labels already hold teacher predictions: blending again would count the teacher twice."""
     if "teacher_labels" in synset.meta:
         raise DistillError(f"this set's labels already hold teacher predictions ({synset.meta['teacher_labels']}); "
                            "blend the set as distilled instead, so the teacher is not counted twice")
-    own = synset.labels.detach()
-    if own.ndim == 1:
-        own = torch.nn.functional.one_hot(own, task.num_classes).float()
+
+
+def with_teacher_labels(synset: SyntheticSet, task: Task, weight: float, temperature: float,
+                        progress: bool = True) -> SyntheticSet:
+    """A copy of `synset` whose labels are `(1 - weight) * its labels + weight * teacher probabilities` (soft
+    labels, probabilities, as every soft label in `distill`). The meta records the blend; measured results the set
+    carried are dropped, since they describe the labels before it."""
+    check_teacher_options(weight, temperature)
+    check_not_blended(synset)
+    own = synset.target_probabilities().detach()
     blended = (1 - weight) * own + weight * teacher_probabilities(synset, task, temperature, progress)
-    meta = {**synset.meta, "teacher_labels": {"weight": weight, "temperature": temperature}}
+    meta = {**{k: v for k, v in synset.meta.items() if k != "results"},
+            "teacher_labels": {"weight": weight, "temperature": temperature}}
     return SyntheticSet(synset.images.detach().clone(), blended, meta, synset.step, synset.log_lrs,
                         synset.init_params, dict(synset.extra))

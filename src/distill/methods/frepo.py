@@ -91,10 +91,7 @@ class FeatureRegression:
         with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=low_precision):
             real_features = embed(self.model, params, real_x).float()
         syn_features = embed(self.model, params, syn_x)
-        targets = synset.targets()
-        if targets.ndim == 1:
-            targets = F.one_hot(targets, self.task.num_classes).float()
-        loss = regression_loss(syn_features, targets, real_features, real_y, self.options.ridge,
+        loss = regression_loss(syn_features, synset.target_probabilities(), real_features, real_y, self.options.ridge,
                                self.options.loss, self.options.ce_scale)
         self._train_pool_member(index, synset, rng)
         return loss
