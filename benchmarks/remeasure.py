@@ -7,11 +7,18 @@ the set as distilled, from git history).
 
     DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dc-ipc1
     DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dsa-ipc1 --because "per-image augmentation"
+    DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-mtt-ipc10 --from-sweep
 
 The distillation does not depend on these options (validation has its own fixed protocol), so the set in
 benchmarks/artifacts/<name>.safetensors is exactly what `distill run` with the new preset makes; only its
 measurement and its random-real baseline change. The results file keeps everything else, takes the preset's new
 evaluation options into its config, and appends the numbers it replaced to the list `remeasured_from` (oldest first).
+
+`--from-sweep` takes a new blend's numbers from the set's committed teacher sweep instead of training the networks
+again (an hour at 10 per class on one CPU thread). That is no shortcut in what is measured: the sweep trains the same
+evaluation networks from the same seeds with the same protocol, and evaluation is deterministic (mnist-frepo-ipc1's
+sweep row and this script's own measurement of it agree net for net). It is refused unless the sweep ran on this very
+set file (its bytes at the sweep's commit), with this evaluation and this number of networks.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 
 from common import HERE, git_commit
@@ -29,7 +37,33 @@ from distill.api import FREE_ON_RESUME, DistillConfig, evaluate, measure, pick_d
 from distill.errors import DistillError
 from distill.teacher import check_not_blended, with_teacher_labels
 from distill.data import load_task
+from distill.evaluate import EvalResult, standard_sgd
 from distill.report import write_json
+
+
+def sweep_measurement(name: str, synset, config: dict) -> EvalResult:
+    """The test accuracies of `config`'s blend in benchmarks/results/teacher-sweep-<name>.json, after checking that
+    the sweep measured exactly what this script would: the same set file, evaluation and number of networks."""
+    path = HERE / "results" / f"teacher-sweep-{name}.json"
+    if not path.is_file():
+        sys.exit(f"{name}: --from-sweep needs {path.relative_to(HERE.parent)} (benchmarks/teacher_sweep.py {name})")
+    sweep = json.loads(path.read_text())
+    epochs = standard_sgd(synset, config["eval_augment"], config["eval_epochs"]).epochs
+    differs = [what for what, ours, theirs in (("augmentation", config["eval_augment"] or "none", sweep["eval_augment"]),
+                                               ("epochs", epochs, sweep["eval_epochs"]),
+                                               ("networks", config["eval_nets"], sweep["n_eval_nets"])) if ours != theirs]
+    if differs:
+        sys.exit(f"{name}: the sweep's evaluation differs from the preset's in {', '.join(differs)}; measure instead")
+    swept = subprocess.run(["git", "show", f"{sweep['git_commit']}:./artifacts/{name}.safetensors"], cwd=HERE,
+                           capture_output=True)
+    if swept.returncode or swept.stdout != (HERE / "artifacts" / f"{name}.safetensors").read_bytes():
+        sys.exit(f"{name}: the sweep (commit {sweep['git_commit'][:7]}) did not run on this set file; measure instead")
+    weight, temperature = config["teacher_labels"], config["teacher_temperature"]
+    for row in sweep["blends"]:
+        if row["weight"] == weight and (not weight or row["temperature"] == temperature):
+            return EvalResult("standard", config["arch"], row["test_accuracies"],
+                              detail={"from_sweep": path.name, "sweep_git_commit": sweep["git_commit"]})
+    sys.exit(f"{name}: the sweep has no row for weight {weight:g} at temperature {temperature:g}; measure instead")
 
 
 def main() -> None:
@@ -39,6 +73,9 @@ def main() -> None:
     parser.add_argument("--set-only", action="store_true", help="measure the set alone and keep the file's "
                         "random-real baseline, marked as measured before (halves the time: an hour less at 10 per "
                         "class on one CPU core)")
+    parser.add_argument("--from-sweep", action="store_true", help="a new teacher blend's numbers from the set's "
+                        "committed teacher sweep, which trained the same networks; keeps the random-real baseline as "
+                        "--set-only does")
     parser.add_argument("--because", default="", help="the evaluation code changed: measure again even when the "
                         "preset did not, and record this reason")
     args = parser.parse_args()
@@ -61,21 +98,31 @@ def main() -> None:
             check_not_blended(synset)
         except DistillError as error:
             sys.exit(f"{artifact}: {error} (restore it from git history)")
+    if args.from_sweep and (args.because or set(changed) - {"teacher_labels", "teacher_temperature"}):
+        sys.exit(f"{args.name}: --from-sweep stands for a new teacher blend only, not for {', '.join(changed)}"
+                 f"{' or --because' if args.because else ''}; measure instead")
+    sweep_result = sweep_measurement(args.name, synset, config) if args.from_sweep else None
     relabelled = blend_changed and config["teacher_labels"] > 0
     if relabelled:
         synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), config["teacher_labels"],
                                      config["teacher_temperature"])
-    if args.set_only:
+    kept_baseline = {**old["random_real"], "measured": "before this re-measurement (see remeasured_from)"}
+    if sweep_result is not None:
+        r = {"distilled": {**sweep_result.to_dict(), "detail": {"augment": old["eval_augment"],
+                                                                **sweep_result.detail}},
+             "random_real": kept_baseline}
+    elif args.set_only:
         set_result = evaluate(synset, n_nets=config["eval_nets"], device=str(device), augment=config["eval_augment"],
                               epochs=config["eval_epochs"])
-        r = {"distilled": set_result.to_dict(),
-             "random_real": {**old["random_real"], "measured": "before this re-measurement (see remeasured_from)"}}
+        r = {"distilled": set_result.to_dict(), "random_real": kept_baseline}
     else:
         task = load_task(config["dataset"]).to(device)
         r = measure(synset, task, config["eval_nets"], True, config["eval_augment"], config["eval_epochs"])
     command = f"DISTILL_DATA=../shared/data python benchmarks/remeasure.py {args.name}"
     if args.set_only:
         command += " --set-only"
+    if args.from_sweep:
+        command += " --from-sweep"
     if args.because:
         command += f" --because {json.dumps(args.because)}"
     replaced = {k: old[k] for k in ("accuracy_mean", "accuracy_std", "accuracies", "eval_augment", "random_real")}
