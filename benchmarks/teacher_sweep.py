@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 
 import torch
@@ -29,7 +28,7 @@ from common import HERE, cpu_name, git_commit
 
 import distill
 from distill.data import load_task
-from distill.evaluate import evaluate_set, standard_sgd
+from distill.evaluate import evaluate_set, mean_std, standard_sgd
 from distill.errors import DistillError
 from distill.teacher import check_not_blended, with_teacher_labels
 from distill.report import write_json
@@ -48,10 +47,6 @@ def parse_blends(text: str) -> tuple[tuple[float, float], ...]:
     if not any(w == 0 for w, _ in blends):
         raise argparse.ArgumentTypeError("the blends must include weight 0 (the set as distilled) to compare with")
     return blends
-
-
-def mean_std(values: list[float]) -> dict:
-    return {"mean": statistics.mean(values), "std": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
 def main() -> None:

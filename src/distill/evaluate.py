@@ -32,6 +32,12 @@ PROTOCOLS = ("auto", "fixed", "schedule", "standard")
 EVAL_SEED = 7_000_000  # evaluation networks are drawn from seeds far from any used while distilling
 
 
+def mean_std(values: list[float]) -> dict:
+    """{"mean", "std"} of accuracies over networks: the population spread of the networks trained, the one way every
+    "mean ± std" in `distill` is computed (results files, sweeps, attacks)."""
+    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
+
+
 @dataclass
 class EvalResult:
     """Accuracies of `n_nets` networks trained on one set under one protocol."""
@@ -44,11 +50,11 @@ class EvalResult:
 
     @property
     def accuracy_mean(self) -> float:
-        return statistics.fmean(self.accuracies)
+        return mean_std(self.accuracies)["mean"]
 
     @property
     def accuracy_std(self) -> float:
-        return statistics.pstdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+        return mean_std(self.accuracies)["std"]
 
     @property
     def n_nets(self) -> int:

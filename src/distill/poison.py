@@ -22,6 +22,7 @@ from distill import report
 from distill.api import DistillConfig, initial_synset, pick_device, prepare_output
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
+from distill.evaluate import mean_std
 from distill.loop import LoopConfig, run_loop
 from distill.methods.attack import PoisonAttack
 from distill.models import DEFAULT_INIT, MODELS, create_model
@@ -109,10 +110,6 @@ def _stats(pred: torch.Tensor, y: torch.Tensor, attacked: int, target: int | Non
             "others_acc": (pred[~hit] == y[~hit]).float().mean().item(), "overall_acc": (pred == y).float().mean().item()}
 
 
-def _mean_std(values: list[float]) -> dict:
-    return {"mean": statistics.fmean(values), "std": statistics.pstdev(values) if len(values) > 1 else 0.0}
-
-
 class PoisonMeter:
     """Measures poisons on one pool of victims (test split): before/after numbers for every victim, their mean ±
     std, per-class accuracy and the summed confusion matrices. The victims' predictions before any poison are made
@@ -134,9 +131,9 @@ class PoisonMeter:
             after_cm += torch.bincount(y.cpu() * k + after.cpu(), minlength=k * k).view(k, k)
             per_class_before.append([(before[y == c] == c).float().mean().item() for c in range(k)])
             per_class_after.append([(after[y == c] == c).float().mean().item() for c in range(k)])
-        summary = {f"{when}_{key}": _mean_std([r[when][key] for r in rows])
+        summary = {f"{when}_{key}": mean_std([r[when][key] for r in rows])
                    for when in ("before", "after") for key in ("success", "attacked_acc", "others_acc", "overall_acc")}
-        summary["others_drop"] = _mean_std([r["before"]["others_acc"] - r["after"]["others_acc"] for r in rows])
+        summary["others_drop"] = mean_std([r["before"]["others_acc"] - r["after"]["others_acc"] for r in rows])
         summary["n_victims"] = len(self.victims)
         summary["per_class"] = {"before": [statistics.fmean(c) for c in zip(*per_class_before)],
                                 "after": [statistics.fmean(c) for c in zip(*per_class_after)]}
