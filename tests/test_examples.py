@@ -1,12 +1,15 @@
 """The plain-PyTorch example (examples/train_plain.py) trains as distill evaluates, without importing distill: its
-hand-written DC augmentation must be the very transformation distill's `--augment dc` applies."""
+hand-written DC augmentation must be the very transformation distill's `--augment dc` applies. Also the benchmark
+scripts' own rules: which committed set may be called best, and what a teacher sweep compares."""
 
+import argparse
 import hashlib
 import importlib
 import importlib.util
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from distill.augment import AugmentParams, augmentation_for
@@ -94,3 +97,12 @@ def assert_lost_on_validation(rival: dict, chosen: dict, results: Path) -> None:
     assert picked == blend(chosen["config"])
     validation = {(b["weight"], b["temperature"]): b["validation"]["mean"] for b in sweep["blends"]}
     assert validation[blend(rival["config"])] < validation[picked]
+
+
+def test_teacher_sweep_blends_must_include_the_set_as_distilled(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    parse_blends = importlib.import_module("teacher_sweep").parse_blends
+    assert parse_blends("0:2,0.5:4") == ((0.0, 2.0), (0.5, 4.0))
+    for bad in ("0.5:4", "0:2,half:4", "0"):  # no comparison row; not a number; no temperature
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_blends(bad)
