@@ -62,7 +62,7 @@ def sweep_measurement(name: str, synset, config: dict) -> EvalResult:
     for row in sweep["blends"]:
         if row["weight"] == weight and (not weight or row["temperature"] == temperature):
             return EvalResult("standard", config["arch"], row["test_accuracies"],
-                              detail={"from_sweep": path.name, "sweep_git_commit": sweep["git_commit"]})
+                              detail={"from_sweep": path.name, "device": sweep["device"]})
     sys.exit(f"{name}: the sweep has no row for weight {weight:g} at temperature {temperature:g}; measure instead")
 
 
@@ -137,7 +137,8 @@ def main() -> None:
         "remeasured_from": [*old.get("remeasured_from", []), {
             **replaced, "config": {k: old["config"].get(k) for k in changed}, "git_commit": old.get("git_commit"),
             "remeasure_git_commit": git_commit(), "remeasure_command": command,
-            "because": args.because or "the preset's evaluation options", "remeasure_device": str(device)}],
+            "because": args.because or "the preset's evaluation options",
+            "remeasure_device": sweep_result.detail["device"] if sweep_result else str(device)}],
     }
     write_json(result, path)
     if relabelled:  # the committed set becomes the one the new preset makes, once its numbers are written
