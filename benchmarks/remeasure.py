@@ -106,7 +106,8 @@ def main() -> None:
     if relabelled:
         synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), config["teacher_labels"],
                                      config["teacher_temperature"])
-    kept_baseline = {**old["random_real"], "measured": "before this re-measurement (see remeasured_from)"}
+    kept_baseline = {**old["random_real"], "measured": "before this re-measurement (see remeasured_from)",
+                     "per_batch_draws": old["random_real"].get("per_batch_draws", False) or "eval_augment_draws" in old}
     if sweep_result is not None:
         r = {"distilled": {**sweep_result.to_dict(), "detail": {"augment": old["eval_augment"],
                                                                 **sweep_result.detail}},
@@ -132,10 +133,10 @@ def main() -> None:
         "accuracy_mean": r["distilled"]["accuracy_mean"], "accuracy_std": r["distilled"]["accuracy_std"],
         "n_eval_nets": r["distilled"]["n_nets"], "accuracies": r["distilled"]["accuracies"],
         "random_real": {k: r["random_real"][k] for k in ("accuracy_mean", "accuracy_std", "n_nets", "protocol",
-                                                           "measured") if k in r["random_real"]},
+                                                           "measured", "per_batch_draws") if k in r["random_real"]},
         "config": config,
         "remeasured_from": [*old.get("remeasured_from", []), {
-            **replaced, "config": {k: old["config"].get(k) for k in changed}, "git_commit": old.get("git_commit"),
+            **replaced, "config": {k: old["config"].get(k, getattr(DistillConfig(), k)) for k in changed}, "git_commit": old.get("git_commit"),
             "remeasure_git_commit": git_commit(), "remeasure_command": command,
             "because": args.because or "the preset's evaluation options",
             "remeasure_device": sweep_result.detail["device"] if sweep_result else str(device)}],

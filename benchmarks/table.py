@@ -69,7 +69,7 @@ def methods_table() -> str:
         published = r.get("published") or PUBLISHED.get((r["dataset"], r["method"], r["ipc"]))
         rows.append(
             f"| {r['dataset']} | {r['method']} | {r['ipc']} | "
-            f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
+            f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}**{teacher_mark(r)} | "
             f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | "
             f"{augment_cell(r.get('eval_augment', 'none'), r)} | "
             f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])}{BATCH_DRAWS if batch_draws(rr) else ''} | "
@@ -78,13 +78,22 @@ def methods_table() -> str:
     return "\n".join(rows)
 
 
+TEACHER = " ‡"  # marks sets whose labels are blended with the full-data network's predictions (teacher labels)
+
+
+def teacher_mark(r: dict) -> str:
+    """‡ with the blend, when the measured set carries teacher labels."""
+    share = r["config"].get("teacher_labels", 0.0)
+    return f"{TEACHER} {share:g} at T {r['config']['teacher_temperature']:g}" if share else ""
+
+
 BATCH_DRAWS = " †"  # marks numbers measured while training augmentation drew one set of parameters per batch
 
 
 def batch_draws(r: dict) -> bool:
-    """Whether this measurement (a results file, or its random-real baseline kept by `remeasure.py --set-only`)
+    """Whether this measurement (a results file, or a random-real baseline that `remeasure.py` kept, which says so)
     predates per-image augmentation draws."""
-    return "eval_augment_draws" in r or "measured" in r
+    return "eval_augment_draws" in r or r.get("per_batch_draws", False)
 
 
 def draws_mark(augment: str, r: dict) -> str:
@@ -207,7 +216,9 @@ def main() -> None:
         "with augmentation: DSA's, or DC's own on MNIST for `dc`; 300 without), beside the papers' numbers. " \
         "\"steps\" are the outer steps the distillation took; GPU runs were stopped by a time limit (see " \
         "\"Methods\"). †: measured when training augmentation drew one set of random parameters per batch, shared " \
-        "by its images; the others draw per image, as the DSA and DC code do (see \"Known gaps\").\n\n" + \
+        "by its images; the others draw per image, as the DSA and DC code do (see \"Known gaps\"). ‡ W at T: the " \
+        "set's labels are (1 − W) × its own + W × the full-data ConvNet's predictions at temperature T, the blend " \
+        "the validation split chose (\"Teacher labels\" below).\n\n" + \
         methods_table() + \
         "\n\nTowards the state of the art (issue 5): each experiment is one change to a preset, 30 minutes of " \
         "distillation on the 2-core CPU; then the best 1-per-class sets trained without `distill` " \

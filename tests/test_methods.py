@@ -235,7 +235,9 @@ def test_every_standard_method_result_is_what_its_preset_runs_now():
         config["iterations"] = found.get("steps_taken") or config["iterations"]
         config.pop("max_minutes", None)
         preset = presets.resolve(dataset=found["dataset"], method=found["method"], ipc=found["ipc"])
-        differs = {k: (v, preset[k]) for k, v in config.items() if k in preset and v != preset[k]}
+        default = DistillConfig(dataset=found["dataset"], method=found["method"])  # for keys older files lack
+        differs = {k: (config.get(k, getattr(default, k)), v) for k, v in preset.items()
+                   if config.get(k, getattr(default, k)) != v}
         assert not differs, f"{path.name}: {differs}"
         checked += 1
     assert checked >= 10
@@ -261,3 +263,23 @@ def test_images_can_start_from_a_coresets_picks(coreset, digits):
         DistillConfig(dataset="digits", method="dm", init="random", image_init="mean").validate()
     with pytest.raises(DistillError, match="features, which 'lenet' does not expose"):
         DistillConfig(dataset="digits", method="dd", arch="lenet", image_init=coreset).validate()
+
+
+def test_every_preset_teacher_blend_is_the_one_its_committed_sweep_chose_on_validation():
+    """A preset takes teacher labels exactly where benchmarks/teacher_sweep.py, on the validation split, chose them for
+    its committed set, and the blend it chose; a set whose sweep chose none has none."""
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    swept = set()
+    for path in sorted(results.glob("teacher-sweep-*.json")):
+        sweep = json.loads(path.read_text())
+        found = json.loads((results / f"{sweep['set']}.json").read_text())
+        key = (found["dataset"], found["method"], found["ipc"])
+        assert sweep["set"] == f"{key[0]}-{key[1]}-ipc{key[2]}", "sweeps are of preset sets"
+        best = max(sweep["blends"], key=lambda b: b["validation"]["mean"])
+        assert sweep["chosen"] == {"weight": best["weight"], "temperature": best["temperature"]}
+        preset = presets.resolve(dataset=key[0], method=key[1], ipc=key[2])
+        assert preset["teacher_labels"] == best["weight"], path.name
+        if best["weight"]:
+            assert presets.TEACHER_BLENDS[key] == (best["weight"], best["temperature"])
+        swept.add(key)
+    assert set(presets.TEACHER_BLENDS) <= swept  # no blend without a sweep that chose it
