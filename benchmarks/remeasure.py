@@ -49,16 +49,18 @@ def sweep_measurement(name: str, synset, config: dict) -> EvalResult:
         sys.exit(f"{name}: --from-sweep needs {path.relative_to(HERE.parent)} (benchmarks/teacher_sweep.py {name})")
     sweep = json.loads(path.read_text())
     epochs = standard_sgd(synset, config["eval_augment"], config["eval_epochs"]).epochs
-    differs = [what for what, ours, theirs in (("augmentation", config["eval_augment"] or "none", sweep["eval_augment"]),
-                                               ("epochs", epochs, sweep["eval_epochs"]),
-                                               ("networks", config["eval_nets"], sweep["n_eval_nets"])) if ours != theirs]
+    pairs = (("augmentation", config["eval_augment"] or "none", sweep["eval_augment"]),
+             ("epochs", epochs, sweep["eval_epochs"]), ("networks", config["eval_nets"], sweep["n_eval_nets"]))
+    differs = [what for what, ours, theirs in pairs if ours != theirs]
     if differs:
         sys.exit(f"{name}: the sweep's evaluation differs from the preset's in {', '.join(differs)}; measure instead")
     swept = subprocess.run(["git", "show", f"{sweep['git_commit']}:./artifacts/{name}.safetensors"], cwd=HERE,
                            capture_output=True)
     if swept.returncode or swept.stdout != (HERE / "artifacts" / f"{name}.safetensors").read_bytes():
         sys.exit(f"{name}: the sweep (commit {sweep['git_commit'][:7]}) did not run on this set file; measure instead")
-    weight, temperature = config["teacher_labels"], config["teacher_temperature"]
+    default = DistillConfig()
+    weight = config.get("teacher_labels", default.teacher_labels)
+    temperature = config.get("teacher_temperature", default.teacher_temperature)
     for row in sweep["blends"]:
         if row["weight"] == weight and (not weight or row["temperature"] == temperature):
             return EvalResult("standard", config["arch"], row["test_accuracies"],
@@ -136,7 +138,8 @@ def main() -> None:
                                                            "measured", "per_batch_draws") if k in r["random_real"]},
         "config": config,
         "remeasured_from": [*old.get("remeasured_from", []), {
-            **replaced, "config": {k: old["config"].get(k, getattr(DistillConfig(), k)) for k in changed}, "git_commit": old.get("git_commit"),
+            **replaced, "config": {k: old["config"].get(k, getattr(DistillConfig(), k)) for k in changed},
+            "git_commit": old.get("git_commit"),
             "remeasure_git_commit": git_commit(), "remeasure_command": command,
             "because": args.because or "the preset's evaluation options",
             "remeasure_device": sweep_result.detail["device"] if sweep_result else str(device)}],

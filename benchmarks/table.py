@@ -177,7 +177,8 @@ def cross_arch_table() -> str:
         epochs = r.get("epochs") or (300 if r["augment"] == "none" else 1000)
         marked = any(draws_mark(r["augment"], a) for a in r["archs"].values())
         labels = f"; {r['labels']}" if "labels" in r else ""
-        rows += [f"Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, distilled with {r['distilled_with']}{labels}; "
+        rows += [f"Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, distilled with {r['distilled_with']}"
+                 f"{labels}; "
                  f"standard protocol, augmentation: {r['augment']}, {epochs} epochs; {r['device']}, "
                  f"{r.get('threads', '?')} thr.; a row's learning rate below it" +
                  (f"; {BATCH_DRAWS.strip()}: one augmentation draw per batch" if marked else "") + "): " +
