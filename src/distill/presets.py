@@ -98,6 +98,7 @@ TEACHER_BLENDS: dict[tuple[str, str, int], tuple[float, float]] = {
     ("mnist", "dsa", 1): (0.5, 4.0),
     ("mnist", "mtt", 10): (0.5, 4.0),
     ("fashion-mnist", "dc", 1): (0.5, 4.0),
+    ("fashion-mnist", "dsa", 1): (0.5, 4.0),
     ("fashion-mnist", "dsa", 10): (0.5, 4.0),
 }
 for _key, (_share, _temperature) in TEACHER_BLENDS.items():

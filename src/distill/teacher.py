@@ -12,8 +12,8 @@ blend gave 93.2%: the teacher's knowledge helps, not mere softness (benchmarks/r
 ipc1.json; validation chooses). On the Fashion-MNIST set, distilled without augmentation into images far from real
 clothes, every blend did harm, so whether to use it is a per-set choice (benchmarks/teacher_sweep.py makes it on the
 validation split; the presets take its choice, presets.TEACHER_BLENDS). On the DC, DM and DSA sets at 1 per class it
-chose half the teacher at temperature 4 every time, worth 1.5 to 2.5 points on MNIST and 0.2 on Fashion-MNIST
-DC; at 10 per class, 0.2 (MNIST MTT) and 0.6 (Fashion-MNIST DSA). The teacher is the network the full-data baseline
+chose half the teacher at temperature 4 every time, worth 1.5 to 2.5 points on MNIST and 0.2 and 0.8 on
+Fashion-MNIST; at 10 per class, 0.2 (MNIST MTT) and 0.6 (Fashion-MNIST DSA). The teacher is the network the full-data baseline
 and the herding start already train (cached on disk).
 """
 
