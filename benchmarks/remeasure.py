@@ -40,10 +40,13 @@ from distill.data import load_task
 from distill.evaluate import EvalResult, standard_sgd
 from distill.report import write_json
 
+BLEND = ("teacher_labels", "teacher_temperature")  # the options that make a teacher blend
 
-def sweep_measurement(name: str, synset, config: dict) -> EvalResult:
-    """The test accuracies of `config`'s blend in benchmarks/results/teacher-sweep-<name>.json, after checking that
-    the sweep measured exactly what this script would: the same set file, evaluation and number of networks."""
+
+def sweep_measurement(name: str, synset, config: dict, weight: float, temperature: float) -> EvalResult:
+    """The test accuracies of the blend (`weight`, `temperature`) in benchmarks/results/teacher-sweep-<name>.json,
+    after checking that the sweep measured exactly what this script would: the same set file, evaluation and number
+    of networks."""
     path = HERE / "results" / f"teacher-sweep-{name}.json"
     if not path.is_file():
         sys.exit(f"{name}: --from-sweep needs {path.relative_to(HERE.parent)} (benchmarks/teacher_sweep.py {name})")
@@ -58,13 +61,10 @@ def sweep_measurement(name: str, synset, config: dict) -> EvalResult:
                            capture_output=True)
     if swept.returncode or swept.stdout != (HERE / "artifacts" / f"{name}.safetensors").read_bytes():
         sys.exit(f"{name}: the sweep (commit {sweep['git_commit'][:7]}) did not run on this set file; measure instead")
-    default = DistillConfig()
-    weight = config.get("teacher_labels", default.teacher_labels)
-    temperature = config.get("teacher_temperature", default.teacher_temperature)
     for row in sweep["blends"]:
         if row["weight"] == weight and (not weight or row["temperature"] == temperature):
             return EvalResult("standard", config["arch"], row["test_accuracies"],
-                              detail={"from_sweep": path.name, "device": sweep["device"]})
+                              detail={"device": sweep["device"]})
     sys.exit(f"{name}: the sweep has no row for weight {weight:g} at temperature {temperature:g}; measure instead")
 
 
@@ -84,30 +84,31 @@ def main() -> None:
     path = HERE / "results" / f"{args.name}.json"
     old = json.loads(path.read_text())
     config = dict(old["config"])
+    defaults = DistillConfig()  # for options older results files do not record
     preset = presets.resolve(dataset=config["dataset"], method=config["method"], ipc=config["ipc"])
     changed = {k: preset[k] for k in FREE_ON_RESUME
-               if k.startswith(("eval_", "teacher_")) and preset[k] != config.get(k, getattr(DistillConfig(), k))}
+               if k.startswith(("eval_", "teacher_")) and preset[k] != config.get(k, getattr(defaults, k))}
     if not changed and not args.because:
         sys.exit(f"{args.name}: the preset's evaluation options are those of the results file; nothing to do "
                  "(pass --because if the evaluation code changed)")
     config.update(changed)
+    weight, temperature = (config.get(k, getattr(defaults, k)) for k in BLEND)
     device = pick_device(args.device)
     artifact = HERE / "artifacts" / f"{args.name}.safetensors"
     synset = distill.load(artifact)  # training moves it to the task's device
-    blend_changed = bool({"teacher_labels", "teacher_temperature"} & set(changed))
+    blend_changed = bool(set(BLEND) & set(changed))
     if blend_changed:  # the new blend (none included) applies to the set as distilled, never on top of an old one
         try:
             check_not_blended(synset)
         except DistillError as error:
             sys.exit(f"{artifact}: {error} (restore it from git history)")
-    if args.from_sweep and (args.because or set(changed) - {"teacher_labels", "teacher_temperature"}):
+    if args.from_sweep and (args.because or set(changed) - set(BLEND)):
         sys.exit(f"{args.name}: --from-sweep stands for a new teacher blend only, not for {', '.join(changed)}"
                  f"{' or --because' if args.because else ''}; measure instead")
-    sweep_result = sweep_measurement(args.name, synset, config) if args.from_sweep else None
-    relabelled = blend_changed and config["teacher_labels"] > 0
+    sweep_result = sweep_measurement(args.name, synset, config, weight, temperature) if args.from_sweep else None
+    relabelled = blend_changed and weight > 0
     if relabelled:
-        synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), config["teacher_labels"],
-                                     config["teacher_temperature"])
+        synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), weight, temperature)
     kept_baseline = {**old["random_real"], "measured": "before this re-measurement (see remeasured_from)",
                      "per_batch_draws": old["random_real"].get("per_batch_draws", False) or "eval_augment_draws" in old}
     if sweep_result is not None:
@@ -138,7 +139,7 @@ def main() -> None:
                                                            "measured", "per_batch_draws") if k in r["random_real"]},
         "config": config,
         "remeasured_from": [*old.get("remeasured_from", []), {
-            **replaced, "config": {k: old["config"].get(k, getattr(DistillConfig(), k)) for k in changed},
+            **replaced, "config": {k: old["config"].get(k, getattr(defaults, k)) for k in changed},
             "git_commit": old.get("git_commit"),
             "remeasure_git_commit": git_commit(), "remeasure_command": command,
             "because": args.because or "the preset's evaluation options",
