@@ -71,6 +71,22 @@ SETTINGS: dict[str, dict] = {
                   "ConvNet's predictions on the set at temperature 2 (distill.teacher; the same network the herding "
                   "start uses, so no extra training)",
     },
+    "mnist-frepo-ipc1-dcaug-bf16-herding-teachertargets-cpu30": {
+        "options": {**MNIST_DCAUG_BF16_HERDING, "teacher_labels": 0.0,
+                    "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_targets": "teacher",
+                                "teacher_temperature": 4.0}},
+        "change": "mnist-frepo-ipc1-dcaug-bf16-herding-cpu30 with the regression scored against the full-data "
+                  "ConvNet's predictions on each (augmented) real batch at temperature 4 instead of the batch's "
+                  "one-hot labels (frepo --opt real_targets=teacher); no teacher blended into the final labels, as "
+                  "in the run it changes",
+    },
+    "fashion-mnist-frepo-ipc1-herding-bf16-cpu60": {
+        "options": {"dataset": "fashion-mnist", "method": "frepo", "ipc": 1, "image_init": "herding",
+                    "options": {"real_dtype": "bfloat16"}, "eval_every": 500},
+        "change": "the Fashion-MNIST preset (no augmentation; 15,710 H200 steps from random real images) started "
+                  "from the herding picks, with the real batch's forward pass in bfloat16, for 60 CPU minutes "
+                  "(run with --max-minutes 60)",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "

@@ -10,6 +10,7 @@ from torch.nn import functional as F
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.loop import LoopConfig, run_loop, step_generator
+from distill.methods import frepo as frepo_module
 from distill.methods.frepo import regression_loss
 from helpers import method_and_set
 
@@ -46,6 +47,54 @@ def test_cross_entropy_loss_scores_the_same_regression_with_scaled_logits():
     got = regression_loss(syn, targets, real, labels, ridge=0.1, loss="ce", ce_scale=7.0)
     assert got.item() == pytest.approx(F.cross_entropy(7.0 * predictions, labels).item(), rel=1e-9)
     assert got.item() != pytest.approx(regression_loss(syn, targets, real, labels, ridge=0.1).item(), rel=1e-3)
+
+
+def test_probability_targets_are_scored_as_given_and_one_hot_ones_as_labels():
+    gen = torch.Generator().manual_seed(3)
+    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen, dtype=torch.float64)
+    targets = torch.softmax(torch.randn(6, 4, generator=gen, dtype=torch.float64), 1)
+    labels = torch.randint(4, (30,), generator=gen)
+    soft = torch.softmax(torch.randn(30, 4, generator=gen, dtype=torch.float64), 1)
+    lam = 0.1 * (syn * syn).sum(1).mean()
+    predictions = real @ torch.linalg.solve(syn.T @ syn + lam * torch.eye(20, dtype=torch.float64), syn.T @ targets)
+    assert regression_loss(syn, targets, real, soft, ridge=0.1).item() == pytest.approx(
+        ((predictions - soft) ** 2).sum(1).mean().item(), rel=1e-9)
+    assert regression_loss(syn, targets, real, F.one_hot(labels, 4).double(), ridge=0.1).item() == pytest.approx(
+        regression_loss(syn, targets, real, labels, ridge=0.1).item(), rel=1e-12)
+
+
+def test_teacher_targets_are_the_full_data_networks_softened_predictions_on_the_real_batch(digits, monkeypatch):
+    """With real_targets=teacher the regression is scored against the teacher's predictions on the very batch it saw,
+    not against the batch's labels."""
+    scored = {}
+
+    def spy(*args, **kwargs):
+        scored["targets"] = args[3]
+        return regression_loss(*args, **kwargs)
+
+    monkeypatch.setattr(frepo_module, "regression_loss", spy)
+    losses = {}
+    for targets in ("onehot", "teacher"):
+        method, synset = frepo(digits, options={"real_targets": targets, "teacher_temperature": 2.0, "real_batch": 64})
+        losses[targets] = method.loss(synset, 0, step_generator(0, 0)).item()
+        gen = step_generator(0, 0)  # the step's draws: a pool network, then the real batch
+        torch.randint(len(method.pool), (1,), generator=gen)
+        idx = torch.randint(len(digits.train_x), (64,), generator=gen)
+        if targets == "onehot":
+            assert method.teacher is None and torch.equal(scored["targets"], digits.train_y[idx])
+            continue
+        teacher, params = method.teacher
+        expected = (torch.func.functional_call(teacher, params, (digits.train_x[idx],)) / 2.0).softmax(1)
+        assert torch.allclose(scored["targets"], expected, atol=1e-5)
+        assert (scored["targets"].argmax(1) == digits.train_y[idx]).float().mean() >= 0.9  # a teacher that knows
+    assert losses["teacher"] != pytest.approx(losses["onehot"], rel=1e-3)
+
+
+def test_bad_real_targets_or_teacher_temperature_are_refused_before_any_work(digits):
+    with pytest.raises(DistillError, match="real_targets must be one of onehot, teacher"):
+        frepo(digits, options={"real_targets": "soft"})
+    with pytest.raises(DistillError, match="teacher_temperature must be positive"):
+        frepo(digits, options={"real_targets": "teacher", "teacher_temperature": 0})
 
 
 def test_an_unknown_loss_is_refused_before_any_work(digits):

@@ -26,7 +26,7 @@ from distill.data import Task
 from distill.errors import DistillError
 from distill.models import create_model
 from distill.synset import SyntheticSet
-from distill.train import full_data_config, trained_network
+from distill.train import Params, full_data_config, trained_network
 
 
 def check_teacher_options(weight: float, temperature: float) -> None:
@@ -37,12 +37,16 @@ def check_teacher_options(weight: float, temperature: float) -> None:
         raise DistillError(f"--teacher-temperature must be positive, got {temperature}")
 
 
+def teacher_network(task: Task, arch: str, progress: bool = True) -> tuple[torch.nn.Module, Params]:
+    """The teacher: the network of `arch` trained on the whole training split (the full-data baseline's, cached on
+    disk, so it is trained at most once), as a module and its parameters for `functional_call`."""
+    params = trained_network(task, arch, seed=0, config=full_data_config(arch), progress=progress)
+    return create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device), params
+
+
 def teacher_probabilities(synset: SyntheticSet, task: Task, temperature: float, progress: bool = True) -> torch.Tensor:
     """The full-data network's class probabilities [N, K] for the set's images, at `temperature`."""
-    arch = synset.meta["arch"]
-    params = trained_network(task, arch, seed=0, config=full_data_config(arch), progress=progress)  # trains if
-    # not cached yet, so outside no_grad
-    model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
+    model, params = teacher_network(task, synset.meta["arch"], progress)
     images = synset.images.detach().to(task.train_x.device)
     with torch.no_grad():
         logits = functional_call(model, params, (images,))

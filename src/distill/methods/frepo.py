@@ -5,7 +5,7 @@ ridge regression from the synthetic features to the synthetic set's targets in c
 real batch:
 
     W = psi_s^T (K_ss + lam I)^-1 Y_s,  K_ss = psi_s psi_s^T      (kernel form: only an n x n solve for n images)
-    loss = || psi_t W - onehot(y_t) ||^2 / batch
+    loss = || psi_t W - onehot(y_t) ||^2 / batch      (or the teacher's softened predictions: real_targets)
 
 Only the synthetic side needs gradients (the real features are constants), so a step costs one forward pass over
 the real batch and one forward/backward over the few synthetic images: far cheaper than unrolling training (`dd`)
@@ -29,6 +29,7 @@ from distill.errors import DistillError
 from distill.methods import parse_options, register_method
 from distill.models import create_model, embed, init_params
 from distill.synset import SyntheticSet
+from distill.teacher import teacher_network
 from distill.train import Params, classification_loss
 
 
@@ -45,6 +46,11 @@ class FRePoOptions:
     # regression already classifies with a margin, and cross-entropy is what evaluation trains with. Measured worse:
     # MNIST at 1 per class, DSA, 30 CPU minutes: 84.4% against 92.0% with "mse" (benchmarks/sota.py)
     ce_scale: float = 10.0
+    real_targets: str = "onehot"  # what the regression must predict on the real batch: "onehot", its labels (FRePo),
+    # or "teacher", the full-data network's predictions on the same (augmented) batch at `teacher_temperature`
+    # (distill.teacher): how alike the classes look to a network that has seen every image, which the set's learned
+    # labels and images can then carry ("dark knowledge" inside the distillation, not only blended in afterwards)
+    teacher_temperature: float = 4.0
     real_dtype: str = "float32"  # "bfloat16": the real batch's forward pass (the step's main cost: hundreds of images
     # against ten) runs under bfloat16 autocast. Its features only enter the loss as constants, and the synthetic
     # images' gradient keeps a cosine of 0.99999 to the float32 one, while the step takes about half the time on a CPU
@@ -63,11 +69,15 @@ class FeatureRegression:
         self.options: FRePoOptions = parse_options(type(self), config.options)
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
-        for key, allowed in (("loss", LOSSES), ("real_dtype", REAL_DTYPES)):
+        for key, allowed in (("loss", LOSSES), ("real_dtype", REAL_DTYPES), ("real_targets", REAL_TARGETS)):
             value = getattr(self.options, key)
             if value not in allowed:
                 raise DistillError(f"frepo: --opt {key} must be one of {', '.join(allowed)}, got {value!r}")
+        if not self.options.teacher_temperature > 0:
+            raise DistillError(f"frepo: --opt teacher_temperature must be positive, got {self.options.teacher_temperature}")
         self.task = task
+        self.teacher = teacher_network(task, self.config.arch, progress) if self.options.real_targets == "teacher" \
+            else None
         self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
         self.augment = augmentation_for(self.options.augment, task.spec.name)
         # staggered ages, so the pool always holds networks at every stage of training
@@ -90,6 +100,10 @@ class FeatureRegression:
         low_precision = self.options.real_dtype == "bfloat16"
         with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=low_precision):
             real_features = embed(self.model, params, real_x).float()
+            if self.teacher is not None:
+                teacher, teacher_params = self.teacher
+                logits = functional_call(teacher, teacher_params, (real_x,)).float()
+                real_y = (logits / self.options.teacher_temperature).softmax(1)
         syn_features = embed(self.model, params, syn_x)
         loss = regression_loss(syn_features, synset.target_probabilities(), real_features, real_y, self.options.ridge,
                                self.options.loss, self.options.ce_scale)
@@ -125,18 +139,21 @@ class FeatureRegression:
 
 LOSSES = ("mse", "ce")
 REAL_DTYPES = ("float32", "bfloat16")
+REAL_TARGETS = ("onehot", "teacher")
 
 
 def regression_loss(syn_features: torch.Tensor, syn_targets: torch.Tensor, real_features: torch.Tensor,
-                    real_labels: torch.Tensor, ridge: float, loss: str = "mse", ce_scale: float = 10.0) -> torch.Tensor:
+                    real_targets: torch.Tensor, ridge: float, loss: str = "mse", ce_scale: float = 10.0) -> torch.Tensor:
     """The error, on the real batch, of the ridge regression fitted to the synthetic set (kernel form): mean squared
-    error against one-hot labels, or (`loss="ce"`) cross-entropy of the predictions times `ce_scale`."""
+    error against the real targets (class indices [B], taken as one-hot, or probabilities [B, K]), or
+    (`loss="ce"`) cross-entropy of the predictions times `ce_scale`."""
     k_ss = syn_features @ syn_features.T
     lam = ridge * k_ss.diagonal().mean().detach().clamp_min(1e-12)
     eye = torch.eye(len(k_ss), device=k_ss.device, dtype=k_ss.dtype)
     alpha = torch.linalg.solve(k_ss + lam * eye, syn_targets)
     predictions = (real_features @ syn_features.T) @ alpha
     if loss == "ce":
-        return F.cross_entropy(ce_scale * predictions, real_labels)
-    onehot = F.one_hot(real_labels, syn_targets.shape[1]).to(predictions.dtype)
-    return ((predictions - onehot) ** 2).sum(1).mean()
+        return F.cross_entropy(ce_scale * predictions, real_targets)
+    if real_targets.ndim == 1:
+        real_targets = F.one_hot(real_targets, syn_targets.shape[1])
+    return ((predictions - real_targets.to(predictions.dtype)) ** 2).sum(1).mean()
