@@ -87,6 +87,15 @@ SETTINGS: dict[str, dict] = {
                   "from the herding picks, with the real batch's forward pass in bfloat16, for 60 CPU minutes "
                   "(run with --max-minutes 60)",
     },
+    "fashion-mnist-frepo-ipc1-herding-bf16-cropflip-cpu60": {
+        "options": {"dataset": "fashion-mnist", "method": "frepo", "ipc": 1, "image_init": "herding",
+                    "options": {"real_dtype": "bfloat16", "augment": "crop_flip"}, "eval_augment": "crop_flip",
+                    "eval_epochs": 0, "eval_every": 500},
+        "change": "fashion-mnist-frepo-ipc1-herding-bf16-cpu60 with a mild augmentation (a shift by up to 3 pixels or a "
+                  "mirror half the time, DSA's way: one of the two per draw, one draw shared by a step's real and "
+                  "synthetic batch) while distilling and evaluating (1,000 epochs), instead of none (run with "
+                  "--max-minutes 60)",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "
