@@ -81,7 +81,8 @@ SETTINGS: dict[str, dict] = {
                   "in the run it changes",
     },
     "mnist-frepo-ipc1-online500-cpu30": {
-        "options": {**MNIST_DCAUG_BF16_HERDING, "options": {**MNIST_DCAUG_BF16_HERDING["options"], "online_steps": 500}},
+        "options": {**MNIST_DCAUG_BF16_HERDING,
+                    "options": {**MNIST_DCAUG_BF16_HERDING["options"], "online_steps": 500}},
         "change": "the MNIST preset (mnist-frepo-ipc1: DC augmentation, bfloat16, herding start, half of every final "
                   "label from the teacher at temperature 4) with the pool's networks trained for 500 steps on the "
                   "set before renewal instead of 100, closer to the 1,000 steps an evaluation network takes",

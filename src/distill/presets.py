@@ -81,8 +81,8 @@ PRESETS: dict[tuple[str, str, int], dict] = {
     ("mnist", "frepo", 1): {"iterations": 3771, "learn_labels": True, "eval_every": 250, "image_init": "herding",
                             "options": {"augment": "dc", "real_dtype": "bfloat16"}, "eval_augment": "dc",
                             "eval_epochs": 0},
-    ("fashion-mnist", "frepo", 1): {"iterations": 12738, "learn_labels": True, "eval_every": 500, "image_init": "herding",
-                                    "options": {"real_dtype": "bfloat16"}},
+    ("fashion-mnist", "frepo", 1): {"iterations": 12738, "learn_labels": True, "eval_every": 500,
+                                    "image_init": "herding", "options": {"real_dtype": "bfloat16"}},
     # Not run yet (benchmarks/gpu_plan.txt holds them for the next GPU session, which caps them with --max-minutes and
     # then records the steps taken above): MTT with the same short experts as its MNIST rows, frepo at 10 per class
     **{k: {**_GPU_MTT_SETTING, "eval_every": 100}

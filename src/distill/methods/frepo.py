@@ -77,7 +77,8 @@ class FeatureRegression:
             if value not in allowed:
                 raise DistillError(f"frepo: --opt {key} must be one of {', '.join(allowed)}, got {value!r}")
         if not self.options.teacher_temperature > 0:
-            raise DistillError(f"frepo: --opt teacher_temperature must be positive, got {self.options.teacher_temperature}")
+            raise DistillError("frepo: --opt teacher_temperature must be positive, "
+                               f"got {self.options.teacher_temperature}")
         self.task = task
         self.teacher = teacher_network(task, self.config.arch, progress) if self.options.real_targets == "teacher" \
             else None
