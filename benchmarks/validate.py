@@ -6,9 +6,9 @@ test split is promoted or kept out by validation, never by the test split.
 Trains the results file's evaluation networks again on benchmarks/runs/<name>/synset.safetensors (the set the
 benchmarks/sota.py run kept; runs are not committed, so repeat the run first on a fresh clone), measuring each on
 the validation split and the test split, and adds both to benchmarks/results/<name>.json as `validation`. The test
-accuracies must be the file's own, net for net (evaluation is deterministic for a given number of CPU threads, so
-it uses the run's), which shows the networks are the same ones. The preset's validation accuracy on the same protocol is in its set's teacher sweep
-(benchmarks/teacher_sweep.py), the row of the blend the preset uses.
+accuracies must be the file's own, net for net (evaluation is deterministic for a given number of CPU threads, so it
+uses the run's), which shows the networks are the same ones. The preset's validation accuracy on the same protocol
+is in its set's teacher sweep (benchmarks/teacher_sweep.py), the row of the blend the preset uses.
 """
 
 from __future__ import annotations
