@@ -40,13 +40,14 @@ def main() -> None:
     # in another order, and the networks come out slightly different
     synset = distill.load(set_file)
     augment = config["eval_augment"]
-    result = evaluate_set(synset, load_task(config["dataset"]), n_nets=found["n_eval_nets"],
-                          sgd=standard_sgd(synset, augment, config["eval_epochs"]), augment=augment, validation=True)
+    sgd = standard_sgd(synset, augment, config["eval_epochs"])
+    result = evaluate_set(synset, load_task(config["dataset"]), n_nets=found["n_eval_nets"], sgd=sgd, augment=augment,
+                          validation=True)
     if [round(a, 6) for a in result.accuracies] != [round(a, 6) for a in found["accuracies"]]:
         sys.exit(f"{args.name}: the networks' test accuracies {result.accuracies} are not the results file's "
                  f"{found['accuracies']}; the set or the evaluation changed since that run, so run it again")
     found["validation"] = {**mean_std(result.detail["val_accuracies"]), "accuracies": result.detail["val_accuracies"],
-                           "device": cpu_name(), "threads": torch.get_num_threads(), "git_commit": git_commit(),
+                           "epochs": sgd.epochs, "device": cpu_name(), "threads": torch.get_num_threads(), "git_commit": git_commit(),
                            "command": f"DISTILL_DATA=../shared/data python benchmarks/validate.py {args.name}"}
     write_json(found, results_file)
     print(json.dumps({"name": args.name, "validation": found["validation"]["mean"], "test": found["accuracy_mean"]}))

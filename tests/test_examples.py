@@ -101,8 +101,8 @@ def assert_lost_on_validation(rival: dict, chosen: dict, results: Path) -> None:
     assert picked == blend(chosen["config"])
     validation = {(b["weight"], b["temperature"]): b["validation"]["mean"] for b in sweep["blends"]}
     if "validation" in rival:  # another set: its own validation, from networks trained as the sweep's were
-        assert (rival["config"]["eval_augment"] or "none", rival["n_eval_nets"]) == (sweep["eval_augment"],
-                                                                                    sweep["n_eval_nets"])
+        trained = (rival["config"]["eval_augment"] or "none", rival["validation"]["epochs"], rival["n_eval_nets"])
+        assert trained == (sweep["eval_augment"], sweep["eval_epochs"], sweep["n_eval_nets"])
         assert rival["validation"]["mean"] < validation[picked]
     else:
         assert validation[blend(rival["config"])] < validation[picked]
