@@ -7,10 +7,12 @@
 #
 # On the device machine: `DISTILL_DATA=.gpu-data DEADLINE=540 bash benchmarks/gpu_session.sh` (.gpu-data a carried
 # copy of the data). At DEADLINE seconds (0: none) it stops waiting; either way it packs the results files and sets
-# made during the session (no pictures or logs: files come back at 16 MiB at most) into $OUT/gpu-session.tgz and
-# prints each new result's accuracy, so the numbers reach the output even if the file does not.
+# made during the session, the runs' own sets too (no pictures or logs: files come back at 16 MiB at most), into
+# $OUT/gpu-session.tgz and prints each new result's accuracy, so the numbers reach the output even if the file does
+# not.
 #
-# A plan line is `MINUTES SETTING [methods.py options]`, with ` ; ` between settings that one process runs in turn;
+# A plan line is `MINUTES [SCRIPT] SETTING [options]` (SCRIPT: a benchmarks/ script taking --max-minutes, methods.py
+# when left out), with ` ; ` between settings that one process runs in turn;
 # MINUTES 0 means no time limit (coresets). With MPS=1 the script first tries NVIDIA's Multi-Process Service, so the
 # processes' small kernels can run side by side instead of time-slicing the GPU (on one H200 it helped DM, 1,622
 # steps in 3 minutes beside eight runs, but not DSA: 0.9 steps/s beside eight runs, 2.8 beside one); it checks that
@@ -57,7 +59,7 @@ smoke() {  # method: a two-step run of it, then evaluation, on MNIST
         echo "smoke test passed: $method"
     else
         echo "smoke test FAILED: $method; stopping its runs"; touch "$logs/STOP-$method"
-        pkill -f "benchmarks/methods.py [a-z-]*-$method-ipc"; tail -n 30 "$logs/smoke-$method.log"
+        pkill -f "benchmarks/[a-z_]*\.py [a-z-]*-$method-ipc"; tail -n 30 "$logs/smoke-$method.log"
     fi
 }
 
@@ -66,10 +68,12 @@ bench() {  # minutes, then settings with their options, separated by ';'
     local IFS=';'
     for run in $*; do
         IFS=' ' read -r -a words <<<"$run"
+        local script=methods.py
+        [[ ${words[0]} == *.py ]] && { script=${words[0]}; words=("${words[@]:1}"); }
         local name=${words[0]}
         [ -e "$logs/STOP-$(method_of "$name")" ] && continue
         local limit=(); [ "$minutes" != 0 ] && limit=(--max-minutes "$minutes")
-        python3 benchmarks/methods.py "${words[@]}" "${limit[@]}" >"$logs/$name.log" 2>&1 \
+        python3 "benchmarks/$script" "${words[@]}" "${limit[@]}" >"$logs/$name.log" 2>&1 \
             && echo "done: $name" || echo "FAILED: $name (see $logs/$name.log)"
     done
 }
@@ -86,12 +90,13 @@ if [ "$deadline" -gt 0 ]; then
     while [ -n "$(jobs -rp)" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done
     if [ -n "$(jobs -rp)" ]; then  # stop the rest, so nothing still writes to this output once the session ends
         echo "deadline of ${deadline}s reached: stopping the runs still going, packing what has finished"
-        pkill -f "benchmarks/methods.py"; pkill -f "distill.cli import main"; sleep 2
+        pkill -f "benchmarks/[a-z_]*\.py"; pkill -f "distill.cli import main"; sleep 2
     fi
 else
     wait
 fi
-made=$(find benchmarks/results benchmarks/artifacts -newer "$started" -type f ! -name '*.png')
+made=$(find benchmarks/results benchmarks/artifacts -newer "$started" -type f ! -name '*.png'
+       find benchmarks/runs -mindepth 2 -maxdepth 2 -name synset.safetensors -newer "$started")
 out=${OUT:-benchmarks/runs}
 [ -n "$made" ] && tar czf "$out/gpu-session.tgz" $made && echo "packed into $out/gpu-session.tgz:" $made
 for f in $made; do

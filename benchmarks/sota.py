@@ -1,5 +1,6 @@
-"""Issue 5's experiments: what each change does to the 1-image-per-class sets, one change at a time, under the cost
-limit the issue sets (30 minutes of distillation on the 2-core CPU), writing benchmarks/results/<name>.json.
+"""Issue 5's experiments: what each change does to the distilled sets, one change at a time, under a time limit (the
+issue's 30 minutes of distillation on the 2-core CPU, or --max-minutes; the `-gpu` settings run in a GPU session,
+benchmarks/gpu_plan.txt), writing benchmarks/results/<name>.json.
 
     DISTILL_DATA=../shared/data python benchmarks/sota.py mnist-dc-ipc1-cpu30
     DISTILL_DATA=../shared/data python benchmarks/sota.py --list
@@ -103,6 +104,14 @@ SETTINGS: dict[str, dict] = {
                   "synthetic batch) while distilling and evaluating (1,000 epochs), instead of none (run with "
                   "--max-minutes 60)",
     },
+    # on the GPU (benchmarks/gpu_plan.txt, under --max-minutes): does augmentation help Fashion-MNIST frepo at 10 and
+    # 50 per class, where it cost 3 to 4 points at 1?
+    **{f"fashion-mnist-frepo-ipc{n}-dsa-gpu": {
+        "options": {"dataset": "fashion-mnist", "method": "frepo", "ipc": n,
+                    "options": {"real_dtype": "bfloat16", "augment": "dsa"}, "eval_augment": "dsa", "eval_epochs": 0},
+        "change": f"the Fashion-MNIST frepo preset at {n} per class (no augmentation) with DSA's augmentation while "
+                  "distilling (one draw shared by a step's real and synthetic batch) and evaluating (1,000 epochs)",
+    } for n in (10, 50)},
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "
