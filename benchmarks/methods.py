@@ -43,7 +43,7 @@ def main() -> None:
                           ("eval_every", args.eval_every)):
         if value:
             options = {**options, option: value}
-            command += f" --{option.replace('_', '-')} {value:g}"
+            command += f" --{option.replace('_', '-')} {value if isinstance(value, int) else format(value, 'g')}"
     run_setting(args.name, options, command,
                 artifact=args.name, seed=args.seed, device=args.device, resume=args.resume,
                 extra={"published": PUBLISHED.get(key)})

@@ -68,8 +68,8 @@ class DistillConfig:
     eval_nets: int = 5
     keep_best: bool = True  # keep the set that scored best on the validation split
     clamp_pixels: bool = False  # keep the images valid pictures (pixels in [0, 1]) after every outer step
-    max_minutes: float = 0.0  # stop distilling after this long, at a step boundary (0: no limit); the summary
-    # records the steps taken, and `iterations` set to that repeats the run on any machine
+    max_minutes: float = 0.0  # stop distilling after this long in all (a resumed run's earlier minutes count), at a
+    # step boundary (0: no limit); the summary records the steps taken, and `iterations` set to that repeats the run
     seed: int = 0
     optimizer: str = "adam"  # adam | sgd (with `momentum`): the outer optimiser over the synthetic tensors
     momentum: float = 0.5

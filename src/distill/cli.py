@@ -90,7 +90,8 @@ def run(
                                                 help="Keep the images valid pictures (pixels in [0, 1]) after every "
                                                      "step, or let them leave that range (default)."),
     seed: Optional[int] = typer.Option(None, help="Seed of everything random in the run (default 0)."),
-    max_minutes: Optional[float] = typer.Option(None, help="Stop distilling after this many minutes (0: no limit); "
+    max_minutes: Optional[float] = typer.Option(None, help="Stop distilling after this many minutes in all, a "
+                                                           "resumed run's earlier minutes included (0: no limit); "
                                                            "the summary records the steps taken."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: runs/<dataset>-<method>)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
