@@ -6,7 +6,7 @@
 #     DISTILL_DATA=../shared/data bash benchmarks/gpu_session.sh [PLAN]    # default benchmarks/gpu_plan.txt
 #
 # On the device machine: `DISTILL_DATA=.gpu-data DEADLINE=540 bash benchmarks/gpu_session.sh` (.gpu-data a carried
-# copy of the data). At DEADLINE seconds (0: none) it stops waiting; either way it packs the results files and sets
+# copy of the data, made by benchmarks/gpu_data.sh; training images it finds as .xz become .gz first). At DEADLINE seconds (0: none) it stops waiting; either way it packs the results files and sets
 # made during the session, the runs' own sets too (no pictures or logs: files come back at 16 MiB at most), into
 # $OUT/gpu-session.tgz and prints each new result's accuracy, so the numbers reach the output even if the file does
 # not.
@@ -29,6 +29,11 @@ deadline=${DEADLINE:-0}
 mkdir -p "$logs"
 started=$logs/session-start
 touch "$started"
+for packed in "${DISTILL_DATA:-.}"/*/*.xz; do  # training images carried as xz (benchmarks/gpu_data.sh)
+    [ -e "$packed" ] && python3 -c "import gzip, lzma, shutil, sys
+with lzma.open(sys.argv[1]) as source, gzip.open(sys.argv[1][:-3] + '.gz', 'wb', compresslevel=1) as target:
+    shutil.copyfileobj(source, target)" "$packed"
+done
 rm -f "$logs"/STOP-*
 
 mps=0
