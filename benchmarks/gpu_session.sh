@@ -6,10 +6,10 @@
 #     DISTILL_DATA=../shared/data bash benchmarks/gpu_session.sh [PLAN]    # default benchmarks/gpu_plan.txt
 #
 # On the device machine: `DISTILL_DATA=.gpu-data DEADLINE=540 bash benchmarks/gpu_session.sh` (.gpu-data a carried
-# copy of the data, made by benchmarks/gpu_data.sh; training images it finds as .xz become .gz first). At DEADLINE seconds (0: none) it stops waiting; either way it packs the results files and sets
-# made during the session, the runs' own sets too (no pictures or logs: files come back at 16 MiB at most), into
-# $OUT/gpu-session.tgz and prints each new result's accuracy, so the numbers reach the output even if the file does
-# not.
+# copy of the data, made by benchmarks/gpu_data.sh; training images it finds as .xz become .gz first). At DEADLINE
+# seconds (0: none) it stops waiting; either way it packs the results files and sets made during the session, the
+# runs' own sets too (no pictures or logs: files come back at 16 MiB at most), into $OUT/gpu-session.tgz and prints
+# each new result's accuracy, so the numbers reach the output even if the file does not.
 #
 # A plan line is `MINUTES [SCRIPT] SETTING [options]` (SCRIPT: a benchmarks/ script taking --max-minutes, methods.py
 # when left out), with ` ; ` between settings that one process runs in turn;
