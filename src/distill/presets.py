@@ -111,6 +111,7 @@ TEACHER_BLENDS: dict[tuple[str, str, int], tuple[float, float]] = {
     ("fashion-mnist", "dc", 1): (0.5, 4.0),
     ("fashion-mnist", "dsa", 1): (0.5, 4.0),
     ("fashion-mnist", "dsa", 10): (0.5, 4.0),
+    ("fashion-mnist", "frepo", 10): (0.5, 4.0),
 }
 for _key, (_share, _temperature) in TEACHER_BLENDS.items():
     PRESETS[_key] = {**PRESETS[_key], "teacher_labels": _share, "teacher_temperature": _temperature}
