@@ -108,6 +108,7 @@ TEACHER_BLENDS: dict[tuple[str, str, int], tuple[float, float]] = {
     ("mnist", "dm", 1): (0.5, 4.0),
     ("mnist", "dsa", 1): (0.5, 4.0),
     ("mnist", "mtt", 10): (0.5, 4.0),
+    ("mnist", "frepo", 10): (0.5, 4.0),
     ("fashion-mnist", "dc", 1): (0.5, 4.0),
     ("fashion-mnist", "dsa", 1): (0.5, 4.0),
     ("fashion-mnist", "dsa", 10): (0.5, 4.0),
