@@ -47,7 +47,8 @@ def main() -> None:
         sys.exit(f"{args.name}: the networks' test accuracies {result.accuracies} are not the results file's "
                  f"{found['accuracies']}; the set or the evaluation changed since that run, so run it again")
     found["validation"] = {**mean_std(result.detail["val_accuracies"]), "accuracies": result.detail["val_accuracies"],
-                           "epochs": sgd.epochs, "device": cpu_name(), "threads": torch.get_num_threads(), "git_commit": git_commit(),
+                           "epochs": sgd.epochs, "device": cpu_name(), "threads": torch.get_num_threads(),
+                           "git_commit": git_commit(),
                            "command": f"DISTILL_DATA=../shared/data python benchmarks/validate.py {args.name}"}
     write_json(found, results_file)
     print(json.dumps({"name": args.name, "validation": found["validation"]["mean"], "test": found["accuracy_mean"]}))

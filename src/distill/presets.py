@@ -79,9 +79,10 @@ PRESETS: dict[tuple[str, str, int], dict] = {
     # the full-data ConvNet at temperature 4 (TEACHER_BLENDS below), the regression scored on 1,024 real images a
     # step, for the 1,285 steps 30 minutes of one CPU thread gave it (benchmarks/sota.py mnist-frepo-ipc1-batch1024-
     # cpu30: 94.6%, validation 93.7%; with 256 images, 3,771 steps, 94.2%, validation 93.4%; with teacher labels
-    # at temperature 2 (sota.py mnist-frepo-ipc1-dcaug-bf16-herding-teacher-cpu30): 94.3%; without teacher labels, 5,161 steps, 93.5%, the same kept images; from random real
-    # images 92.9%; in float32, 2,200 steps, 92.7%; with DSA's augmentation 92.0%; without augmentation, 10,703 H200
-    # steps gave 88.7%). Fashion-MNIST: no augmentation, started from the herding picks, the real batch in bfloat16,
+    # at temperature 2 (sota.py mnist-frepo-ipc1-dcaug-bf16-herding-teacher-cpu30): 94.3%; without teacher labels,
+    # 5,161 steps, 93.5%, the same kept images; from random real images 92.9%; in float32, 2,200 steps, 92.7%; with
+    # DSA's augmentation 92.0%; without augmentation, 10,703 H200 steps gave 88.7%). Fashion-MNIST: no augmentation,
+    # started from the herding picks, the real batch in bfloat16,
     # the 12,738 steps 60 minutes of one CPU thread gave it (benchmarks/sota.py fashion-mnist-frepo-ipc1-herding-bf16-
     # cpu60: 78.4%, validation 79.1%; the 15,710 float32 steps from random real images that one H200 made in 3
     # minutes, about 3 hours on the CPU, gave 78.2%, validation 79.0%; with DSA, 30 CPU minutes gave 74.9%)
