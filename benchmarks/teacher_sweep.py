@@ -24,9 +24,10 @@ import json
 import sys
 
 import torch
-from common import HERE, cpu_name, git_commit
+from common import HERE, device_name, git_commit
 
 import distill
+from distill.api import pick_device
 from distill.data import load_task
 from distill.evaluate import evaluate_set, mean_std, standard_sgd
 from distill.errors import DistillError
@@ -56,6 +57,7 @@ def main() -> None:
     parser.add_argument("--blends", type=parse_blends, default=BLENDS, help="weight:temperature pairs, comma "
                         "separated, weight 0 among them (default: " + ",".join(f"{w:g}:{t:g}" for w, t in BLENDS) + ")")
     parser.add_argument("--no-control", action="store_true", help="skip the uniform-smoothing control row")
+    parser.add_argument("--device", default=None, help="where the networks train (default: a GPU when there is one)")
     args = parser.parse_args()
     results_file, artifact = HERE / "results" / f"{args.name}.json", HERE / "artifacts" / f"{args.name}.safetensors"
     if not (results_file.is_file() and artifact.is_file()):
@@ -67,7 +69,8 @@ def main() -> None:
         check_not_blended(synset)  # now, not after the first blend's networks have trained
     except DistillError as error:
         sys.exit(f"{artifact}: {error}")
-    task = load_task(config["dataset"])
+    device = pick_device(args.device)
+    task = load_task(config["dataset"]).to(device)
     augment = config["eval_augment"]
     sgd = standard_sgd(synset, augment, config["eval_epochs"])
 
@@ -102,7 +105,7 @@ def main() -> None:
                 "eval_epochs": sgd.epochs, "n_eval_nets": args.nets, "blends": rows,
                 "chosen": {"weight": chosen["weight"], "temperature": chosen["temperature"]},
                 "uniform_smoothing_control": control, "control_skipped": args.no_control,
-                "device": cpu_name(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "device": device_name(str(device)), "threads": torch.get_num_threads(), "torch": torch.__version__,
                 "git_commit": git_commit(), "command": command},
                HERE / "results" / f"teacher-sweep-{args.name}.json")
 
