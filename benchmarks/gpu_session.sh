@@ -39,8 +39,9 @@ rm -f "$logs"/STOP-*
 mps=0
 if [ "${MPS:-0}" = 1 ]; then  # a pipe folder of our own: if MPS fails, clients find no daemon and use the GPU directly
     export CUDA_MPS_PIPE_DIRECTORY=/tmp/distill-mps CUDA_MPS_LOG_DIRECTORY=/tmp/distill-mps-log
-    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"
-    if nvidia-cuda-mps-control -d && timeout 60 python3 -c "import torch
+    mkdir -p "$CUDA_MPS_PIPE_DIRECTORY" "$CUDA_MPS_LOG_DIRECTORY"  # a daemon left by an earlier call on a warm machine
+    # is reused (starting a second one fails)
+    if { nvidia-cuda-mps-control -d || pgrep -x nvidia-cuda-mps-control >/dev/null; } && timeout 60 python3 -c "import torch
 assert (torch.ones(2, device='cuda') * 2).sum().item() == 4"; then
         mps=1; echo "CUDA MPS is on: the processes share the GPU side by side"
     else

@@ -15,20 +15,39 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 
 from common import run_setting, setting_parser
 
+from distill.methods.frepo import FRePoOptions
 from distill.presets import PUBLISHED
 
 CPU_MINUTES = 30.0  # issue 5's cost limit for the MNIST 1-per-class set
 NO_STEP_CAP = 1_000_000  # the time limit, not a step count, ends these runs
 
-# the first experiment; every other one changes one thing in it
-MNIST_DSA = dict(dataset="mnist", method="frepo", ipc=1, options={"augment": "dsa"}, eval_augment="dsa",
-                 eval_epochs=0, eval_every=250)
 
-MNIST_DCAUG_BF16 = {**MNIST_DSA, "options": {"augment": "dc", "real_dtype": "bfloat16"}, "eval_augment": "dc"}
+
+def frepo_options(**changes) -> dict:
+    """Every frepo option written out, `changes` over the method's defaults. A run's `options` are merged into its
+    preset's, so a setting that named only what it changed would silently take up whatever a later preset adds (the
+    MNIST preset's bfloat16 and 1,024-image batch did that to the settings before them); written out in full, and with
+    the other options the presets set, a setting keeps naming what its results file ran (tests/test_sota_settings.py)."""
+    return {**asdict(FRePoOptions()), **changes}
+
+
+NO_TEACHER = {"teacher_labels": 0.0, "teacher_temperature": 2.0}
+MNIST_TEACHER = {"teacher_labels": 0.5, "teacher_temperature": 4.0}  # the MNIST preset's blend (presets.TEACHER_BLENDS)
+
+# the first experiment; every other one changes one thing in it
+MNIST_DSA = dict(dataset="mnist", method="frepo", ipc=1, learn_labels=True, image_init="real",
+                 options=frepo_options(augment="dsa"), eval_augment="dsa", eval_epochs=0, eval_every=250, **NO_TEACHER)
+
+MNIST_DCAUG_BF16 = {**MNIST_DSA, "options": frepo_options(augment="dc", real_dtype="bfloat16"), "eval_augment": "dc"}
 MNIST_DCAUG_BF16_HERDING = {**MNIST_DCAUG_BF16, "image_init": "herding"}
+# Fashion-MNIST's recipe (presets._FREPO_RECIPES): herding start, bfloat16, no augmentation, no teacher at 1 per class
+FMNIST_HERDING_BF16 = dict(dataset="fashion-mnist", method="frepo", learn_labels=True, image_init="herding",
+                           options=frepo_options(real_dtype="bfloat16"), eval_augment="none", eval_epochs=0,
+                           **NO_TEACHER)
 
 SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dsa-cpu30": {
@@ -37,7 +56,7 @@ SETTINGS: dict[str, dict] = {
                   "sets evaluated with DSA augmentation for 1,000 epochs; 30 CPU minutes",
     },
     "mnist-frepo-ipc1-dsa-ce-cpu30": {
-        "options": {**MNIST_DSA, "options": {"augment": "dsa", "loss": "ce"}},
+        "options": {**MNIST_DSA, "options": frepo_options(augment="dsa", loss="ce")},
         "change": "mnist-frepo-ipc1-dsa-cpu30 with the regression scored by cross-entropy (outputs x 10) instead of "
                   "squared error",
     },
@@ -47,7 +66,7 @@ SETTINGS: dict[str, dict] = {
                   "mean in the full-data network's features) instead of random real images",
     },
     "mnist-frepo-ipc1-dcaug-cpu30": {
-        "options": {**MNIST_DSA, "options": {"augment": "dc"}, "eval_augment": "dc"},
+        "options": {**MNIST_DSA, "options": frepo_options(augment="dc"), "eval_augment": "dc"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 with DC's MNIST augmentation (crop, scale or rotate up to 45 degrees) "
                   "instead of DSA's, while distilling and evaluating",
     },
@@ -73,7 +92,7 @@ SETTINGS: dict[str, dict] = {
                   "start uses, so no extra training)",
     },
     "mnist-frepo-ipc1-dcaug-bf16-herding-teachertargets-cpu30": {
-        "options": {**MNIST_DCAUG_BF16_HERDING, "teacher_labels": 0.0,
+        "options": {**MNIST_DCAUG_BF16_HERDING, "teacher_labels": 0.0, "teacher_temperature": 4.0,
                     "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_targets": "teacher",
                                 "teacher_temperature": 4.0}},
         "change": "mnist-frepo-ipc1-dcaug-bf16-herding-cpu30 with the regression scored against the full-data "
@@ -82,30 +101,28 @@ SETTINGS: dict[str, dict] = {
                   "in the run it changes",
     },
     "mnist-frepo-ipc1-online500-cpu30": {
-        "options": {**MNIST_DCAUG_BF16_HERDING,
+        "options": {**MNIST_DCAUG_BF16_HERDING, **MNIST_TEACHER,
                     "options": {**MNIST_DCAUG_BF16_HERDING["options"], "online_steps": 500}},
         "change": "the MNIST preset (mnist-frepo-ipc1: DC augmentation, bfloat16, herding start, half of every final "
                   "label from the teacher at temperature 4) with the pool's networks trained for 500 steps on the "
                   "set before renewal instead of 100, closer to the 1,000 steps an evaluation network takes",
     },
     "mnist-frepo-ipc1-batch1024-cpu30": {
-        "options": {**MNIST_DCAUG_BF16_HERDING,
+        "options": {**MNIST_DCAUG_BF16_HERDING, **MNIST_TEACHER,
                     "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_batch": 1024}},
         "change": "the MNIST preset (mnist-frepo-ipc1: DC augmentation, bfloat16, herding start, half of every final "
                   "label from the teacher at temperature 4) with the regression scored on 1,024 real images a step "
                   "instead of 256: fewer, less noisy steps, as its validation levels off within the first thousand",
     },
     "fashion-mnist-frepo-ipc1-herding-bf16-cpu60": {
-        "options": {"dataset": "fashion-mnist", "method": "frepo", "ipc": 1, "image_init": "herding",
-                    "options": {"real_dtype": "bfloat16"}, "eval_every": 500},
+        "options": {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500},
         "change": "the Fashion-MNIST preset (no augmentation; 15,710 H200 steps from random real images) started "
                   "from the herding picks, with the real batch's forward pass in bfloat16, for 60 CPU minutes "
                   "(run with --max-minutes 60)",
     },
     "fashion-mnist-frepo-ipc1-herding-bf16-cropflip-cpu60": {
-        "options": {"dataset": "fashion-mnist", "method": "frepo", "ipc": 1, "image_init": "herding",
-                    "options": {"real_dtype": "bfloat16", "augment": "crop_flip"}, "eval_augment": "crop_flip",
-                    "eval_epochs": 0, "eval_every": 500},
+        "options": {**FMNIST_HERDING_BF16, "ipc": 1, "options": frepo_options(real_dtype="bfloat16", augment="crop_flip"),
+                    "eval_augment": "crop_flip", "eval_every": 500},
         "change": "fashion-mnist-frepo-ipc1-herding-bf16-cpu60 with a mild augmentation (a shift by up to 3 pixels or a "
                   "mirror half the time, DSA's way: one of the two per draw, one draw shared by a step's real and "
                   "synthetic batch) while distilling and evaluating (1,000 epochs), instead of none (run with "
@@ -114,29 +131,25 @@ SETTINGS: dict[str, dict] = {
     # on the GPU (benchmarks/gpu_plan.txt, under --max-minutes): does augmentation help Fashion-MNIST frepo at 10 and
     # 50 per class, where it cost 3 to 4 points at 1?
     **{f"fashion-mnist-frepo-ipc{n}-dsa-gpu": {
-        "options": {"dataset": "fashion-mnist", "method": "frepo", "ipc": n,
-                    "options": {"real_dtype": "bfloat16", "augment": "dsa"}, "eval_augment": "dsa", "eval_epochs": 0},
+        "options": {**FMNIST_HERDING_BF16, "ipc": n, "options": frepo_options(real_dtype="bfloat16", augment="dsa"),
+                    "eval_augment": "dsa", "eval_every": 1000},
         "change": f"the Fashion-MNIST frepo preset at {n} per class (no augmentation) with DSA's augmentation while "
                   "distilling (one draw shared by a step's real and synthetic batch) and evaluating (1,000 epochs)",
     } for n in (10, 50)},
     # on the GPU (benchmarks/gpu_plan.txt, under --max-minutes): the regression scored on more real images a step,
-    # which helped MNIST at 1 per class on the CPU (mnist-frepo-ipc1-batch1024-cpu30). Every option is written out,
-    # so a later preset change cannot change what these names mean
+    # which helped MNIST at 1 per class on the CPU (mnist-frepo-ipc1-batch1024-cpu30)
     **{f"{d}-frepo-ipc{n}-batch{batch}-gpu": {
         "options": {"dataset": d, "method": "frepo", "ipc": n, "learn_labels": True, "image_init": "herding",
-                    "options": {**({"augment": "dc"} if d == "mnist" else {}), "real_dtype": "bfloat16",
-                                "real_batch": batch},
+                    "options": frepo_options(**({"augment": "dc"} if d == "mnist" else {}), real_dtype="bfloat16",
+                                             real_batch=batch),
                     "eval_augment": "dc" if d == "mnist" else "none", "eval_epochs": 0,
                     "eval_every": {(1, "mnist"): 250, (1, "fashion-mnist"): 500}.get((n, d), 1000), **teacher},
         "change": f"the {d} frepo preset at {n} per class with the regression scored on {batch:,} real images a step "
                   f"instead of {256 if (d, n) != ('mnist', 1) else 1024}, on one GPU under --max-minutes",
     } for d, n, batch, teacher in (
-        ("mnist", 1, 4096, {"teacher_labels": 0.5, "teacher_temperature": 4.0}),
-        ("fashion-mnist", 1, 1024, {"teacher_labels": 0.0}),
-        ("mnist", 10, 1024, {"teacher_labels": 0.5, "teacher_temperature": 4.0}),
-        ("fashion-mnist", 10, 1024, {"teacher_labels": 0.5, "teacher_temperature": 4.0}),
-        ("mnist", 50, 1024, {"teacher_labels": 0.0}),
-        ("fashion-mnist", 50, 1024, {"teacher_labels": 0.0}))},
+        ("mnist", 1, 4096, MNIST_TEACHER), ("fashion-mnist", 1, 1024, NO_TEACHER), ("mnist", 10, 1024, MNIST_TEACHER),
+        ("fashion-mnist", 10, 1024, MNIST_TEACHER), ("mnist", 50, 1024, NO_TEACHER),
+        ("fashion-mnist", 50, 1024, NO_TEACHER))},
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "

@@ -116,6 +116,12 @@ TEACHER_BLENDS: dict[tuple[str, str, int], tuple[float, float]] = {
     ("fashion-mnist", "dsa", 1): (0.5, 4.0),
     ("fashion-mnist", "dsa", 10): (0.5, 4.0),
     ("fashion-mnist", "frepo", 10): (0.5, 4.0),
+    # at 50 per class, swept on one H200 (benchmarks/gpu_plan.txt)
+    ("mnist", "dsa", 50): (0.5, 4.0),
+    ("mnist", "frepo", 50): (1.0, 4.0),
+    ("fashion-mnist", "dm", 50): (0.5, 4.0),
+    ("fashion-mnist", "dsa", 50): (1.0, 4.0),
+    ("fashion-mnist", "frepo", 50): (0.5, 4.0),
 }
 for _key, (_share, _temperature) in TEACHER_BLENDS.items():
     PRESETS[_key] = {**PRESETS[_key], "teacher_labels": _share, "teacher_temperature": _temperature}
