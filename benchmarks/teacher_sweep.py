@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
 from common import HERE, device_name, git_commit
@@ -58,6 +59,10 @@ def main() -> None:
                         "separated, weight 0 among them (default: " + ",".join(f"{w:g}:{t:g}" for w, t in BLENDS) + ")")
     parser.add_argument("--no-control", action="store_true", help="skip the uniform-smoothing control row")
     parser.add_argument("--device", default=None, help="where the networks train (default: a GPU when there is one)")
+    parser.add_argument("--as-distilled", type=Path, default=None, metavar="FILE",
+                        help="the set as distilled, when the committed one took its teacher blend while distilling "
+                        "(`distill run --resume --teacher-labels 0` on the run's folder writes it): its images must be "
+                        "the committed set's")
     args = parser.parse_args()
     results_file, artifact = HERE / "results" / f"{args.name}.json", HERE / "artifacts" / f"{args.name}.safetensors"
     if not (results_file.is_file() and artifact.is_file()):
@@ -65,6 +70,11 @@ def main() -> None:
                  ".safetensors")
     config = json.loads(results_file.read_text())["config"]
     synset = distill.load(artifact)
+    if args.as_distilled:
+        own = distill.load(args.as_distilled)
+        if not torch.equal(own.images, synset.images):
+            sys.exit(f"{args.as_distilled}: its images are not those of {artifact}, so it is another set")
+        synset = own
     try:
         check_not_blended(synset)  # now, not after the first blend's networks have trained
     except DistillError as error:
@@ -101,6 +111,8 @@ def main() -> None:
         command += " --blends " + ",".join(f"{w:g}:{t:g}" for w, t in args.blends)
     if args.no_control:
         command += " --no-control"
+    if args.as_distilled:
+        command += f" --as-distilled {args.as_distilled}"
     write_json({"name": f"teacher-sweep-{args.name}", "set": args.name, "eval_augment": augment or "none",
                 "eval_epochs": sgd.epochs, "n_eval_nets": args.nets, "blends": rows,
                 "chosen": {"weight": chosen["weight"], "temperature": chosen["temperature"]},
