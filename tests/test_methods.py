@@ -183,6 +183,10 @@ def test_a_time_limit_stops_at_a_step_that_a_plain_run_repeats_and_resume_goes_o
                        validate=lambda s: 0.5, progress=False)
     assert stopped.steps == 1 and [r["step"] for r in stopped.history] == [1]
     assert stopped.history[-1]["val_acc"] == 0.5  # the last step taken is validated, like a run's final step
+    m, again = fresh()  # resumed under the limit its first minutes used up: no further step
+    spent = run_loop(m, again, LoopConfig(**{**config.__dict__, "time_limit": 1e-9}), checkpoint_dir=tmp_path,
+                     resume=True, validate=lambda s: 0.5, progress=False)
+    assert spent.steps == 1 and torch.equal(again.images, limited.images)
     m, one_step = fresh()
     run_loop(m, one_step, LoopConfig(**{**config.__dict__, "iterations": 1}), progress=False)
     assert torch.equal(limited.images, one_step.images)

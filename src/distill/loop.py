@@ -200,7 +200,10 @@ def run_loop(
     bar = tqdm(total=config.iterations, initial=start_step, desc=f"distill ({method.name})", disable=not progress,
                dynamic_ncols=True)
     step = start_step
-    while step < config.iterations:
+    spent = bool(config.time_limit) and start_step > 0 and result.seconds >= config.time_limit
+    if spent:  # a resumed run whose time limit its earlier minutes used up: no step, so the set stays the one saved
+        bar.write(f"time limit of {config.time_limit / 60:g} min already spent by the run resumed at step {step}")
+    while step < config.iterations and not spent:
         state.set_lr(_lr_scale(config, step, guard_scale))
         loss = method.loss(synset, step, step_generator(config.seed, step))
         grads = torch.autograd.grad(loss, state.synset.trainable(), allow_unused=True)
