@@ -5,8 +5,10 @@ benchmarks/gpu_plan.txt), writing benchmarks/results/<name>.json.
     DISTILL_DATA=../shared/data python benchmarks/sota.py mnist-dc-ipc1-cpu30
     DISTILL_DATA=../shared/data python benchmarks/sota.py --list
 
-Every setting goes through the shipped presets (as `distill run` does) plus the options written here, so a
-setting's name, its `change` and its options say exactly what differs from the preset row of the same method.
+Every setting goes through the shipped presets (as `distill run` does) plus the options written here, its `change`
+saying what differs from the preset row of the same method at the time; the options the presets set are written out
+in full (frepo_options), so that a later preset cannot change what an earlier setting names (a test checks each one
+against its results file's config).
 The sets are kept under benchmarks/runs/<name>/ and not committed: the ones worth keeping are the `*-best-ipc1`
 artifacts (benchmarks/best.py).
 """
@@ -26,12 +28,12 @@ CPU_MINUTES = 30.0  # issue 5's cost limit for the MNIST 1-per-class set
 NO_STEP_CAP = 1_000_000  # the time limit, not a step count, ends these runs
 
 
-
 def frepo_options(**changes) -> dict:
     """Every frepo option written out, `changes` over the method's defaults. A run's `options` are merged into its
     preset's, so a setting that named only what it changed would silently take up whatever a later preset adds (the
-    MNIST preset's bfloat16 and 1,024-image batch did that to the settings before them); written out in full, and with
-    the other options the presets set, a setting keeps naming what its results file ran (tests/test_sota_settings.py)."""
+    MNIST preset's bfloat16 and 1,024-image batch did that to the settings before them); written out in full, and
+    with the other options the presets set, a setting keeps naming what its results file ran
+    (tests/test_sota_settings.py)."""
     return {**asdict(FRePoOptions()), **changes}
 
 
@@ -121,8 +123,8 @@ SETTINGS: dict[str, dict] = {
                   "(run with --max-minutes 60)",
     },
     "fashion-mnist-frepo-ipc1-herding-bf16-cropflip-cpu60": {
-        "options": {**FMNIST_HERDING_BF16, "ipc": 1, "options": frepo_options(real_dtype="bfloat16", augment="crop_flip"),
-                    "eval_augment": "crop_flip", "eval_every": 500},
+        "options": {**FMNIST_HERDING_BF16, "ipc": 1, "eval_augment": "crop_flip", "eval_every": 500,
+                    "options": frepo_options(real_dtype="bfloat16", augment="crop_flip")},
         "change": "fashion-mnist-frepo-ipc1-herding-bf16-cpu60 with a mild augmentation (a shift by up to 3 pixels or a "
                   "mirror half the time, DSA's way: one of the two per draw, one draw shared by a step's real and "
                   "synthetic batch) while distilling and evaluating (1,000 epochs), instead of none (run with "
@@ -144,8 +146,8 @@ SETTINGS: dict[str, dict] = {
                                              real_batch=batch),
                     "eval_augment": "dc" if d == "mnist" else "none", "eval_epochs": 0,
                     "eval_every": {(1, "mnist"): 250, (1, "fashion-mnist"): 500}.get((n, d), 1000), **teacher},
-        "change": f"the {d} frepo preset at {n} per class with the regression scored on {batch:,} real images a step "
-                  f"instead of {256 if (d, n) != ('mnist', 1) else 1024}, on one GPU under --max-minutes",
+        "change": f"the {d} frepo preset at {n} per class with the regression scored on {batch:,} real images a "
+                  f"step instead of {256 if (d, n) != ('mnist', 1) else 1024}, on one GPU under --max-minutes",
     } for d, n, batch, teacher in (
         ("mnist", 1, 4096, MNIST_TEACHER), ("fashion-mnist", 1, 1024, NO_TEACHER), ("mnist", 10, 1024, MNIST_TEACHER),
         ("fashion-mnist", 10, 1024, MNIST_TEACHER), ("mnist", 50, 1024, NO_TEACHER),

@@ -8,8 +8,9 @@ benchmarks/sota.py run kept; runs are not committed, so repeat the run first on 
 the validation split and the test split, and adds both to benchmarks/results/<name>.json as `validation`. The test
 accuracies must be the file's own, net for net (evaluation is deterministic for a given number of CPU threads, so it
 uses the run's), which shows the networks are the same ones. A set made and measured on a GPU is trained here again
-with the same protocol and seeds; its validation entry then carries these networks' own test accuracies too. The preset's validation accuracy on the same protocol
-is in its set's teacher sweep (benchmarks/teacher_sweep.py), the row of the blend the preset uses.
+with the same protocol and seeds; its validation entry then carries these networks' own test accuracies too. The
+preset's validation accuracy on the same protocol is in its set's teacher sweep (benchmarks/teacher_sweep.py), the row
+of the blend the preset uses.
 """
 
 from __future__ import annotations
