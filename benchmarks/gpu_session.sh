@@ -102,7 +102,7 @@ else
     wait
 fi
 made=$(find benchmarks/results benchmarks/artifacts -newer "$started" -type f ! -name '*.png'
-       find benchmarks/runs -mindepth 2 -maxdepth 2 -name synset.safetensors -newer "$started")
+       find benchmarks/runs -mindepth 2 -maxdepth 2 -name 'synset*.safetensors' -newer "$started")
 out=${OUT:-benchmarks/runs}
 [ -n "$made" ] && tar czf "$out/gpu-session.tgz" $made && echo "packed into $out/gpu-session.tgz:" $made
 for f in $made; do

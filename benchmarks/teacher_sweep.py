@@ -61,8 +61,9 @@ def main() -> None:
     parser.add_argument("--device", default=None, help="where the networks train (default: a GPU when there is one)")
     parser.add_argument("--as-distilled", type=Path, default=None, metavar="FILE",
                         help="the set as distilled, when the committed one took its teacher blend while distilling "
-                        "(`distill run --resume --teacher-labels 0` on the run's folder writes it): its images must be "
-                        "the committed set's")
+                        "(the run's synset-as-distilled.safetensors; for a run older than that file, `distill run "
+                        "--resume --teacher-labels 0` on a copy of its folder writes it): its images must be the "
+                        "committed set's")
     args = parser.parse_args()
     results_file, artifact = HERE / "results" / f"{args.name}.json", HERE / "artifacts" / f"{args.name}.safetensors"
     if not (results_file.is_file() and artifact.is_file()):

@@ -62,6 +62,12 @@ def test_run_saves_the_blended_labels(tmp_path):
     assert torch.equal(saved.labels.argmax(1), torch.arange(10))
     assert (saved.labels.max(1).values < 1).all() and (saved.labels.max(1).values >= 0.5).all()
     assert saved.meta["config"]["teacher_labels"] == 0.5
+    own = load(out / "synset-as-distilled.safetensors")  # beside it, the set as distilled, for another blend later
+    assert torch.equal(own.images, saved.images) and "teacher_labels" not in own.meta
+    assert torch.allclose(saved.labels, 0.5 * own.target_probabilities() + 0.5 * teacher_probabilities(
+        own, load_task("digits"), 2.0, progress=False), atol=1e-6)
+    distill.distill(dataset="digits", iterations=2, out=out, force=True, evaluate=False, progress=False)
+    assert not (out / "synset-as-distilled.safetensors").exists()  # no blend this time, so no stale set beside it
 
 
 

@@ -28,7 +28,9 @@ from distill.synset import SyntheticSet, load, save
 from distill.train import accuracy, train_sgd, train_with_schedule
 
 SYNSET_NAME = "synset.safetensors"
-OUTPUT_NAMES = (SYNSET_NAME, "grid.png", "val_curve.png", "summary.json")
+AS_DISTILLED_NAME = "synset-as-distilled.safetensors"  # beside a set given teacher labels: its own labels, so that
+# another blend (`distill relabel`, benchmarks/teacher_sweep.py) starts from the set as distilled, not from a blend
+OUTPUT_NAMES = (SYNSET_NAME, AS_DISTILLED_NAME, "grid.png", "val_curve.png", "summary.json")
 
 
 CORESET_INITS = ("herding", "kcenter")  # image starts taken from a coreset method's picks
@@ -144,6 +146,7 @@ class RunResult:
     results: dict
     files: dict[str, Path] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
+    as_distilled: SyntheticSet | None = None  # the set before its teacher blend, when it has one
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -322,7 +325,7 @@ def distill(
         loop_result = run_loop(method, synset, config.loop(), validate=validation_accuracy(config, task),
                                checkpoint_dir=out_path, resume=resume, run_config=asdict(config), progress=progress,
                                free_on_resume=FREE_ON_RESUME)
-    final = synset.detached()
+    final = as_distilled = synset.detached()
     if config.teacher_labels:
         final = with_teacher_labels(final, task, config.teacher_labels, config.teacher_temperature, progress)
     results = {"distill_seconds": round(loop_result.seconds, 2), "rollbacks": loop_result.rollbacks,
@@ -333,14 +336,19 @@ def distill(
     if evaluate:
         results.update(measure(final, task, config.eval_nets, progress, config.eval_augment, config.eval_epochs))
     final.meta["results"] = results
-    run = RunResult(final, results, history=loop_result.history)
+    run = RunResult(final, results, history=loop_result.history,
+                    as_distilled=as_distilled if config.teacher_labels else None)
     if out_path is not None:
         run.files = write_outputs(run, config, out_path, overwrite=force or resume)
     return run
 
 
 def write_outputs(run: RunResult, config: DistillConfig, out: Path, overwrite: bool) -> dict[str, Path]:
+    if run.as_distilled is None and overwrite:  # an earlier run's, in a folder this run may replace: not this set's
+        (out / AS_DISTILLED_NAME).unlink(missing_ok=True)
     files = {"synset": save(run.synset, out / SYNSET_NAME, overwrite=overwrite),
+             **({"as_distilled": save(run.as_distilled, out / AS_DISTILLED_NAME, overwrite=overwrite)}
+                if run.as_distilled is not None else {}),
              "grid": report.image_grid(run.synset, out / "grid.png"),
              "curve": report.validation_curve(run.history, out / "val_curve.png",
                                               f"{config.method} on {config.dataset}")}
