@@ -50,6 +50,7 @@ MNIST_DCAUG_BF16_HERDING = {**MNIST_DCAUG_BF16, "image_init": "herding"}
 FMNIST_HERDING_BF16 = dict(dataset="fashion-mnist", method="frepo", learn_labels=True, image_init="herding",
                            options=frepo_options(real_dtype="bfloat16"), eval_augment="none", eval_epochs=0,
                            **NO_TEACHER)
+RECIPES = {"mnist": MNIST_DCAUG_BF16_HERDING, "fashion-mnist": FMNIST_HERDING_BF16}  # frepo recipes; blends per setting
 
 SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dsa-cpu30": {
@@ -141,10 +142,7 @@ SETTINGS: dict[str, dict] = {
     # on the GPU (benchmarks/gpu_plan.txt, under --max-minutes): the regression scored on more real images a step,
     # which helped MNIST at 1 per class on the CPU (mnist-frepo-ipc1-batch1024-cpu30)
     **{f"{d}-frepo-ipc{n}-batch{batch}-gpu": {
-        "options": {"dataset": d, "method": "frepo", "ipc": n, "learn_labels": True, "image_init": "herding",
-                    "options": frepo_options(**({"augment": "dc"} if d == "mnist" else {}), real_dtype="bfloat16",
-                                             real_batch=batch),
-                    "eval_augment": "dc" if d == "mnist" else "none", "eval_epochs": 0,
+        "options": {**RECIPES[d], "ipc": n, "options": {**RECIPES[d]["options"], "real_batch": batch},
                     "eval_every": {(1, "mnist"): 250, (1, "fashion-mnist"): 500}.get((n, d), 1000), **teacher},
         "change": f"the {d} frepo preset at {n} per class with the regression scored on {batch:,} real images a "
                   f"step instead of {256 if (d, n) != ('mnist', 1) else 1024}, on one GPU under --max-minutes",

@@ -8,8 +8,6 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-import pytest
-
 from distill import presets
 from distill.api import DistillConfig
 from distill.methods import get_method
@@ -27,15 +25,9 @@ def effective(config: dict) -> dict:
     return full
 
 
-@pytest.fixture(scope="module")
-def sota(request):
-    monkeypatch = pytest.MonkeyPatch()
+def test_each_experiment_resolves_to_the_configuration_its_results_file_ran(monkeypatch):
     monkeypatch.syspath_prepend(str(BENCHMARKS))  # benchmarks/sota.py imports its neighbour common.py
-    request.addfinalizer(monkeypatch.undo)
-    return importlib.import_module("sota")
-
-
-def test_each_experiment_resolves_to_the_configuration_its_results_file_ran(sota):
+    sota = importlib.import_module("sota")
     checked = 0
     for name, setting in sota.SETTINGS.items():
         path = BENCHMARKS / "results" / f"{name}.json"
