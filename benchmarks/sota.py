@@ -117,6 +117,20 @@ SETTINGS: dict[str, dict] = {
                   "label from the teacher at temperature 4) with the regression scored on 1,024 real images a step "
                   "instead of 256: fewer, less noisy steps, as its validation levels off within the first thousand",
     },
+    # the set kept as a moving average over the steps (--ema) instead of as it stands at the validated step
+    "mnist-frepo-ipc1-ema99-cpu30": {
+        "options": {**MNIST_DCAUG_BF16_HERDING, **MNIST_TEACHER, "ema": 0.99,
+                    "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_batch": 1024}},
+        "change": "the MNIST preset (mnist-frepo-ipc1-batch1024-cpu30) validated and kept as an exponential moving "
+                  "average of the set over the steps, decay 0.99 (about the last 100 of its 1,285 steps), instead of "
+                  "the set as it stands at the validated step",
+    },
+    "fashion-mnist-frepo-ipc1-ema999-cpu60": {
+        "options": {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500, "ema": 0.999},
+        "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1-herding-bf16-cpu60) validated and kept as an "
+                  "exponential moving average of the set over the steps, decay 0.999 (about the last 1,000 of its "
+                  "12,738 steps), instead of the set as it stands at the validated step (run with --max-minutes 60)",
+    },
     "fashion-mnist-frepo-ipc1-herding-bf16-cpu60": {
         "options": {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500},
         "change": "the Fashion-MNIST preset (no augmentation; 15,710 H200 steps from random real images) started "

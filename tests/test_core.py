@@ -239,3 +239,52 @@ def test_per_layer_lrs_need_a_method_that_learns_a_schedule():
     DistillConfig(dataset="digits", method="dd", layer_lrs=True).validate()
     with pytest.raises(DistillError, match="--layer-lrs needs a method that learns a training schedule"):
         DistillConfig(dataset="digits", method="dm", arch="convnet", init="random", layer_lrs=True).validate()
+
+
+class _Zigzag:
+    """A 'method' whose loss gradient alternates in sign, so the set jumps up and down by the step size while its
+    average stays put: what a moving average of the set (`--ema`) is for."""
+
+    name = "zigzag"
+
+    def loss(self, synset, step, rng):
+        return (1 if step % 2 else -1) * synset.images.sum()
+
+
+def _zigzag_run(ema: float, iterations: int, tmp_path=None, resume: bool = False, validate=None):
+    from distill.loop import LoopConfig, run_loop
+
+    synset = SyntheticSet(torch.zeros(1, 1, 1, 1, requires_grad=True), torch.zeros(1, dtype=torch.long),
+                          {"num_classes": 2})
+    config = LoopConfig(iterations=iterations, optimizer="sgd", momentum=0.0, lr_images=1.0, ema=ema,
+                        checkpoint_every=3, eval_every=1)
+    result = run_loop(_Zigzag(), synset, config, validate=validate, checkpoint_dir=tmp_path, resume=resume,
+                      progress=False)
+    return synset, result
+
+
+def test_ema_keeps_the_moving_average_of_the_set_not_its_last_state():
+    # plain SGD with step 1 on the loss above: the image goes 1, 0, 1, 0, ... (step 0's gradient is -1)
+    plain, _ = _zigzag_run(ema=0.0, iterations=5)
+    assert float(plain.images.detach().sum()) == 1.0
+    averaged, _ = _zigzag_run(ema=0.5, iterations=5)
+    expected = 0.0
+    for value in (1, 0, 1, 0, 1):  # the average starts at the initial set and takes half of every new state
+        expected = 0.5 * expected + 0.5 * value
+    assert math.isclose(float(averaged.images.detach().sum()), expected, rel_tol=1e-6)
+
+
+def test_ema_validation_sees_the_average_and_keep_best_keeps_it():
+    seen = []
+    synset, result = _zigzag_run(ema=0.5, iterations=4, validate=lambda s: seen.append(float(s.images.detach().sum())) or
+                                 -len(seen))  # the first validation scores best
+    assert seen == [0.5, 0.25, 0.625, 0.3125]  # the averages after steps 1 to 4, not the states 1, 0, 1, 0
+    assert result.best_step == 1 and math.isclose(float(synset.images.detach().sum()), 0.5)
+
+
+def test_ema_resumes_exactly(tmp_path):
+    whole, _ = _zigzag_run(ema=0.7, iterations=7)
+    _zigzag_run(ema=0.7, iterations=3, tmp_path=tmp_path)
+    resumed, _ = _zigzag_run(ema=0.7, iterations=7, tmp_path=tmp_path, resume=True)
+    assert math.isclose(float(resumed.images.detach().sum()), float(whole.images.detach().sum()), rel_tol=1e-6)
+    assert not math.isclose(float(whole.images.detach().sum()), 1.0)  # the average, not the last state, was resumed

@@ -70,6 +70,8 @@ class DistillConfig:
     eval_nets: int = 5
     keep_best: bool = True  # keep the set that scored best on the validation split
     clamp_pixels: bool = False  # keep the images valid pictures (pixels in [0, 1]) after every outer step
+    ema: float = 0.0  # 0: off; else validate and keep a moving average of the set over the steps with this decay
+    # (e.g. 0.99: about the last 100 steps; see LoopConfig.ema)
     max_minutes: float = 0.0  # stop distilling after this long in all (a resumed run's earlier minutes count), at a
     # step boundary (0: no limit); the summary records the steps taken, and `iterations` set to that repeats the run
     seed: int = 0
@@ -87,7 +89,7 @@ class DistillConfig:
         return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
                           lr_labels=self.lr_labels, decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
                           checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best,
-                          clamp_pixels=self.clamp_pixels, time_limit=60 * self.max_minutes,
+                          clamp_pixels=self.clamp_pixels, time_limit=60 * self.max_minutes, ema=self.ema,
                           optimizer=self.optimizer, momentum=self.momentum)
 
     def scheme(self) -> str:
@@ -132,6 +134,8 @@ class DistillConfig:
             raise DistillError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not 0 <= self.momentum < 1:
             raise DistillError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if not 0 <= self.ema < 1:
+            raise DistillError(f"--ema must be in [0, 1) (0: off), got {self.ema}")
         if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
             raise DistillError(f"--max-minutes must be 0 (no limit) or more, got {self.max_minutes}")
         if self.eval_epochs < 0:

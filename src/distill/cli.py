@@ -89,6 +89,8 @@ def run(
     clamp_pixels: Optional[bool] = typer.Option(None, "--clamp-pixels/--free-pixels",
                                                 help="Keep the images valid pictures (pixels in [0, 1]) after every "
                                                      "step, or let them leave that range (default)."),
+    ema: Optional[float] = typer.Option(None, help="Validate and keep a moving average of the set over the steps "
+                                                   "with this decay, e.g. 0.99 (0: off, the default)."),
     seed: Optional[int] = typer.Option(None, help="Seed of everything random in the run (default 0)."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop distilling after this many minutes in all, a "
                                                            "resumed run's earlier minutes included (0: no limit); "
@@ -113,8 +115,8 @@ def run(
                    real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
                    eval_epochs=eval_epochs, teacher_labels=teacher_labels,
-                   teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels, seed=seed,
-                   max_minutes=max_minutes)
+                   teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels, ema=ema,
+                   seed=seed, max_minutes=max_minutes)
     if opt:
         given["options"] = options_from_pairs(opt)
     config = api.DistillConfig(**presets.resolve(**given))

@@ -16,6 +16,7 @@ import json
 import math
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -52,6 +53,10 @@ class LoopConfig:
     clamp_pixels: bool = False  # after every step, keep the images valid pictures (pixels in [0, 1])
     time_limit: float = 0.0  # seconds of distillation after which the loop stops at the next step (0: none); the
     # step reached is recorded (`LoopResult.steps`), so `--iterations <steps>` repeats the run without the limit
+    ema: float = 0.0  # 0: off; else the decay of an exponential moving average of the synthetic tensors over the
+    # steps (Polyak averaging), started at the initial set. Validation, keep_best and the final set then use the
+    # average: each step's gradient comes from one random pool network and real batch, so the set itself jitters
+    # around where the steps lead, and the average sits nearer the middle
 
 
 @dataclass
@@ -92,6 +97,9 @@ class _State:
         step_sizes = {"images": config.lr_images, "log_lrs": config.lr_lrs, "label_logits": config.lr_labels}
         groups = [{"params": [tensor], "lr": step_sizes[name], "base_lr": step_sizes[name]}
                   for name, tensor in synset.named_trainable().items()]
+        # the moving average of every trainable tensor (config.ema), saved as `ema.<name>`; empty when off
+        self.ema = {name: tensor.detach().clone() for name, tensor in synset.named_trainable().items()
+                    } if config.ema else {}
         if config.optimizer == "sgd":
             self.optimiser = torch.optim.SGD(groups, momentum=config.momentum)
         elif config.optimizer == "adam":
@@ -104,6 +112,7 @@ class _State:
         for index, state in self.optimiser.state_dict()["state"].items():
             for name, value in state.items():
                 out[f"adam.{index}.{name}"] = torch.as_tensor(value).detach()
+        out.update({f"ema.{name}": tensor for name, tensor in self.ema.items()})
         return out
 
     def snapshot(self) -> dict[str, torch.Tensor]:
@@ -116,9 +125,36 @@ class _State:
                 if f"synset.{name}" in saved:
                     tensor.copy_(saved[f"synset.{name}"].to(tensor.device))
 
+    def update_ema(self, decay: float) -> None:
+        with torch.no_grad():
+            for name, tensor in self.synset.named_trainable().items():
+                self.ema[name].lerp_(tensor.detach(), 1 - decay)
+
+    def kept(self) -> dict[str, torch.Tensor]:
+        """The set as `keep_best` and the end of the loop see it: the moving average when there is one."""
+        if self.ema:
+            return {f"synset.{name}": tensor.clone() for name, tensor in self.ema.items()}
+        return {k: v.clone() for k, v in self.tensors().items() if k.startswith("synset.")}
+
+    @contextmanager
+    def averaged(self):
+        """Put the moving average in the set's tensors for a while (validation), then the optimised ones back."""
+        if not self.ema:
+            yield
+            return
+        current = {k: v.clone() for k, v in self.tensors().items() if k.startswith("synset.")}
+        self.load_synset(self.kept())
+        try:
+            yield
+        finally:
+            self.load_synset(current)
+
     def restore(self, saved: dict[str, torch.Tensor]) -> None:
         device = self.synset.images.device
         self.load_synset(saved)
+        for name in self.ema:
+            if f"ema.{name}" in saved:
+                self.ema[name] = saved[f"ema.{name}"].to(device).clone()
         state_dict = self.optimiser.state_dict()
         state: dict[int, dict[str, torch.Tensor]] = {}
         for key, value in saved.items():
@@ -218,6 +254,8 @@ def run_loop(
             state.optimiser.zero_grad(set_to_none=True)
             if config.clamp_pixels:
                 synset.clamp_to_pixel_range_()
+            if config.ema:
+                state.update_ema(config.ema)
             finite = all(bool(torch.isfinite(t).all()) for t in state.synset.trainable())
         if not finite or spiked:
             result.rollbacks += 1
@@ -239,11 +277,12 @@ def run_loop(
         last_step = step == config.iterations or out_of_time
         record = {"step": step, "loss": round(loss.item(), 5)}
         if validate is not None and (step % config.eval_every == 0 or last_step):
-            last_val = validate(synset)
+            with state.averaged():
+                last_val = validate(synset)
             record["val_acc"] = round(last_val, 5)
             if result.best_val is None or last_val > result.best_val:
                 result.best_step, result.best_val = step, last_val
-                best = {k: v.clone() for k, v in state.tensors().items() if k.startswith("synset.")}
+                best = state.kept()
         result.history.append(record)
         bar.set_postfix(loss=f"{loss.item():.4f}", val=("-" if last_val is None else f"{last_val:.2%}"))
         bar.update(1)
@@ -258,6 +297,8 @@ def run_loop(
     result.steps = step
     if config.keep_best and best:
         state.load_synset(best)
+    elif config.ema:
+        state.load_synset(state.kept())
     result.seconds = time.perf_counter() - began
     return result
 
