@@ -111,3 +111,23 @@ def test_resume_of_a_finished_run_can_blend_teacher_labels_without_distilling_ag
     assert first.synset.labels.ndim == 1 and again.synset.labels.shape == (10, 10)
     assert torch.equal(again.synset.labels.argmax(1), first.synset.labels)
     assert load(tmp_path / "synset.safetensors").meta["teacher_labels"]["weight"] == 0.5
+
+
+def test_standard_validation_trains_as_the_final_evaluation_does(digits):
+    """`validation="standard"` validates with the evaluation's augmentation and epochs; with none and the quick
+    validator's 100 epochs it is the quick validator exactly, and each of those settings changes what it measures."""
+    from distill.api import VALIDATION_EPOCHS, validation_accuracy
+
+    base = DistillConfig(method="dm", arch="convnet", init="random")
+    synset = initial_synset(base, digits, progress=False)
+    quick = validation_accuracy(base, digits)(synset)
+    standard = lambda **o: validation_accuracy(DistillConfig(**{**base.__dict__, "validation": "standard", **o}),  # noqa: E731
+                                               digits)(synset)
+    assert standard(eval_augment="none", eval_epochs=VALIDATION_EPOCHS) == quick
+    assert standard(eval_augment="none", eval_epochs=3) != quick
+    assert standard(eval_augment="dsa", eval_epochs=VALIDATION_EPOCHS) != quick
+
+
+def test_an_unknown_validation_is_refused():
+    with pytest.raises(DistillError, match="--validation"):
+        DistillConfig(validation="thorough").validate()

@@ -72,6 +72,9 @@ class DistillConfig:
     clamp_pixels: bool = False  # keep the images valid pictures (pixels in [0, 1]) after every outer step
     ema: float = 0.0  # 0: off; else validate and keep a moving average of the set over the steps with this decay
     # (e.g. 0.99: about the last 100 steps; see LoopConfig.ema)
+    validation: str = "quick"  # how the loop validates (every `eval_every` steps, for keep_best): "quick", one random
+    # network trained VALIDATION_EPOCHS without augmentation; "standard", one trained as the final evaluation trains
+    # (eval_augment, eval_epochs): slower, but it ranks the sets by what the final evaluation measures
     max_minutes: float = 0.0  # stop distilling after this long in all (a resumed run's earlier minutes count), at a
     # step boundary (0: no limit); the summary records the steps taken, and `iterations` set to that repeats the run
     seed: int = 0
@@ -134,6 +137,8 @@ class DistillConfig:
             raise DistillError(f"--optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
         if not 0 <= self.momentum < 1:
             raise DistillError(f"--momentum must be in [0, 1), got {self.momentum}")
+        if self.validation not in VALIDATIONS:
+            raise DistillError(f"--validation must be one of {', '.join(VALIDATIONS)}, got {self.validation!r}")
         if not 0 <= self.ema < 1:
             raise DistillError(f"--ema must be in [0, 1) (0: off), got {self.ema}")
         if not (math.isfinite(self.max_minutes) and self.max_minutes >= 0):
@@ -237,6 +242,7 @@ def build_method(config: DistillConfig, pool=None):
 
 
 VALIDATION_EPOCHS = 100
+VALIDATIONS = ("quick", "standard")
 FREE_ON_RESUME = ("eval_nets", "eval_augment", "eval_epochs", "max_minutes", "teacher_labels",
                   "teacher_temperature")  # options a resumed run may change: they shape the final labels and
 # measurement or when to stop, not the steps, so `--resume` on a finished run re-evaluates it (or blends other
@@ -246,15 +252,19 @@ FREE_ON_RESUME = ("eval_nets", "eval_augment", "eval_epochs", "max_minutes", "te
 def validation_accuracy(config: DistillConfig, task: Task):
     """The validator the loop calls every `eval_every` steps: held-out split, never the test split. Sets with a
     learned schedule train with it (from their fixed network, or three random ones); the others train one random
-    network with a shortened standard protocol (VALIDATION_EPOCHS, no augmentation), cheap enough to run often."""
+    network with a shortened standard protocol (VALIDATION_EPOCHS, no augmentation), cheap enough to run often, or
+    with `validation="standard"` one trained as the final evaluation trains (its augmentation and epochs)."""
     model = create_model(config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
     nets = [init_params(model, torch.Generator().manual_seed(9_000_000 + i), config.scheme()) for i in range(3)]
+    as_evaluated = config.validation == "standard"
+    augmentation = augmentation_for(config.eval_augment, task.spec.name) if as_evaluated else None
 
     def validate_standard(synset: SyntheticSet) -> float:
         start = {k: v.to(task.train_x.device) for k, v in nets[0].items()}
-        sgd = standard_sgd(synset, epochs=VALIDATION_EPOCHS)
+        sgd = (standard_sgd(synset, config.eval_augment, config.eval_epochs) if as_evaluated
+               else standard_sgd(synset, epochs=VALIDATION_EPOCHS))
         trained = train_sgd(model, start, synset.images.detach(), synset.targets().detach(), sgd,
-                            torch.Generator().manual_seed(9_500_000))
+                            torch.Generator().manual_seed(9_500_000), augment=augmentation)
         return accuracy(model, trained, task.val_x, task.val_y)
 
     if not learns_schedule(config.method):

@@ -89,6 +89,9 @@ def run(
     clamp_pixels: Optional[bool] = typer.Option(None, "--clamp-pixels/--free-pixels",
                                                 help="Keep the images valid pictures (pixels in [0, 1]) after every "
                                                      "step, or let them leave that range (default)."),
+    validation: Optional[str] = typer.Option(None, help="How to validate while distilling: quick (one network, "
+                                                        "100 epochs, no augmentation; the default) or standard (one "
+                                                        "network trained as the final evaluation trains)."),
     ema: Optional[float] = typer.Option(None, help="Validate and keep a moving average of the set over the steps "
                                                    "with this decay, e.g. 0.99 (0: off, the default)."),
     seed: Optional[int] = typer.Option(None, help="Seed of everything random in the run (default 0)."),
@@ -115,7 +118,7 @@ def run(
                    real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
                    eval_epochs=eval_epochs, teacher_labels=teacher_labels,
-                   teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels, ema=ema,
+                   teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels, ema=ema, validation=validation,
                    seed=seed, max_minutes=max_minutes)
     if opt:
         given["options"] = options_from_pairs(opt)
