@@ -104,6 +104,12 @@ def test_teacher_share_above_one(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def test_bad_moving_average_or_validation(tmp_path):
+    assert_user_error(cli("run", "--ema", "1", "--out", tmp_path / "o"), "--ema must be in [0, 1)")
+    assert_user_error(cli("run", "--validation", "slow", "--out", tmp_path / "o"), "--validation must be one of")
+    assert not (tmp_path / "o").exists()
+
+
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
