@@ -93,8 +93,14 @@ def blend(config: dict) -> tuple:
 def assert_lost_on_validation(rival: dict, chosen: dict, results: Path) -> None:
     """`rival` beats `chosen` on the test split; that is allowed only when `chosen` is above it on the validation split:
     in a committed sweep over `chosen`'s set, the blend `chosen` takes scored higher than `rival`'s blend of the same
-    set, or than `rival`'s own set, measured by benchmarks/validate.py with the same evaluation."""
+    set, or than `rival`'s own set, measured by benchmarks/validate.py with the same evaluation; or both results
+    files carry benchmarks/validate.py's measurement with the same evaluation, and `chosen`'s is higher."""
     assert "lost_on_validation_to" in rival, f"{rival['name']} beats {chosen['name']}: promote it"
+    if rival["lost_on_validation_to"] == chosen["name"]:  # both sets measured by benchmarks/validate.py
+        protocol = lambda r: (r["config"]["eval_augment"] or "none", r["validation"]["epochs"], r["n_eval_nets"])  # noqa: E731
+        assert protocol(rival) == protocol(chosen)
+        assert rival["validation"]["mean"] < chosen["validation"]["mean"]
+        return
     sweep = json.loads((results / f"{rival['lost_on_validation_to']}.json").read_text())
     assert sweep["set"] == chosen["name"]
     picked = (sweep["chosen"]["weight"], sweep["chosen"]["temperature"])
