@@ -1,8 +1,11 @@
 """What several test modules share: a method and its initial synthetic set on the bundled 8x8 digits, built exactly
 as `distill run` builds them (presets, validation, set-up)."""
 
+from dataclasses import asdict
+
 from distill import presets
 from distill.api import DistillConfig, build_method, initial_synset
+from distill.methods import get_method
 
 
 def method_and_set(task, method, ipc=1, **options):
@@ -12,3 +15,10 @@ def method_and_set(task, method, ipc=1, **options):
     m = build_method(config)
     m.setup(task, synset)
     return m, synset
+
+
+def full_options(method: str, options: dict) -> dict:
+    """A method's options with its defaults written out: benchmarks/sota.py runs name every option, the presets and
+    older results files only the ones they change."""
+    options_class = getattr(get_method(method), "Options", None)
+    return {**asdict(options_class()), **options} if options_class is not None else options

@@ -3,7 +3,6 @@ digits that each loss measures what its paper says it measures."""
 
 import json
 import math
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -17,10 +16,9 @@ from distill.data import load_task
 from distill.errors import DistillError
 from distill.evaluate import evaluate_set, standard_sgd
 from distill.loop import LoopConfig, run_loop, step_generator
-from distill.methods import get_method
 from distill.methods.dc import gradient_distance
 from distill.methods.mtt import expert_trajectory
-from helpers import method_and_set
+from helpers import full_options, method_and_set
 
 
 @pytest.fixture(scope="module")
@@ -242,10 +240,8 @@ def test_every_standard_method_result_is_what_its_preset_runs_now():
         config.pop("max_minutes", None)
         preset = presets.resolve(dataset=found["dataset"], method=found["method"], ipc=found["ipc"])
         default = DistillConfig(dataset=found["dataset"], method=found["method"])  # for keys older files lack
-        options = getattr(get_method(found["method"]), "Options", None)  # method options, defaults written out
-        if options is not None:  # (benchmarks/sota.py runs name all of them, the presets only what they change)
-            config["options"] = {**asdict(options()), **config.get("options", {})}
-            preset["options"] = {**asdict(options()), **preset["options"]}
+        config["options"] = full_options(found["method"], config.get("options", {}))
+        preset["options"] = full_options(found["method"], preset["options"])
         differs = {k: (config.get(k, getattr(default, k)), v) for k, v in preset.items()
                    if config.get(k, getattr(default, k)) != v}
         assert not differs, f"{path.name}: {differs}"

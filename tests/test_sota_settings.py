@@ -10,7 +10,7 @@ from pathlib import Path
 
 from distill import presets
 from distill.api import DistillConfig
-from distill.methods import get_method
+from helpers import full_options
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -19,9 +19,7 @@ def effective(config: dict) -> dict:
     """A run's configuration with every default filled in: older results files leave out options that did not
     exist yet (teacher labels) or that kept their default (most method options)."""
     full = {**asdict(DistillConfig()), **{k: v for k, v in config.items() if v is not None}}
-    options_class = getattr(get_method(full["method"]), "Options", None)
-    if options_class is not None:
-        full["options"] = {**asdict(options_class()), **full["options"]}
+    full["options"] = full_options(full["method"], full["options"])
     return full
 
 

@@ -118,8 +118,8 @@ def run(
                    real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
                    eval_epochs=eval_epochs, teacher_labels=teacher_labels,
-                   teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels, ema=ema, validation=validation,
-                   seed=seed, max_minutes=max_minutes)
+                   teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels,
+                   ema=ema, validation=validation, seed=seed, max_minutes=max_minutes)
     if opt:
         given["options"] = options_from_pairs(opt)
     config = api.DistillConfig(**presets.resolve(**given))

@@ -130,11 +130,15 @@ class _State:
             for name, tensor in self.synset.named_trainable().items():
                 self.ema[name].lerp_(tensor.detach(), 1 - decay)
 
+    def optimised(self) -> dict[str, torch.Tensor]:
+        """A copy of the set's trainable tensors as the optimiser left them, keyed `synset.<name>`."""
+        return {f"synset.{name}": tensor.detach().clone() for name, tensor in self.synset.named_trainable().items()}
+
     def kept(self) -> dict[str, torch.Tensor]:
         """The set as `keep_best` and the end of the loop see it: the moving average when there is one."""
         if self.ema:
             return {f"synset.{name}": tensor.clone() for name, tensor in self.ema.items()}
-        return {k: v.clone() for k, v in self.tensors().items() if k.startswith("synset.")}
+        return self.optimised()
 
     @contextmanager
     def averaged(self):
@@ -142,7 +146,7 @@ class _State:
         if not self.ema:
             yield
             return
-        current = {k: v.clone() for k, v in self.tensors().items() if k.startswith("synset.")}
+        current = self.optimised()
         self.load_synset(self.kept())
         try:
             yield

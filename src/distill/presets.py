@@ -88,7 +88,7 @@ PRESETS: dict[tuple[str, str, int], dict] = {
     # minutes, about 3 hours on the CPU, gave 78.2%, validation 79.0%; with DSA, 30 CPU minutes gave 74.9%), now kept as
     # a moving average of the set over the steps (ema 0.999; sota.py fashion-mnist-frepo-ipc1-ema999-cpu60: 8,617
     # steps in 60 minutes beside another run, 78.5 ± 0.2%, validation 79.2%, against 78.4 ± 0.7% and 79.1%)
-    # Since validated while distilling as it is evaluated (DC's augmentation, 1,000 epochs; sota.py
+    # The MNIST row is since validated while distilling as it is evaluated (DC's augmentation, 1,000 epochs; sota.py
     # mnist-frepo-ipc1-valstd-cpu30: 1,140 steps in 30 minutes, 94.6%, validation 93.79%; kept as a moving average
     # instead, ema 0.99: 94.7%, 93.78%; both for 45 minutes: 94.7%, 93.78%: a tie that validation decided)
     ("mnist", "frepo", 1): {**_FREPO_RECIPES["mnist"], "iterations": 1140, "eval_every": 250, "validation": "standard",
