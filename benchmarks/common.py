@@ -78,6 +78,7 @@ def run_setting(name: str, options: dict, command: str, artifact: str | None = N
         "random_real": {k: r["random_real"][k] for k in ("accuracy_mean", "accuracy_std", "n_nets", "protocol")},
         "best_val_acc": max((h["val_acc"] for h in run.history if "val_acc" in h), default=None),
         "final_val_acc": next((h["val_acc"] for h in reversed(run.history) if "val_acc" in h), None),
+        "val_history": [[h["step"], h["val_acc"]] for h in run.history if "val_acc" in h],  # [step, accuracy]
         "steps_taken": r.get("steps_taken"),
         "distill_seconds": r["distill_seconds"], "device": device_name(r["device"]),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
