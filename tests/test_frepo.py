@@ -140,7 +140,8 @@ def test_resume_restores_the_pool_exactly(digits, tmp_path):
     assert not math.isclose(float((whole.images - frepo(digits)[1].images).detach().abs().sum()), 0.0)  # it did move
 
 
-def test_bfloat16_real_features_give_nearly_the_float32_gradient(digits):
+def test_bfloat16_real_features_give_nearly_the_float32_gradient(digits, monkeypatch):
+    monkeypatch.setattr(frepo_module, "native_bfloat16", lambda device: True)  # run it even where it is emulated
     grads = {}
     for dtype in ("float32", "bfloat16"):
         method, synset = frepo(digits, options={"real_dtype": dtype, "real_batch": 128})
@@ -148,6 +149,16 @@ def test_bfloat16_real_features_give_nearly_the_float32_gradient(digits):
         grads[dtype] = torch.autograd.grad(loss, synset.images)[0].flatten()
     assert not torch.equal(grads["float32"], grads["bfloat16"])  # the real batch really ran in bfloat16
     assert F.cosine_similarity(grads["float32"], grads["bfloat16"], 0) > 0.999
+
+
+def test_bfloat16_falls_back_to_float32_with_a_warning_where_it_would_be_emulated(digits, monkeypatch):
+    monkeypatch.setattr(frepo_module, "native_bfloat16", lambda device: False)
+    method, synset = frepo(digits, options={"real_dtype": "float32", "real_batch": 128})
+    expected = torch.autograd.grad(method.loss(synset, 0, step_generator(0, 0)), synset.images)[0]
+    with pytest.warns(RuntimeWarning, match="no native bfloat16"):
+        method, synset = frepo(digits, options={"real_dtype": "bfloat16", "real_batch": 128})
+    got = torch.autograd.grad(method.loss(synset, 0, step_generator(0, 0)), synset.images)[0]
+    assert torch.equal(expected, got)
 
 
 def test_an_unknown_real_dtype_is_refused_before_any_work(digits):

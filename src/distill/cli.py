@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -280,7 +281,9 @@ def data(
 
 
 def main() -> None:
-    """Entry point: user errors become one line and exit code 2."""
+    """Entry point: user errors become one line and exit code 2; warnings are one line too, without the source
+    location Python adds for developers."""
+    warnings.formatwarning = lambda message, *_args, **_kwargs: f"distill: warning: {message}\n"
     try:
         app()  # typer reports its own usage errors (exit 2) and exits
     except DistillError as exc:

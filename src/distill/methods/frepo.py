@@ -17,6 +17,7 @@ learned too (stored as probabilities, as every learned label in `distill`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -57,7 +58,9 @@ class FRePoOptions:
     real_dtype: str = "float32"  # "bfloat16": the real batch's forward pass (the step's main cost: hundreds of images
     # against ten) runs under bfloat16 autocast. Its features only enter the loss as constants, and the synthetic
     # images' gradient keeps a cosine of 0.99999 to the float32 one, while the step takes about half the time on a CPU
-    # with bfloat16 instructions (AVX512-BF16, AMX) or on a recent GPU
+    # with bfloat16 instructions (AVX512-BF16, AMX) or on a recent GPU. Where the device lacks them (an AVX2-only
+    # CPU emulates bfloat16, 14 times slower a step than float32) the batch runs in float32 with a warning: the
+    # option only ever trades speed, never what the set learns
 
 
 @register_method("frepo")
@@ -80,6 +83,11 @@ class FeatureRegression:
             raise DistillError("frepo: --opt teacher_temperature must be positive, "
                                f"got {self.options.teacher_temperature}")
         self.task = task
+        self.real_bfloat16 = self.options.real_dtype == "bfloat16" and native_bfloat16(task.train_x.device)
+        if self.options.real_dtype == "bfloat16" and not self.real_bfloat16:
+            warnings.warn(f"frepo: this {task.train_x.device.type} has no native bfloat16 (it would be emulated, far "
+                          "slower than float32), so the real batch runs in float32 (--opt real_dtype=bfloat16 "
+                          "only trades speed)", RuntimeWarning, stacklevel=2)
         self.teacher = teacher_network(task, self.config.arch, progress) if self.options.real_targets == "teacher" \
             else None
         self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
@@ -101,8 +109,7 @@ class FeatureRegression:
         if self.augment is not None:
             draw = self.augment.draw(rng)
             real_x, syn_x = self.augment.apply(real_x, draw), self.augment.apply(syn_x, draw)
-        low_precision = self.options.real_dtype == "bfloat16"
-        with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=low_precision):
+        with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=self.real_bfloat16):
             real_features = embed(self.model, params, real_x).float()
             if self.teacher is not None:
                 teacher, teacher_params = self.teacher
@@ -139,6 +146,20 @@ class FeatureRegression:
         self.ages = [int(a) for a in state["ages"]]
         self.pool = [{k.split(".", 2)[2]: v.to(device) for k, v in state.items() if k.startswith(f"pool.{i}.")}
                      for i in range(len(self.ages))]
+
+
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether `device` computes bfloat16 in hardware, so that `real_dtype="bfloat16"` is a speed-up there: a GPU
+    that reports bfloat16 support, a CPU with the instructions oneDNN's bfloat16 kernels need (AVX512 and up). Other
+    devices (MPS) are trusted with the user's choice."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:  # torch's own check (a private op, present since torch 1.x); trust the user's choice if it goes
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return True
+    return True
 
 
 LOSSES = ("mse", "ce")
