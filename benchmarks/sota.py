@@ -148,6 +148,15 @@ SETTINGS: dict[str, dict] = {
                   "exponential moving average of the set over the steps, decay 0.999 (about the last 1,000 of its "
                   "12,738 steps), instead of the set as it stands at the validated step (run with --max-minutes 60)",
     },
+    # the cost target on another 2-core CPU: the preset's setting (mnist-frepo-ipc1-valstd-cpu30) for 30
+    # minutes on an AVX2-only EPYC, which has no bfloat16 instructions, so the real batch runs in float32 (what frepo
+    # falls back to there)
+    "mnist-frepo-ipc1-valstd-avx2-cpu30": {
+        "options": {**MNIST_DCAUG_BF16_HERDING, **MNIST_TEACHER, "validation": "standard",
+                    "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_batch": 1024, "real_dtype": "float32"}},
+        "change": "the MNIST preset's run (mnist-frepo-ipc1-valstd-cpu30) repeated on a CPU without bfloat16 "
+                  "instructions (AVX2 only): the real batch in float32, 30 minutes",
+    },
     # the pool's networks trained about as far as an evaluation network is: plain SGD at 0.1 (the evaluation's 0.01
     # with momentum 0.9 moves about as far a step) for 300 steps before renewal, instead of 0.01 for 100, so the
     # regression is scored on the features the final networks end up with rather than on nearly untrained ones.
