@@ -160,16 +160,8 @@ SETTINGS: dict[str, dict] = {
     # the pool's networks trained about as far as an evaluation network is: plain SGD at 0.1 (the evaluation's 0.01
     # with momentum 0.9 moves about as far a step) for 300 steps before renewal, instead of 0.01 for 100, so the
     # regression is scored on the features the final networks end up with rather than on nearly untrained ones.
-    # Run for the preset's number of steps, not its minutes, and in float32: they ran on a CPU without bfloat16
+    # Run for the preset's number of steps, not its minutes, and in float32: it ran on a CPU without bfloat16
     # instructions (AVX2 only), where bfloat16 is emulated and a step took 14 times as long
-    "mnist-frepo-ipc1-pool-evalike-1140steps": {
-        "options": {**MNIST_DCAUG_BF16_HERDING, **MNIST_TEACHER, "validation": "standard", "iterations": 1140,
-                    "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_batch": 1024, "model_lr": 0.1,
-                                "online_steps": 300, "real_dtype": "float32"}},
-        "change": "the MNIST preset (mnist-frepo-ipc1-valstd-cpu30, 1,140 steps) with the pool's networks trained on "
-                  "the set by SGD at 0.1 for 300 steps before renewal instead of 0.01 for 100; the real batch in "
-                  "float32 (run with --max-minutes 0: the preset's steps, not its minutes)",
-    },
     "fashion-mnist-frepo-ipc1-pool-evalike-8617steps": {
         "options": {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500, "ema": 0.999, "iterations": 8617,
                     "options": frepo_options(real_dtype="float32", model_lr=0.1, online_steps=300)},
