@@ -1,12 +1,14 @@
 """Feature regression (`frepo`): the closed-form regression is the ridge regression it claims to be, the loss reaches
 the pixels and the labels, and its online pool of networks is saved in checkpoints so resume stays exact."""
 
+import json
 import math
 
 import pytest
 import torch
 from torch.nn import functional as F
 
+import distill
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.loop import LoopConfig, run_loop, step_generator
@@ -159,6 +161,19 @@ def test_bfloat16_falls_back_to_float32_with_a_warning_where_it_would_be_emulate
         method, synset = frepo(digits, options={"real_dtype": "bfloat16", "real_batch": 128})
     got = torch.autograd.grad(method.loss(synset, 0, step_generator(0, 0)), synset.images)[0]
     assert torch.equal(expected, got)
+
+
+def test_a_run_records_the_float32_fallback_beside_the_bfloat16_it_was_asked_for(monkeypatch, tmp_path):
+    monkeypatch.setattr(frepo_module, "native_bfloat16", lambda device: False)
+    with pytest.warns(RuntimeWarning, match="no native bfloat16"):
+        run = distill.distill(dataset="digits", method="frepo", iterations=1, keep_best=False, out=tmp_path,
+                              options={"real_dtype": "bfloat16", "real_batch": 32}, evaluate=False, progress=False)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["config"]["options"]["real_dtype"] == "bfloat16"
+    assert summary["results"]["effective_options"] == run.results["effective_options"] == {"real_dtype": "float32"}
+    asked = distill.distill(dataset="digits", method="frepo", iterations=1, keep_best=False,
+                            options={"real_dtype": "float32", "real_batch": 32}, evaluate=False, progress=False)
+    assert asked.results["effective_options"] == {}  # nothing changed, nothing recorded
 
 
 def test_an_unknown_real_dtype_is_refused_before_any_work(digits):

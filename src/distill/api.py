@@ -346,6 +346,9 @@ def distill(
                "steps_taken": loop_result.steps,
                "kept_step": loop_result.best_step if config.keep_best else loop_result.steps,
                "best_val_acc": loop_result.best_val,
+               # options the method had to change on this device (frepo's bfloat16 falls back to float32 where it
+               # would be emulated): the config records what was asked, this what ran
+               "effective_options": getattr(method, "effective_options", {}),
                "device": str(target), "torch": torch.__version__, "python": platform.python_version()}
     if evaluate:
         results.update(measure(final, task, config.eval_nets, progress, config.eval_augment, config.eval_epochs))

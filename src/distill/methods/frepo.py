@@ -84,7 +84,10 @@ class FeatureRegression:
                                f"got {self.options.teacher_temperature}")
         self.task = task
         self.real_bfloat16 = self.options.real_dtype == "bfloat16" and native_bfloat16(task.train_x.device)
+        # what the run actually did where it differs from what was asked (recorded in the run's results)
+        self.effective_options: dict = {}
         if self.options.real_dtype == "bfloat16" and not self.real_bfloat16:
+            self.effective_options["real_dtype"] = "float32"
             warnings.warn(f"frepo: this {task.train_x.device.type} has no native bfloat16 (it would be emulated, far "
                           "slower than float32), so the real batch runs in float32 (--opt real_dtype=bfloat16 "
                           "only trades speed)", RuntimeWarning, stacklevel=2)
