@@ -53,9 +53,10 @@ FMNIST_HERDING_BF16 = dict(dataset="fashion-mnist", method="frepo", learn_labels
                            options=frepo_options(real_dtype="bfloat16"), eval_augment="none", eval_epochs=0,
                            **NO_TEACHER, **PLAIN_LOOP)
 RECIPES = {"mnist": MNIST_DCAUG_BF16_HERDING, "fashion-mnist": FMNIST_HERDING_BF16}  # frepo recipes; blends per setting
-# the Fashion-MNIST preset for 4,000 steps on a CPU without bfloat16 instructions (float32)
-FMNIST_AVX2_4000 = {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500, "ema": 0.999, "iterations": 4000,
-                    "options": frepo_options(real_dtype="float32")}
+# the Fashion-MNIST preset's setting (fashion-mnist-frepo-ipc1-ema999-cpu60), which the settings after it change
+FMNIST_EMA999 = {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500, "ema": 0.999}
+# that setting for 4,000 steps on a CPU without bfloat16 instructions (float32)
+FMNIST_AVX2_4000 = {**FMNIST_EMA999, "iterations": 4000, "options": frepo_options(real_dtype="float32")}
 # the MNIST preset's run on a CPU without bfloat16 instructions (AVX2 only): the real batch in float32
 MNIST_AVX2 = {**MNIST_DCAUG_BF16_HERDING, **MNIST_TEACHER, "validation": "standard",
               "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_batch": 1024, "real_dtype": "float32"}}
@@ -149,7 +150,7 @@ SETTINGS: dict[str, dict] = {
                   "its set scored higher at every check to the end of the 30 minutes (run with --max-minutes 45)",
     },
     "fashion-mnist-frepo-ipc1-ema999-cpu60": {
-        "options": {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500, "ema": 0.999},
+        "options": FMNIST_EMA999,
         "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1-herding-bf16-cpu60) validated and kept as an "
                   "exponential moving average of the set over the steps, decay 0.999 (about the last 1,000 of its "
                   "12,738 steps), instead of the set as it stands at the validated step (run with --max-minutes 60)",
@@ -179,7 +180,7 @@ SETTINGS: dict[str, dict] = {
     # Run for the preset's number of steps, not its minutes, and in float32: it ran on a CPU without bfloat16
     # instructions (AVX2 only), where bfloat16 is emulated and a step took 14 times as long
     "fashion-mnist-frepo-ipc1-pool-evalike-8617steps": {
-        "options": {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500, "ema": 0.999, "iterations": 8617,
+        "options": {**FMNIST_EMA999, "iterations": 8617,
                     "options": frepo_options(real_dtype="float32", model_lr=0.1, online_steps=300)},
         "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1-ema999-cpu60, 8,617 steps) with the pool's "
                   "networks trained on the set by SGD at 0.1 for 300 steps before renewal instead of 0.01 for 100; "
@@ -202,7 +203,7 @@ SETTINGS: dict[str, dict] = {
     # the same change for the preset's full 8,617 steps (on the GPU, benchmarks/gpu_plan.txt, or about two hours of
     # one AVX2 thread): at 4,000 steps it was half a point ahead on both splits and its validation still rising
     "fashion-mnist-frepo-ipc1-online30-8617steps": {
-        "options": {**FMNIST_AVX2_4000, "iterations": 8617,
+        "options": {**FMNIST_EMA999, "iterations": 8617,
                     "options": frepo_options(real_dtype="bfloat16", online_steps=30)},
         "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1-ema999-cpu60, 8,617 steps) with the pool's "
                   "networks renewed after 30 SGD steps on the set instead of 100 (run with --max-minutes 0)",
