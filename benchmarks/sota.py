@@ -174,6 +174,18 @@ SETTINGS: dict[str, dict] = {
         "change": "mnist-frepo-ipc1-valstd-avx2-cpu30 with the pool's networks renewed after 30 SGD steps on the set "
                   "instead of 100: about 29 networks' features in the 577 steps instead of 16, each less trained",
     },
+    "mnist-frepo-ipc1-labels03-avx2-cpu30": {
+        "options": {**MNIST_AVX2, "lr_labels": 0.03},
+        "change": "mnist-frepo-ipc1-valstd-avx2-cpu30 with the learned labels' Adam step size 0.03 instead of 0.01: at "
+                  "one image per class the labels carry how alike the classes look, and 577 steps at 0.01 may "
+                  "leave them near their one-hot start",
+    },
+    "mnist-frepo-ipc1-ridge1e-2-avx2-cpu30": {
+        "options": {**MNIST_AVX2, "options": {**MNIST_AVX2["options"], "ridge": 1e-2}},
+        "change": "mnist-frepo-ipc1-valstd-avx2-cpu30 with the regression's ridge 1e-2 of K_ss's mean diagonal "
+                  "instead of 1e-6: a regressor that no longer interpolates the ten images exactly, so the loss "
+                  "cannot be lowered by features that merely separate them",
+    },
     # the pool's networks trained about as far as an evaluation network is: plain SGD at 0.1 (the evaluation's 0.01
     # with momentum 0.9 moves about as far a step) for 300 steps before renewal, instead of 0.01 for 100, so the
     # regression is scored on the features the final networks end up with rather than on nearly untrained ones.
