@@ -56,6 +56,8 @@ RECIPES = {"mnist": MNIST_DCAUG_BF16_HERDING, "fashion-mnist": FMNIST_HERDING_BF
 # the Fashion-MNIST preset's setting (fashion-mnist-frepo-ipc1-ema999-cpu60) until fashion-mnist-frepo-ipc1-online30-
 # cpu110 replaced it; the settings after it change it
 FMNIST_EMA999 = {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500, "ema": 0.999}
+# its options with the pool's networks renewed after 30 SGD steps on the set instead of 100 (now the preset's)
+FMNIST_ONLINE30_OPTIONS = frepo_options(real_dtype="bfloat16", online_steps=30)
 # that setting for 4,000 steps on a CPU without bfloat16 instructions (float32)
 FMNIST_AVX2_4000 = {**FMNIST_EMA999, "iterations": 4000, "options": frepo_options(real_dtype="float32")}
 # the MNIST preset's run on a CPU without bfloat16 instructions (AVX2 only): the real batch in float32
@@ -217,7 +219,7 @@ SETTINGS: dict[str, dict] = {
     # one AVX2 thread): at 4,000 steps it was half a point ahead on both splits and its validation still rising
     "fashion-mnist-frepo-ipc1-online30-8617steps": {
         "options": {**FMNIST_EMA999, "iterations": 8617,
-                    "options": frepo_options(real_dtype="bfloat16", online_steps=30)},
+                    "options": FMNIST_ONLINE30_OPTIONS},
         "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1-ema999-cpu60, 8,617 steps) with the pool's "
                   "networks renewed after 30 SGD steps on the set instead of 100 (run with --max-minutes 0)",
     },
@@ -225,7 +227,7 @@ SETTINGS: dict[str, dict] = {
     # long as a session allows (its validation while distilling was still rising: 79.64% at step 4,500, 79.90% at the
     # end), in the preset's bfloat16
     "fashion-mnist-frepo-ipc1-online30-cpu110": {
-        "options": {**FMNIST_EMA999, "options": frepo_options(real_dtype="bfloat16", online_steps=30)},
+        "options": {**FMNIST_EMA999, "options": FMNIST_ONLINE30_OPTIONS},
         "change": "fashion-mnist-frepo-ipc1-online30-8617steps for 110 CPU minutes instead of 8,617 steps (run with "
                   "--max-minutes 110)",
     },
@@ -233,7 +235,7 @@ SETTINGS: dict[str, dict] = {
     # networks renewed after 30 steps instead of 100, for the preset's steps
     "fashion-mnist-frepo-ipc10-online30-8576steps": {
         "options": {**FMNIST_HERDING_BF16, **MNIST_TEACHER, "ipc": 10, "eval_every": 1000, "iterations": 8576,
-                    "options": frepo_options(real_dtype="bfloat16", online_steps=30)},
+                    "options": FMNIST_ONLINE30_OPTIONS},
         "change": "the Fashion-MNIST preset at 10 per class (fashion-mnist-frepo-ipc10: 8,576 steps, half of every "
                   "final label from the full-data network at temperature 4) with the pool's networks renewed after "
                   "30 SGD steps on the set instead of 100; on one CPU thread (run with --max-minutes 110, which ended "
