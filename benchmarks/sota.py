@@ -58,6 +58,11 @@ RECIPES = {"mnist": MNIST_DCAUG_BF16_HERDING, "fashion-mnist": FMNIST_HERDING_BF
 FMNIST_EMA999 = {**FMNIST_HERDING_BF16, "ipc": 1, "eval_every": 500, "ema": 0.999}
 # its options with the pool's networks renewed after 30 SGD steps on the set instead of 100 (now the preset's)
 FMNIST_ONLINE30_OPTIONS = frepo_options(real_dtype="bfloat16", online_steps=30)
+# the preset from fashion-mnist-frepo-ipc1-online30-cpu110 on, stopped at the step whose set it keeps; the 5,500-step
+# settings change one thing in it, and their `change` starts with FMNIST_5500_CHANGE
+FMNIST_5500 = {**FMNIST_EMA999, "iterations": 5500, "options": FMNIST_ONLINE30_OPTIONS}
+FMNIST_5500_CHANGE = ("the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, the set of "
+                      "step 5,500 kept) with ")
 # that setting for 4,000 steps on a CPU without bfloat16 instructions (float32)
 FMNIST_AVX2_4000 = {**FMNIST_EMA999, "iterations": 4000, "options": frepo_options(real_dtype="float32")}
 # the MNIST preset's run on a CPU without bfloat16 instructions (AVX2 only): the real batch in float32
@@ -234,36 +239,29 @@ SETTINGS: dict[str, dict] = {
     # the preset's direction once more (100 -> 30 steps gained on both splits): still less trained features, the
     # pool renewed after 15 steps, for the 5,500 steps whose set the preset keeps (its validation peaked there)
     "fashion-mnist-frepo-ipc1-online15-5500steps": {
-        "options": {**FMNIST_EMA999, "iterations": 5500,
-                    "options": frepo_options(real_dtype="bfloat16", online_steps=15)},
-        "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, the set of "
-                  "step 5,500 kept) with the pool's networks renewed after 15 SGD steps on the set instead of 30, "
+        "options": {**FMNIST_5500, "options": {**FMNIST_ONLINE30_OPTIONS, "online_steps": 15}},
+        "change": FMNIST_5500_CHANGE + "the pool's networks renewed after 15 SGD steps on the set instead of 30, "
                   "for 5,500 steps (run with --max-minutes 0)",
     },
     # two more single changes to the preset, each for the 5,500 steps whose set it keeps: the regression scored on
     # more real images a step (on MNIST at 1 per class 1,024 instead of 256 gained on both splits), and a slower
     # moving average (validation while distilling wanders by about half a point between checks from step 4,000 on)
     "fashion-mnist-frepo-ipc1-batch512-5500steps": {
-        "options": {**FMNIST_EMA999, "iterations": 5500,
-                    "options": {**FMNIST_ONLINE30_OPTIONS, "real_batch": 512}},
-        "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, the set of "
-                  "step 5,500 kept) with the regression scored on 512 real images a step instead of 256, for 5,500 "
+        "options": {**FMNIST_5500, "options": {**FMNIST_ONLINE30_OPTIONS, "real_batch": 512}},
+        "change": FMNIST_5500_CHANGE + "the regression scored on 512 real images a step instead of 256, for 5,500 "
                   "steps (run with --max-minutes 0)",
     },
     "fashion-mnist-frepo-ipc1-ema9995-5500steps": {
-        "options": {**FMNIST_EMA999, "iterations": 5500, "ema": 0.9995, "options": FMNIST_ONLINE30_OPTIONS},
-        "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, the set of "
-                  "step 5,500 kept) with the set kept as a moving average of decay 0.9995 instead of 0.999, for "
+        "options": {**FMNIST_5500, "ema": 0.9995},
+        "change": FMNIST_5500_CHANGE + "the set kept as a moving average of decay 0.9995 instead of 0.999, for "
                   "5,500 steps (run with --max-minutes 0)",
     },
     # a ridge the kernel notices: with the preset set's features (a fresh network), the 10 x 10 kernel's eigenvalues
     # run from about 0.02 to 8 times its mean diagonal, so the preset's 1e-6 leaves the solve unregularised and its
     # smallest directions amplified; 1e-2 damps the smallest by about a third
     "fashion-mnist-frepo-ipc1-ridge1e-2-5500steps": {
-        "options": {**FMNIST_EMA999, "iterations": 5500,
-                    "options": {**FMNIST_ONLINE30_OPTIONS, "ridge": 1e-2}},
-        "change": "the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, the set of "
-                  "step 5,500 kept) with the regression's ridge 1e-2 of the kernel's mean diagonal instead of 1e-6, "
+        "options": {**FMNIST_5500, "options": {**FMNIST_ONLINE30_OPTIONS, "ridge": 1e-2}},
+        "change": FMNIST_5500_CHANGE + "the regression's ridge 1e-2 of the kernel's mean diagonal instead of 1e-6, "
                   "for 5,500 steps (run with --max-minutes 0)",
     },
     # the same change at 10 per class: the Fashion-MNIST preset there (8,576 steps on the GPU) with the pool's
