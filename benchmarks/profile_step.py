@@ -7,6 +7,8 @@ benchmarks/results/profile-<device>-<dataset>-ipc<N>[-flags].json.
     DISTILL_DATA=../shared/data python benchmarks/profile_step.py --cudnn-benchmark --tf32  # the same with autotuning
     DISTILL_DATA=../shared/data python benchmarks/profile_step.py --methods frepo --ipc 1 --image-init real \
         --opt real_dtype=bfloat16                                                  # one method option changed
+    DISTILL_DATA=../shared/data python benchmarks/profile_step.py --methods frepo --ipc 1 --no-grad-chunk 1024
+                                                 # gradient-free forward passes over up to 1,024 images at a time
 
 A step is what the shared loop does: the method's loss at that step, then the gradient of the set's tensors. The
 settings are the shipped presets (the papers' 256 real images per class on a GPU), so the times are those of the
@@ -24,7 +26,7 @@ import time
 import torch
 from common import HERE, device_name, git_commit
 
-from distill import presets
+from distill import models, presets
 from distill.api import DistillConfig, build_method, initial_synset, pick_device
 from distill.data import load_task
 from distill.errors import DistillError
@@ -63,6 +65,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the operators that took the most time")
     parser.add_argument("--image-init", default=None, help="instead of the preset's (a step's cost does not depend on "
                         "it, and a coreset start needs the full-data network)")
+    parser.add_argument("--no-grad-chunk", type=int, default=None, help="images per gradient-free forward pass "
+                        f"(default {models.CPU_NO_GRAD_CHUNK} on the CPU, {models.GPU_NO_GRAD_CHUNK} on a GPU): what "
+                        "the chunks save")
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="a method option over the preset's (repeatable)")
     args = parser.parse_args()
@@ -70,6 +75,10 @@ def main() -> None:
         opts = options_from_pairs(args.opt)
     except DistillError as error:
         parser.error(str(error))
+    if args.no_grad_chunk is not None:
+        if args.no_grad_chunk < 1:
+            parser.error("--no-grad-chunk must be at least 1")
+        models.CPU_NO_GRAD_CHUNK = models.GPU_NO_GRAD_CHUNK = args.no_grad_chunk
     overrides = {"image_init": args.image_init} if args.image_init else {}
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32
@@ -96,6 +105,7 @@ def main() -> None:
             print(profiler.key_averages().table(sort_by=key, row_limit=15), flush=True)
     flags = [f for f, on in (("cudnn-benchmark", args.cudnn_benchmark), ("tf32", args.tf32)) if on]
     flags += [f"{k}-{v}" for k, v in opts.items()]
+    flags += [f"no-grad-chunk-{args.no_grad_chunk}"] if args.no_grad_chunk is not None else []
     name = "-".join(["profile", device.type, args.dataset, f"ipc{args.ipc}", *flags])
     write_json({"name": name, "dataset": args.dataset, "ipc": args.ipc, "methods": rows, "flags": flags,
                 "device": device_name(str(device)), "threads": torch.get_num_threads(), "torch": torch.__version__,

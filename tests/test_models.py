@@ -8,7 +8,8 @@ import torch
 from torch.func import functional_call
 
 from distill.errors import DistillError
-from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
+from distill import models
+from distill.models import DEFAULT_INIT, MODELS, create_model, init_params, no_grad_in_chunks
 
 ARCHS = ("mlp", "lenet", "convnet", "alexnet", "vgg11", "resnet18")
 SHAPES = ((1, 28, 28), (3, 32, 32))
@@ -60,6 +61,21 @@ def test_embed_is_the_input_of_the_classifier(arch):
     features = model.embed(x)
     assert features.shape == (2, model.classifier.in_features)
     assert torch.allclose(model.classifier(features), model(x))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_chunked_forward_gives_the_one_pass_features(arch, monkeypatch):
+    """Every network normalises each image on its own, so test accuracy, feature regression and herding may run
+    their gradient-free batches in chunks (a CPU speed-up) without changing a number; batch statistics would not."""
+    monkeypatch.setattr(models, "CPU_NO_GRAD_CHUNK", 4)
+    model, params = fresh(arch, (1, 28, 28))
+    params = {k: v.requires_grad_(True) for k, v in params.items()}
+    x = torch.randn(10, 1, 28, 28, generator=torch.Generator().manual_seed(1))  # chunks of 4, 4 and 2
+    chunked = no_grad_in_chunks(lambda batch: functional_call(model, params, (batch,)), x)
+    one_pass = functional_call(model, params, (x,))
+    assert not chunked.requires_grad
+    assert chunked.shape == one_pass.shape
+    torch.testing.assert_close(chunked, one_pass.detach(), rtol=1e-5, atol=1e-6)  # matmul blocking: last bits
 
 
 @pytest.mark.parametrize("arch", ("alexnet", "vgg11"))

@@ -20,6 +20,8 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from distill.models import no_grad_in_chunks
+
 Params = dict[str, torch.Tensor]
 
 
@@ -73,18 +75,16 @@ def train_with_schedule(model: nn.Module, params: Params, synset) -> Params:
                            synset.num_epochs, create_graph=False)
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, batch: int = 2048) -> float:
+def accuracy(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> float:
     """Share of `x` classified as `y` (y hard labels)."""
-    correct = 0
-    for i in range(0, len(x), batch):
-        correct += (functional_call(model, params, (x[i : i + batch],)).argmax(1) == y[i : i + batch]).sum().item()
-    return correct / max(len(x), 1)
+    if not len(x):
+        return 0.0
+    return int((predictions(model, params, x) == y).sum()) / len(x)
 
 
-@torch.no_grad()
-def predictions(model: nn.Module, params: Params, x: torch.Tensor, batch: int = 2048) -> torch.Tensor:
-    return torch.cat([functional_call(model, params, (x[i : i + batch],)).argmax(1) for i in range(0, len(x), batch)])
+def predictions(model: nn.Module, params: Params, x: torch.Tensor) -> torch.Tensor:
+    """The class `model` with `params` predicts for each image of `x`."""
+    return no_grad_in_chunks(lambda batch: functional_call(model, params, (batch,)).argmax(1), x)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import torch
 from distill.coreset import select
 from distill.data import Task
 from distill.methods import register_method
-from distill.models import create_model, embed
+from distill.models import create_model, embed, no_grad_in_chunks
 from distill.synset import SyntheticSet
 from distill.train import full_data_config, trained_network
 
@@ -31,9 +31,7 @@ class CoresetSelection:
         arch = self.config.arch
         params = trained_network(task, arch, seed=0, config=full_data_config(arch), progress=progress)
         model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
-        with torch.no_grad():
-            return torch.cat([embed(model, params, task.train_x[i : i + 1024]) for i in range(0, len(task.train_x),
-                                                                                             1024)])
+        return no_grad_in_chunks(lambda x: embed(model, params, x), task.train_x)
 
     def pick(self, task: Task, synset: SyntheticSet, generator: torch.Generator, progress: bool = True) -> None:
         """Replace the set's images with the selected real ones (class by class, `ipc` each)."""

@@ -28,7 +28,7 @@ from distill.augment import augmentation_for
 from distill.data import Task
 from distill.errors import DistillError
 from distill.methods import parse_options, register_method
-from distill.models import create_model, embed, init_params
+from distill.models import create_model, embed, init_params, no_grad_in_chunks
 from distill.synset import SyntheticSet
 from distill.teacher import teacher_network
 from distill.train import Params, classification_loss
@@ -113,10 +113,10 @@ class FeatureRegression:
             draw = self.augment.draw(rng)
             real_x, syn_x = self.augment.apply(real_x, draw), self.augment.apply(syn_x, draw)
         with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=self.real_bfloat16):
-            real_features = embed(self.model, params, real_x).float()
+            real_features = no_grad_in_chunks(lambda x: embed(self.model, params, x), real_x).float()
             if self.teacher is not None:
                 teacher, teacher_params = self.teacher
-                logits = functional_call(teacher, teacher_params, (real_x,)).float()
+                logits = no_grad_in_chunks(lambda x: functional_call(teacher, teacher_params, (x,)), real_x).float()
                 real_y = (logits / self.options.teacher_temperature).softmax(1)
         syn_features = embed(self.model, params, syn_x)
         loss = regression_loss(syn_features, synset.target_probabilities(), real_features, real_y, self.options.ridge,
