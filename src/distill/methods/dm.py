@@ -16,7 +16,7 @@ import torch
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
 from distill.methods import ClassSampler, parse_options, register_method
-from distill.models import create_model, embed, init_params
+from distill.models import create_model, embed, init_params, no_grad_in_chunks
 from distill.synset import SyntheticSet
 
 
@@ -51,8 +51,8 @@ class DistributionMatching:
             real = self.sample(c, self.options.real_batch, rng)
             syn = synset.images[self.labels == c]
             draw = self.augment.draw(rng)
-            with torch.no_grad():
-                real_mean = embed(self.model, params, self.augment.apply(real, draw)).mean(0)
+            real = self.augment.apply(real, draw)
+            real_mean = no_grad_in_chunks(lambda x: embed(self.model, params, x), real).mean(0)
             syn_mean = embed(self.model, params, self.augment.apply(syn, draw)).mean(0)
             total = total + ((real_mean - syn_mean) ** 2).sum()
         return total
