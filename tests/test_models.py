@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from distill.errors import DistillError
 from distill import models
+from distill.errors import DistillError
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params, no_grad_in_chunks
 
 ARCHS = ("mlp", "lenet", "convnet", "alexnet", "vgg11", "resnet18")
@@ -64,7 +64,7 @@ def test_embed_is_the_input_of_the_classifier(arch):
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_chunked_forward_gives_the_one_pass_features(arch, monkeypatch):
+def test_chunked_forward_gives_the_one_pass_outputs(arch, monkeypatch):
     """Every network normalises each image on its own, so test accuracy, feature regression and herding may run
     their gradient-free batches in chunks (a CPU speed-up) without changing a number; batch statistics would not."""
     monkeypatch.setattr(models, "CPU_NO_GRAD_CHUNK", 4)
