@@ -63,6 +63,8 @@ FMNIST_ONLINE30_OPTIONS = frepo_options(real_dtype="bfloat16", online_steps=30)
 FMNIST_5500 = {**FMNIST_EMA999, "iterations": 5500, "options": FMNIST_ONLINE30_OPTIONS}
 FMNIST_5500_CHANGE = ("the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, the set of "
                       "step 5,500 kept) with ")
+# the preset since fashion-mnist-frepo-ipc1-batch512-5500steps: the regression scored on 512 real images a step
+FMNIST_B512 = {**FMNIST_5500, "options": {**FMNIST_ONLINE30_OPTIONS, "real_batch": 512}}
 FMNIST_B512_CHANGE = ("the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, 512 real "
                       "images a step, 5,500 steps) with ")
 # that setting for 4,000 steps on a CPU without bfloat16 instructions (float32)
@@ -249,7 +251,7 @@ SETTINGS: dict[str, dict] = {
     # more real images a step (on MNIST at 1 per class 1,024 instead of 256 gained on both splits), and a slower
     # moving average (validation while distilling wanders by about half a point between checks from step 4,000 on)
     "fashion-mnist-frepo-ipc1-batch512-5500steps": {
-        "options": {**FMNIST_5500, "options": {**FMNIST_ONLINE30_OPTIONS, "real_batch": 512}},
+        "options": FMNIST_B512,
         "change": FMNIST_5500_CHANGE + "the regression scored on 512 real images a step instead of 256, for 5,500 "
                   "steps (run with --max-minutes 0)",
     },
@@ -271,13 +273,12 @@ SETTINGS: dict[str, dict] = {
     # 8,000 steps because the slower set may peak later (nothing in a run depends on its length, so its first 5,500
     # steps are those of a 5,500-step run)
     "fashion-mnist-frepo-ipc1-batch1024-5500steps": {
-        "options": {**FMNIST_5500, "options": {**FMNIST_ONLINE30_OPTIONS, "real_batch": 1024}},
+        "options": {**FMNIST_B512, "options": {**FMNIST_B512["options"], "real_batch": 1024}},
         "change": FMNIST_B512_CHANGE + "1,024 real images a step instead of 512, for 5,500 steps (run with "
                   "--max-minutes 0)",
     },
     "fashion-mnist-frepo-ipc1-lrimages005-8000steps": {
-        "options": {**FMNIST_5500, "iterations": 8000, "lr_images": 0.005,
-                    "options": {**FMNIST_ONLINE30_OPTIONS, "real_batch": 512}},
+        "options": {**FMNIST_B512, "iterations": 8000, "lr_images": 0.005},
         "change": FMNIST_B512_CHANGE + "the images' Adam step size 0.005 instead of 0.01, for 8,000 steps instead "
                   "of 5,500 (run with --max-minutes 0)",
     },

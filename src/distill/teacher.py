@@ -26,7 +26,7 @@ from torch.func import functional_call
 
 from distill.data import Task
 from distill.errors import DistillError
-from distill.models import create_model
+from distill.models import create_model, no_grad_in_chunks
 from distill.synset import SyntheticSet
 from distill.train import Params, full_data_config, trained_network
 
@@ -50,8 +50,7 @@ def teacher_probabilities(synset: SyntheticSet, task: Task, temperature: float, 
     """The full-data network's class probabilities [N, K] for the set's images, at `temperature`."""
     model, params = teacher_network(task, synset.meta["arch"], progress)
     images = synset.images.detach().to(task.train_x.device)
-    with torch.no_grad():
-        logits = functional_call(model, params, (images,))
+    logits = no_grad_in_chunks(lambda x: functional_call(model, params, (x,)), images)
     return (logits / temperature).softmax(1).to(synset.images.device)
 
 

@@ -112,7 +112,7 @@ class FeatureRegression:
         if self.augment is not None:
             draw = self.augment.draw(rng)
             real_x, syn_x = self.augment.apply(real_x, draw), self.augment.apply(syn_x, draw)
-        with torch.no_grad(), torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=self.real_bfloat16):
+        with torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=self.real_bfloat16):
             real_features = no_grad_in_chunks(lambda x: embed(self.model, params, x), real_x).float()
             if self.teacher is not None:
                 teacher, teacher_params = self.teacher

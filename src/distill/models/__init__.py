@@ -117,7 +117,7 @@ GPU_NO_GRAD_CHUNK = 2048
 def no_grad_in_chunks(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """`forward(x)` without gradients, a chunk of images at a time: for outputs that are constants (test accuracy,
     the real batch's features and teacher predictions in feature regression, the real class means in distribution
-    matching, the training set's features for herding)."""
+    matching, the training set's features for herding, the teacher's labels for a set)."""
     chunk = CPU_NO_GRAD_CHUNK if x.device.type == "cpu" else GPU_NO_GRAD_CHUNK
     with torch.no_grad():
         return torch.cat([forward(x[i : i + chunk]) for i in range(0, len(x), chunk)])
