@@ -277,6 +277,13 @@ SETTINGS: dict[str, dict] = {
         "change": FMNIST_B512_CHANGE + "1,024 real images a step instead of 512, for 5,500 steps (run with "
                   "--max-minutes 0)",
     },
+    "fashion-mnist-frepo-ipc1-nets2-5500steps": {
+        "options": {**FMNIST_B512, "options": {**FMNIST_B512["options"], "nets_per_step": 2}},
+        "change": FMNIST_B512_CHANGE + "the regression scored in two pool networks' features a step (the loss their "
+                  "mean, on the same 512 real images) instead of one, for 5,500 steps: the cost of 1,024 images a "
+                  "step, spent on less noise from the network drawn instead of from the real batch (run with "
+                  "--max-minutes 0)",
+    },
     "fashion-mnist-frepo-ipc1-lrimages005-8000steps": {
         "options": {**FMNIST_B512, "iterations": 8000, "lr_images": 0.005},
         "change": FMNIST_B512_CHANGE + "the images' Adam step size 0.005 instead of 0.01, for 8,000 steps instead "

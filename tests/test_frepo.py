@@ -129,6 +129,32 @@ def test_pool_networks_train_on_the_set_and_are_renewed(digits):
     assert method.ages[i] in (ages[i] + 1, 0)
 
 
+def test_several_networks_a_step_score_their_mean_loss_and_each_trains_once(digits):
+    options = {"pool_size": 3, "online_steps": 5, "real_batch": 16}
+    method, synset = frepo(digits, options={**options, "nets_per_step": 2})
+    before = [{k: v.clone() for k, v in p.items()} for p in method.pool]
+    ages = list(method.ages)
+    rng = step_generator(0, 0)
+    # what the step will draw: two distinct networks, then the real batch
+    peek = rng.get_state()
+    used = torch.randperm(3, generator=rng)[:2].tolist()
+    idx = torch.randint(len(digits.train_x), (16,), generator=rng)
+    rng.set_state(peek)
+    expected = torch.stack([method._network_loss(before[i], synset, synset.images, digits.train_x[idx],
+                                                 digits.train_y[idx]) for i in used]).mean()
+    loss = method.loss(synset, 0, rng)
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    changed = [i for i in range(3) if any(not torch.equal(before[i][k], method.pool[i][k]) for k in before[i])]
+    assert sorted(changed) == sorted(used)
+    assert all(method.ages[i] == ages[i] + 1 for i in used)
+
+
+@pytest.mark.parametrize("nets", [0, 4])
+def test_nets_per_step_beyond_the_pool_is_refused_before_any_work(digits, nets):
+    with pytest.raises(DistillError, match="nets_per_step"):
+        frepo(digits, options={"pool_size": 3, "nets_per_step": nets})
+
+
 def test_resume_restores_the_pool_exactly(digits, tmp_path):
     options = {"real_batch": 32, "pool_size": 3, "online_steps": 4}
     config = LoopConfig(iterations=6, lr_images=0.01, checkpoint_every=3, keep_best=False)

@@ -1,8 +1,8 @@
 """Feature regression with an online model pool (after FRePo, Zhou, Nezhadarya & Ba, NeurIPS 2022).
 
-Each step takes one network from a pool, computes features psi of the synthetic images and of a real batch, fits a
-ridge regression from the synthetic features to the synthetic set's targets in closed form, and scores it on the
-real batch:
+Each step takes one network from a pool (or `nets_per_step` of them, the loss their mean), computes features psi of
+the synthetic images and of a real batch, fits a ridge regression from the synthetic features to the synthetic set's
+targets in closed form, and scores it on the real batch:
 
     W = psi_s^T (K_ss + lam I)^-1 Y_s,  K_ss = psi_s psi_s^T      (kernel form: only an n x n solve for n images)
     loss = || psi_t W - onehot(y_t) ||^2 / batch      (or the teacher's softened predictions: real_targets)
@@ -40,6 +40,9 @@ class FRePoOptions:
     online_steps: int = 100  # SGD updates a pool network gets on the synthetic set before it is re-initialised
     model_lr: float = 0.01  # the pool networks' SGD step size (momentum-free, so a network is just its weights)
     real_batch: int = 256  # real training images the regression is scored on per step
+    nets_per_step: int = 1  # distinct pool networks a step scores the regression with (the loss is their mean, on
+    # one real batch), each then trained one step: less noise from which network a step draws, at the cost of one
+    # more pass over the real batch per network (as a larger real batch costs)
     ridge: float = 1e-6  # ridge strength, relative to the mean diagonal of K_ss
     augment: str = "none"  # "dsa" (the dataset's DSA strategy), "none", or an explicit strategy like "crop_scale"
     loss: str = "mse"  # "mse": squared error of the regression on the real batch (FRePo); "ce": cross-entropy of its
@@ -79,6 +82,9 @@ class FeatureRegression:
             value = getattr(self.options, key)
             if value not in allowed:
                 raise DistillError(f"frepo: --opt {key} must be one of {', '.join(allowed)}, got {value!r}")
+        if not 1 <= self.options.nets_per_step <= self.options.pool_size:
+            raise DistillError(f"frepo: --opt nets_per_step must be between 1 and pool_size "
+                               f"({self.options.pool_size}), got {self.options.nets_per_step}")
         if not self.options.teacher_temperature > 0:
             raise DistillError("frepo: --opt teacher_temperature must be positive, "
                                f"got {self.options.teacher_temperature}")
@@ -104,25 +110,34 @@ class FeatureRegression:
         return {k: v.to(self.task.train_x.device) for k, v in init_params(self.model, rng, self.config.scheme()).items()}
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
-        index = int(torch.randint(len(self.pool), (1,), generator=rng))
-        params = self.pool[index]
+        if self.options.nets_per_step == 1:  # the draw every earlier run made, so their sets stay reproducible
+            indices = [int(torch.randint(len(self.pool), (1,), generator=rng))]
+        else:
+            indices = torch.randperm(len(self.pool), generator=rng)[:self.options.nets_per_step].tolist()
         idx = torch.randint(len(self.task.train_x), (self.options.real_batch,), generator=rng).to(self.task.train_x.device)
         real_x, real_y = self.task.train_x[idx], self.task.train_y[idx]
         syn_x = synset.images
         if self.augment is not None:
             draw = self.augment.draw(rng)
             real_x, syn_x = self.augment.apply(real_x, draw), self.augment.apply(syn_x, draw)
+        if self.teacher is not None:
+            teacher, teacher_params = self.teacher
+            with torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=self.real_bfloat16):
+                logits = no_grad_in_chunks(lambda x: functional_call(teacher, teacher_params, (x,)), real_x).float()
+            real_y = (logits / self.options.teacher_temperature).softmax(1)
+        losses = [self._network_loss(self.pool[index], synset, syn_x, real_x, real_y) for index in indices]
+        for index in indices:
+            self._train_pool_member(index, synset, rng)
+        return torch.stack(losses).mean()
+
+    def _network_loss(self, params: Params, synset: SyntheticSet, syn_x: torch.Tensor, real_x: torch.Tensor,
+                      real_y: torch.Tensor) -> torch.Tensor:
+        """The regression's error on the real batch in the features of one pool network."""
         with torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=self.real_bfloat16):
             real_features = no_grad_in_chunks(lambda x: embed(self.model, params, x), real_x).float()
-            if self.teacher is not None:
-                teacher, teacher_params = self.teacher
-                logits = no_grad_in_chunks(lambda x: functional_call(teacher, teacher_params, (x,)), real_x).float()
-                real_y = (logits / self.options.teacher_temperature).softmax(1)
         syn_features = embed(self.model, params, syn_x)
-        loss = regression_loss(syn_features, synset.target_probabilities(), real_features, real_y, self.options.ridge,
+        return regression_loss(syn_features, synset.target_probabilities(), real_features, real_y, self.options.ridge,
                                self.options.loss, self.options.ce_scale)
-        self._train_pool_member(index, synset, rng)
-        return loss
 
     def _train_pool_member(self, index: int, synset: SyntheticSet, rng: torch.Generator) -> None:
         """One SGD step of pool network `index` on the (detached) synthetic set; a new network once it is old."""
