@@ -342,7 +342,10 @@ SETTINGS: dict[str, dict] = {
 
 def main() -> None:
     parser = setting_parser(__doc__, SETTINGS)
-    parser.add_argument("--max-minutes", type=float, default=CPU_MINUTES, help="distillation time limit")
+    parser.add_argument("--max-minutes", type=float, default=CPU_MINUTES,
+                        help="distillation time limit (a resumed run's earlier minutes count)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue a killed run of this setting from its last checkpoint")
     args = parser.parse_args()
     if args.list or not args.name:
         for name, setting in SETTINGS.items():
@@ -354,7 +357,7 @@ def main() -> None:
     if args.max_minutes != CPU_MINUTES:
         command += f" --max-minutes {args.max_minutes:g}"
     key = (options["dataset"], options["method"], options["ipc"])
-    run_setting(args.name, options, command, seed=args.seed, device=args.device,
+    run_setting(args.name, options, command, seed=args.seed, device=args.device, resume=args.resume,
                 extra={"change": setting["change"], "published": PUBLISHED.get(key)})
 
 
