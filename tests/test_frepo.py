@@ -140,8 +140,8 @@ def test_several_networks_a_step_score_their_mean_loss_and_each_trains_once(digi
     used = torch.randperm(3, generator=rng)[:2].tolist()
     idx = torch.randint(len(digits.train_x), (16,), generator=rng)
     rng.set_state(peek)
-    expected = torch.stack([method._network_loss(before[i], synset, synset.images, digits.train_x[idx],
-                                                 digits.train_y[idx]) for i in used]).mean()
+    expected = torch.stack([method._network_loss(before[i], synset.images, synset.target_probabilities(),
+                                                 digits.train_x[idx], digits.train_y[idx]) for i in used]).mean()
     loss = method.loss(synset, 0, rng)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
     changed = [i for i in range(3) if any(not torch.equal(before[i][k], method.pool[i][k]) for k in before[i])]

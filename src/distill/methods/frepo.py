@@ -125,18 +125,19 @@ class FeatureRegression:
             with torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=self.real_bfloat16):
                 logits = no_grad_in_chunks(lambda x: functional_call(teacher, teacher_params, (x,)), real_x).float()
             real_y = (logits / self.options.teacher_temperature).softmax(1)
-        losses = [self._network_loss(self.pool[index], synset, syn_x, real_x, real_y) for index in indices]
+        syn_targets = synset.target_probabilities()
+        losses = [self._network_loss(self.pool[index], syn_x, syn_targets, real_x, real_y) for index in indices]
         for index in indices:
             self._train_pool_member(index, synset, rng)
         return torch.stack(losses).mean()
 
-    def _network_loss(self, params: Params, synset: SyntheticSet, syn_x: torch.Tensor, real_x: torch.Tensor,
+    def _network_loss(self, params: Params, syn_x: torch.Tensor, syn_targets: torch.Tensor, real_x: torch.Tensor,
                       real_y: torch.Tensor) -> torch.Tensor:
         """The regression's error on the real batch in the features of one pool network."""
         with torch.autocast(real_x.device.type, dtype=torch.bfloat16, enabled=self.real_bfloat16):
             real_features = no_grad_in_chunks(lambda x: embed(self.model, params, x), real_x).float()
         syn_features = embed(self.model, params, syn_x)
-        return regression_loss(syn_features, synset.target_probabilities(), real_features, real_y, self.options.ridge,
+        return regression_loss(syn_features, syn_targets, real_features, real_y, self.options.ridge,
                                self.options.loss, self.options.ce_scale)
 
     def _train_pool_member(self, index: int, synset: SyntheticSet, rng: torch.Generator) -> None:
