@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -38,6 +39,15 @@ def cpu_model() -> str:
 def device_name(device: str) -> str:
     """The GPU's name for a CUDA run, else the CPU model (results files record where they were measured)."""
     return torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name()
+
+
+def gpu_sharing(device: str) -> dict:
+    """How many runs shared the GPU, and whether side by side under CUDA MPS, as benchmarks/gpu_session.sh tells
+    its runs (DISTILL_RUNS_ON_DEVICE, DISTILL_MPS): a run's seconds mean little without it. Empty on the CPU."""
+    runs = os.environ.get("DISTILL_RUNS_ON_DEVICE")
+    if not (device.startswith("cuda") and runs):
+        return {}
+    return {"processes_on_device": int(runs), "mps": os.environ.get("DISTILL_MPS") == "1"}
 
 
 def git_commit() -> str:
@@ -89,7 +99,7 @@ def run_setting(name: str, options: dict, command: str, artifact: str | None = N
         "distill_seconds": r["distill_seconds"], "device": device_name(r["device"]),
         "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
         "git_commit": git_commit(), "command": command + (f" --seed {seed}" if seed else ""),
-        "config": config, **(extra or {}),
+        "config": config, **gpu_sharing(r["device"]), **(extra or {}),
     }
     (HERE / "results").mkdir(exist_ok=True)
     write_json(result, HERE / "results" / f"{name}.json")

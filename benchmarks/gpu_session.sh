@@ -86,6 +86,8 @@ bench() {  # minutes, then settings with their options, separated by ';'
 
 lines=$(grep -Ev '^\s*(#|$)' "$plan")
 if [ "$mps" = 1 ]; then lines=$(sed 's/^+//' <<<"$lines"); else lines=$(grep -v '^+' <<<"$lines"); fi
+# each results file records how many runs shared the GPU and whether under MPS (benchmarks/common.py, gpu_sharing)
+export DISTILL_RUNS_ON_DEVICE=$(grep -c . <<<"$lines") DISTILL_MPS=$mps
 mapfile -t methods < <(echo "$lines" | grep -oE '(mnist|fashion-mnist)-[a-z]+-ipc[0-9]+' \
     | while read -r name; do method_of "$name"; done | sort -u)
 for method in "${methods[@]}"; do smoke "$method" & done

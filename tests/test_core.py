@@ -288,3 +288,15 @@ def test_ema_resumes_exactly(tmp_path):
     resumed, _ = _zigzag_run(ema=0.7, iterations=7, tmp_path=tmp_path, resume=True)
     assert math.isclose(float(resumed.images.detach().sum()), float(whole.images.detach().sum()), rel_tol=1e-6)
     assert not math.isclose(float(whole.images.detach().sum()), 1.0)  # the average, not the last state, was resumed
+
+
+def test_validation_curve_draws_a_results_files_history_that_has_no_losses(tmp_path):
+    """A results file keeps only (step, validation) pairs; its curve is redrawn from them (a GPU session brings back
+    no pictures), so the plot must not need the outer loss that a live run's history has."""
+    from distill.report import validation_curve  # noqa: PLC0415
+
+    validation_only = [{"step": s, "val_acc": a} for s, a in ((500, 0.70), (1000, 0.75), (1500, 0.77))]
+    live = [{"step": s, "loss": 1.0 / s, **({"val_acc": 0.7} if s == 2 else {})} for s in (1, 2, 3)]
+    for name, history in (("only-validation.png", validation_only), ("live.png", live)):
+        path = validation_curve(history, tmp_path / name)
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -68,10 +68,10 @@ def validation_curve(history: list[dict], path: Path, title: str = "") -> Path:
     ax.set_xlabel("outer step")
     ax.set_ylabel("validation accuracy (%)")
     ax.grid(alpha=0.3)
-    if history:
+    losses = [(h["step"], h["loss"]) for h in history if "loss" in h]  # a results file keeps only validation
+    if losses:
         loss_ax = ax.twinx()
-        loss_ax.plot([h["step"] for h in history], [h["loss"] for h in history], color="tab:gray", alpha=0.35,
-                     linewidth=0.6)
+        loss_ax.plot([p[0] for p in losses], [p[1] for p in losses], color="tab:gray", alpha=0.35, linewidth=0.6)
         loss_ax.set_ylabel("outer loss", color="tab:gray")
     ax.set_title(title, fontsize=9)
     return _save_figure(fig, path)
