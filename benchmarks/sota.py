@@ -67,6 +67,10 @@ FMNIST_5500_CHANGE = ("the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the p
 FMNIST_B512 = {**FMNIST_5500, "options": {**FMNIST_ONLINE30_OPTIONS, "real_batch": 512}}
 FMNIST_B512_CHANGE = ("the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, 512 real "
                       "images a step, 5,500 steps) with ")
+# the preset since fashion-mnist-frepo-ipc1-batch1024-5500steps: 1,024 real images a step
+FMNIST_B1024 = {**FMNIST_B512, "options": {**FMNIST_B512["options"], "real_batch": 1024}}
+FMNIST_B1024_CHANGE = ("the Fashion-MNIST preset (fashion-mnist-frepo-ipc1: the pool renewed after 30 steps, 1,024 "
+                       "real images a step, 5,500 steps) with ")
 # that setting for 4,000 steps on a CPU without bfloat16 instructions (float32)
 FMNIST_AVX2_4000 = {**FMNIST_EMA999, "iterations": 4000, "options": frepo_options(real_dtype="float32")}
 # the MNIST preset's run on a CPU without bfloat16 instructions (AVX2 only): the real batch in float32
@@ -283,6 +287,49 @@ SETTINGS: dict[str, dict] = {
                   "mean, on the same 512 real images) instead of one, for 5,500 steps: the cost of 1,024 images a "
                   "step, spent on less noise from the network drawn instead of from the real batch (run with "
                   "--max-minutes 0)",
+    },
+    # on the GPU (benchmarks/gpu_plan.txt, each under --max-minutes as a backstop): the preset's two levers pulled
+    # further, each at its 1,024-image cost or more. 256 -> 512 -> 1,024 real images a step gained 0.2 and 0.3
+    # points on test and on validation; two networks a step on 512 images led the 512-image preset on validation at
+    # every check to step 3,500. The 8,000-step run asks whether the set still gains after step 5,500, where the
+    # 1,024-image run's validation peaked at its last check (its first 5,500 steps are a 5,500-step run's)
+    **{f"fashion-mnist-frepo-ipc1-batch{batch}{f'-nets{nets}' if nets > 1 else ''}-{steps}steps": {
+        "options": {**FMNIST_B1024, "iterations": steps,
+                    "options": {**FMNIST_B1024["options"], "real_batch": batch, "nets_per_step": nets}},
+        "change": FMNIST_B1024_CHANGE + what + ", on one GPU beside other runs under CUDA MPS",
+    } for batch, nets, steps, what in (
+        (2048, 1, 5500, "2,048 real images a step instead of 1,024"),
+        (4096, 1, 5500, "4,096 real images a step instead of 1,024"),
+        (1024, 2, 5500, "the regression scored in two pool networks' features a step (the loss their mean, on the "
+                        "same real images) instead of one"),
+        (2048, 2, 5500, "2,048 real images a step instead of 1,024, scored in two pool networks' features a step "
+                        "(the loss their mean) instead of one"),
+        (1024, 4, 5500, "the regression scored in four pool networks' features a step (the loss their mean, on the "
+                        "same real images) instead of one"),
+        (1024, 1, 8000, "8,000 steps instead of 5,500"))},
+    # the pool itself, on the preset's 1,024 images (the GPU's last minutes of that session, two runs side by side):
+    # twice the networks, so each lives twice as many of the set's steps (its features change more slowly), or
+    # three times the networks' SGD step size (features further from random in the same 30 steps)
+    **{f"fashion-mnist-frepo-ipc1-{suffix}-5500steps": {
+        "options": {**FMNIST_B1024, "options": {**FMNIST_B1024["options"], **change}},
+        "change": FMNIST_B1024_CHANGE + what + ", on one GPU beside another run under CUDA MPS",
+    } for suffix, change, what in (
+        ("pool20", {"pool_size": 20}, "20 pool networks instead of 10"),
+        ("modellr03", {"model_lr": 0.03}, "the pool networks' SGD step size 0.03 instead of 0.01"))},
+    # the kept set chosen by a network trained as the final evaluation trains (300 epochs) instead of the quick one:
+    # validation draws from generators of its own, so the run's steps are the 512-image run's, bit for bit on the
+    # same CPU, and only the step whose set is kept can differ
+    "fashion-mnist-frepo-ipc1-batch512-valstd-5500steps": {
+        "options": {**FMNIST_B512, "validation": "standard"},
+        "change": FMNIST_B512_CHANGE + "the set kept by a network trained as the final evaluation trains (the "
+                  "standard protocol, 300 epochs) instead of the quick one, for 5,500 steps (run with --max-minutes "
+                  "0)",
+    },
+    # and the same run validated twice as often (every 250 steps): more candidate sets for the same validator
+    "fashion-mnist-frepo-ipc1-batch512-every250-5500steps": {
+        "options": {**FMNIST_B512, "eval_every": 250},
+        "change": FMNIST_B512_CHANGE + "the set validated every 250 steps instead of 500, so the kept one is chosen "
+                  "among twice as many, for 5,500 steps (run with --max-minutes 0)",
     },
     "fashion-mnist-frepo-ipc1-lrimages005-8000steps": {
         "options": {**FMNIST_B512, "iterations": 8000, "lr_images": 0.005},
