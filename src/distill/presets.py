@@ -105,8 +105,8 @@ PRESETS: dict[tuple[str, str, int], dict] = {
     # 79.5 ± 0.6%, validation 79.92%, against 79.2 ± 0.4% and 79.66%; 142 minutes of one AMX thread beside another
     # run), for 8,000 steps instead of 5,500 (sota.py fashion-mnist-frepo-ipc1-batch1024-8000steps, on an H200 beside
     # five other runs: the set of step 6,000 kept, 79.6 ± 0.5%, validation 80.08%; about 3.4 hours of one CPU thread).
-    # On the same GPU 2,048 or 4,096 real images a step, or 2 or 4 pool networks a step, or 20 networks in the pool
-    # each lost on test (79.4% at best)
+    # On the same GPU 2,048 or 4,096 real images a step, 2 or 4 pool networks a step, 20 networks in the pool, or the
+    # pool's SGD step size 0.03 each lost on test (79.5% at best)
     ("fashion-mnist", "frepo", 1): {**_FREPO_RECIPES["fashion-mnist"], "iterations": 8000, "eval_every": 500,
                                     "ema": 0.999,
                                     "options": {**_FREPO_RECIPES["fashion-mnist"]["options"], "online_steps": 30,
