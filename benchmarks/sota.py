@@ -293,29 +293,26 @@ SETTINGS: dict[str, dict] = {
     # points on test and on validation; two networks a step on 512 images led the 512-image preset on validation at
     # every check to step 3,500. The 8,000-step run asks whether the set still gains after step 5,500, where the
     # 1,024-image run's validation peaked at its last check (its first 5,500 steps are a 5,500-step run's)
-    **{f"fashion-mnist-frepo-ipc1-batch{batch}{f'-nets{nets}' if nets > 1 else ''}-{steps}steps": {
-        "options": {**FMNIST_B1024, "iterations": steps,
-                    "options": {**FMNIST_B1024["options"], "real_batch": batch, "nets_per_step": nets}},
-        "change": FMNIST_B1024_CHANGE + what + ", on one GPU beside other runs under CUDA MPS",
-    } for batch, nets, steps, what in (
-        (2048, 1, 5500, "2,048 real images a step instead of 1,024"),
-        (4096, 1, 5500, "4,096 real images a step instead of 1,024"),
-        (1024, 2, 5500, "the regression scored in two pool networks' features a step (the loss their mean, on the "
-                        "same real images) instead of one"),
-        (2048, 2, 5500, "2,048 real images a step instead of 1,024, scored in two pool networks' features a step "
-                        "(the loss their mean) instead of one"),
-        (1024, 4, 5500, "the regression scored in four pool networks' features a step (the loss their mean, on the "
-                        "same real images) instead of one"),
-        (1024, 1, 8000, "8,000 steps instead of 5,500"))},
-    # the pool itself, on the preset's 1,024 images (the GPU's last minutes of that session, two runs side by side):
-    # twice the networks, so each lives twice as many of the set's steps (its features change more slowly), or
-    # three times the networks' SGD step size (features further from random in the same 30 steps)
-    **{f"fashion-mnist-frepo-ipc1-{suffix}-5500steps": {
-        "options": {**FMNIST_B1024, "options": {**FMNIST_B1024["options"], **change}},
-        "change": FMNIST_B1024_CHANGE + what + ", on one GPU beside another run under CUDA MPS",
-    } for suffix, change, what in (
-        ("pool20", {"pool_size": 20}, "20 pool networks instead of 10"),
-        ("modellr03", {"model_lr": 0.03}, "the pool networks' SGD step size 0.03 instead of 0.01"))},
+    # The last two rows, the pool itself (that session's last GPU minutes, two runs side by side): twice the networks,
+    # so each lives twice as many of the set's steps (its features change more slowly), or three times the networks'
+    # SGD step size (features further from random in the same 30 steps)
+    **{f"fashion-mnist-frepo-ipc1-{suffix}": {
+        "options": {**FMNIST_B1024, "iterations": steps, "options": {**FMNIST_B1024["options"], **change}},
+        "change": FMNIST_B1024_CHANGE + what + f", on one GPU beside {beside} under CUDA MPS",
+    } for suffix, steps, change, what, beside in (
+        ("batch2048-5500steps", 5500, {"real_batch": 2048}, "2,048 real images a step instead of 1,024", "other runs"),
+        ("batch4096-5500steps", 5500, {"real_batch": 4096}, "4,096 real images a step instead of 1,024", "other runs"),
+        ("batch1024-nets2-5500steps", 5500, {"nets_per_step": 2}, "the regression scored in two pool networks' "
+         "features a step (the loss their mean, on the same real images) instead of one", "other runs"),
+        ("batch2048-nets2-5500steps", 5500, {"real_batch": 2048, "nets_per_step": 2}, "2,048 real images a step "
+         "instead of 1,024, scored in two pool networks' features a step (the loss their mean) instead of one",
+         "other runs"),
+        ("batch1024-nets4-5500steps", 5500, {"nets_per_step": 4}, "the regression scored in four pool networks' "
+         "features a step (the loss their mean, on the same real images) instead of one", "other runs"),
+        ("batch1024-8000steps", 8000, {}, "8,000 steps instead of 5,500", "other runs"),
+        ("pool20-5500steps", 5500, {"pool_size": 20}, "20 pool networks instead of 10", "another run"),
+        ("modellr03-5500steps", 5500, {"model_lr": 0.03}, "the pool networks' SGD step size 0.03 instead of 0.01",
+         "another run"))},
     # the kept set chosen by a network trained as the final evaluation trains (300 epochs) instead of the quick one:
     # validation draws from generators of its own, so the run's steps are the 512-image run's, bit for bit on the
     # same CPU, and only the step whose set is kept can differ
