@@ -376,6 +376,17 @@ SETTINGS: dict[str, dict] = {
         ("mnist", 1, 4096, MNIST_TEACHER), ("fashion-mnist", 1, 1024, NO_TEACHER), ("mnist", 10, 1024, MNIST_TEACHER),
         ("fashion-mnist", 10, 1024, MNIST_TEACHER), ("mnist", 50, 1024, NO_TEACHER),
         ("fashion-mnist", 50, 1024, NO_TEACHER))},
+    # a final stage on the Fashion-MNIST preset's set: back-propagation through the standard protocol's own 300
+    # epochs (method `unroll`), images and labels, from a fresh network every step; validated as evaluation trains
+    "fashion-mnist-unroll-ipc1-from-frepo": {
+        "options": dict(dataset="fashion-mnist", method="unroll", ipc=1, iterations=60,
+                        image_init="benchmarks/artifacts/fashion-mnist-frepo-ipc1.safetensors", learn_labels=True,
+                        lr_images=0.003, lr_labels=0.03, real_batch=512, eval_augment="none", eval_epochs=0,
+                        eval_every=10, validation="standard", ema=0.0, **NO_TEACHER),
+        "change": "the Fashion-MNIST preset's set (fashion-mnist-frepo-ipc1) refined for 60 steps by back-propagating "
+                  "the real-batch loss through the standard protocol's training (method unroll), labels learned too; "
+                  "on two CPU threads (run with --max-minutes 0)",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import platform
@@ -34,7 +35,10 @@ OUTPUT_NAMES = (SYNSET_NAME, AS_DISTILLED_NAME, "grid.png", "val_curve.png", "su
 
 
 CORESET_INITS = ("herding", "kcenter")  # image starts taken from a coreset method's picks
-IMAGE_INITS = ("real", "noise", *CORESET_INITS)
+IMAGE_INITS = ("real", "noise", *CORESET_INITS)  # or the path of a saved set (SET_SUFFIX): a later stage's start
+SET_SUFFIX = ".safetensors"
+START_LABEL_FLOOR = 1e-3  # a started set's labels as learned logits: probabilities floored here (a one-hot row has
+# no finite logits), so the true class starts at 0.991 of a hard label
 FEATURE_METHODS = ("dm", "frepo", *CORESET_INITS)  # they compare `embed` features (MLP and LeNet have none)
 
 
@@ -50,10 +54,11 @@ class DistillConfig:
     epochs: int = 10  # the paper used 3; 10 trains small data (digits) much better for the same 10 images
     init: str = "fixed"  # fixed | random | loaded
     init_scheme: str = ""  # "" = the network's default (xavier for LeNet, as in the original code)
-    image_init: str = "real"  # real | noise | herding | kcenter: real samples give short runs (the digits main job) a
-    # head start; for long fixed-init MNIST runs the paper's noise went faster and higher (91% validation at 3,600
-    # steps against 86%); herding / kcenter start from that coreset's picks (one image per class and step), chosen in
-    # the features of the full-data network as the coreset baselines are
+    image_init: str = "real"  # real | noise | herding | kcenter | a set file: real samples give short runs (the digits
+    # main job) a head start; for long fixed-init MNIST runs the paper's noise went faster and higher (91% validation
+    # at 3,600 steps against 86%); herding / kcenter start from that coreset's picks (one image per class and step),
+    # chosen in the features of the full-data network as the coreset baselines are; the path of a saved set
+    # (.safetensors) starts from its images and labels, to refine another method's set (the `unroll` stage)
     init_lr: float = 0.02
     layer_lrs: bool = False  # learn one rate per step and per parameter tensor instead of one per step
     iterations: int = 800
@@ -116,8 +121,11 @@ class DistillConfig:
             raise DistillError("the poisoning attack has its own command: distill attack")
         if self.init not in INIT_MODES:
             raise DistillError(f"unknown init mode {self.init!r}; choose one of: {', '.join(INIT_MODES)}")
-        if self.image_init not in IMAGE_INITS:
-            raise DistillError(f"--image-init must be one of {', '.join(IMAGE_INITS)}, got {self.image_init!r}")
+        if self.image_init not in IMAGE_INITS and not self.image_init.endswith(SET_SUFFIX):
+            raise DistillError(f"--image-init must be one of {', '.join(IMAGE_INITS)} or a saved set "
+                               f"(*{SET_SUFFIX}), got {self.image_init!r}")
+        if self.image_init.endswith(SET_SUFFIX) and not Path(self.image_init).is_file():
+            raise DistillError(f"--image-init {self.image_init}: no such set file")
         if not learns_schedule(self.method) and self.init != "random":
             raise DistillError(f"method {self.method!r} trains fresh random networks; use --init random")
         if self.learn_labels and not getattr(get_method(self.method), "learns_labels", False):
@@ -194,7 +202,10 @@ def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> 
     steps, epochs = (config.steps, config.epochs) if schedule else (1, 1)
     labels = torch.arange(k).repeat(steps * config.ipc)
     step = torch.arange(steps).repeat_interleave(k * config.ipc)
-    if config.image_init == "noise":
+    start_set = started_from(config, task, labels) if config.image_init.endswith(SET_SUFFIX) else None
+    if start_set is not None:
+        images = start_set.images.detach().cpu().clone()
+    elif config.image_init == "noise":
         images = torch.randn(len(labels), *task.image_shape, generator=generator)
     elif config.image_init in CORESET_INITS:  # the coreset's picks, in the same class-by-class order
         coreset = get_method(config.image_init)(config)
@@ -225,12 +236,45 @@ def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> 
         meta["lr_role"] = "standard"
     else:
         step = None
+    if start_set is not None:
+        meta["started_from"] = {"path": config.image_init, "sha256": file_sha256(Path(config.image_init))}
     label_logits = None
-    if config.learn_labels:  # start at the hard labels, softened: the true class at LEARNED_LABEL_START
+    if start_set is not None and start_set.labels.ndim == 2:  # its soft labels: learned on from there, or kept
+        probabilities = start_set.labels.detach().float().cpu()
+        if config.learn_labels:
+            floored = probabilities.clamp_min(START_LABEL_FLOOR)
+            label_logits = (floored / floored.sum(1, keepdim=True)).log().to(device).requires_grad_(True)
+        else:
+            labels = probabilities
+    elif config.learn_labels:  # start at the hard labels, softened: the true class at LEARNED_LABEL_START
         start = math.log(LEARNED_LABEL_START * (k - 1) / (1 - LEARNED_LABEL_START))
         label_logits = (start * torch.nn.functional.one_hot(labels, k).float()).to(device).requires_grad_(True)
     return SyntheticSet(images.to(device).requires_grad_(True), labels.to(device), meta,
                         None if step is None else step.to(device), log_lrs, fixed, label_logits=label_logits)
+
+
+def started_from(config: DistillConfig, task: Task, labels: torch.Tensor) -> SyntheticSet:
+    """The saved set a run starts from (`--image-init PATH`), checked to be a set this run could have made: the same
+    dataset and image shape, and one image for each of its places, class by class in the run's order."""
+    start = load(config.image_init)
+    problems = []
+    if start.meta.get("dataset") != task.spec.name:
+        problems.append(f"it was distilled from {start.meta.get('dataset')!r}, this run uses {task.spec.name!r}")
+    if tuple(start.images.shape[1:]) != tuple(task.image_shape):
+        problems.append(f"its images are {tuple(start.images.shape[1:])}, this dataset's {tuple(task.image_shape)}")
+    if len(start.images) != len(labels):
+        problems.append(f"it has {len(start.images)} images, this run {len(labels)} (--ipc {config.ipc}"
+                        f"{f', --steps {config.steps}' if config.steps > 1 else ''})")
+    elif not torch.equal(start.hard_labels().cpu(), labels):
+        problems.append("its images are not ordered class by class as this run's are")
+    if problems:
+        raise DistillError(f"--image-init {config.image_init}: cannot start from this set: {'; '.join(problems)}")
+    return start
+
+
+def file_sha256(path: Path) -> str:
+    """The file's SHA-256, recorded with a run that started from it: the path alone may later name another set."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_method(config: DistillConfig, pool=None):

@@ -53,8 +53,10 @@ def run(
     init: Optional[str] = typer.Option(None, help="fixed: one stored network; random: a fresh one every step."),
     init_scheme: Optional[str] = typer.Option(None, help="Initialiser: default, xavier, kaiming "
                                                          "(empty: the network's own default)."),
-    image_init: Optional[str] = typer.Option(None, help="Start the images from real samples (real), noise, or a "
-                                                        "coreset's picks (herding, kcenter)."),
+    image_init: Optional[str] = typer.Option(None, help="Start the images from real samples (real), noise, a "
+                                                        "coreset's picks (herding, kcenter), or a saved set (a "
+                                                        ".safetensors path: its images and labels, to refine it "
+                                                        "further, e.g. with --method unroll)."),
     init_lr: Optional[float] = typer.Option(None, help="Starting value of the learned learning rates."),
     iterations: Optional[int] = typer.Option(None, help="Outer optimisation steps."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Step size for the images."),

@@ -1,8 +1,8 @@
 """Training networks: the unrolled learned-schedule steps on a synthetic set (differentiable), ordinary SGD training
 (evaluation nets, full-data baselines, victims), accuracy, and a disk cache of trained networks.
 
-The unrolled steps live here once: the `dd` method back-propagates through them, the evaluation protocol runs the
-very same function without building a graph.
+The training loops live here once: the `dd` method back-propagates through the learned-schedule steps and the
+`unroll` method through the standard protocol's SGD, while evaluation runs the very same functions without a graph.
 """
 
 from __future__ import annotations
@@ -109,38 +109,53 @@ def train_sgd(
     generator: torch.Generator,
     augment=None,
     progress: str | None = None,
+    create_graph: bool = False,
 ) -> Params:
-    """Train `params` on (x, y) with SGD + momentum + weight decay. `augment(x, generator)` is applied per batch."""
+    """Train `params` on (x, y) with SGD + momentum + weight decay. `augment(x, generator)` is applied per batch.
+
+    The update is torch.optim.SGD's, written out (the same operations, so the same numbers) so that with
+    `create_graph=True` the trained weights stay differentiable in `x` and `y`: the `unroll` method
+    back-propagates through the very training the standard protocol evaluates a set with.
+    """
+    names = list(params)
     current = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    optimiser = torch.optim.SGD(current.values(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    buffers: dict[str, torch.Tensor] = {}  # momentum, per parameter tensor
     batches_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
     total = config.epochs * batches_per_epoch
     bar = tqdm(total=total, desc=progress, leave=False, disable=progress is None)
-    step = 0
-    for epoch in range(config.epochs):
-        if config.cosine:
-            lr = config.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / config.epochs)).item())
-        elif config.decay_at_half and epoch >= config.epochs // 2:
-            lr = config.lr * 0.1
-        else:
-            lr = config.lr
-        for group in optimiser.param_groups:
-            group["lr"] = lr
-        order = torch.randperm(len(x), generator=generator).to(x.device)
-        for i in range(0, len(x), config.batch_size):
-            idx = order[i : i + config.batch_size]
-            xb, yb = x[idx], y[idx]
-            if augment is not None:
-                xb = augment(xb, generator)
-            loss = classification_loss(functional_call(model, current, (xb,)), yb)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            step += 1
-            bar.update(1)
+    with torch.enable_grad():
+        for epoch in range(config.epochs):
+            if config.cosine:
+                lr = config.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / config.epochs)).item())
+            elif config.decay_at_half and epoch >= config.epochs // 2:
+                lr = config.lr * 0.1
+            else:
+                lr = config.lr
+            order = torch.randperm(len(x), generator=generator).to(x.device)
+            for i in range(0, len(x), config.batch_size):
+                idx = order[i : i + config.batch_size]
+                xb, yb = x[idx], y[idx]
+                if augment is not None:
+                    xb = augment(xb, generator)
+                loss = classification_loss(functional_call(model, current, (xb,)), yb)
+                grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=create_graph)
+                with torch.set_grad_enabled(create_graph):
+                    current = {k: _sgd_update(k, current[k], g, buffers, lr, config) for k, g in zip(names, grads)}
+                if not create_graph:
+                    current = {k: v.requires_grad_(True) for k, v in current.items()}
+                bar.update(1)
     bar.close()
-    return {k: v.detach() for k, v in current.items()}
+    return current if create_graph else {k: v.detach() for k, v in current.items()}
+
+
+def _sgd_update(name: str, param: torch.Tensor, grad: torch.Tensor, buffers: dict[str, torch.Tensor], lr: float,
+                config: SGDConfig) -> torch.Tensor:
+    """One torch.optim.SGD step (no dampening, no Nesterov) of one tensor, out of place."""
+    if config.weight_decay:
+        grad = grad.add(param, alpha=config.weight_decay)
+    if config.momentum:
+        grad = buffers[name] = grad if name not in buffers else buffers[name].mul(config.momentum).add(grad)
+    return param.add(grad, alpha=-lr)
 
 
 FULL_DATA = SGDConfig(epochs=15, batch_size=128, lr=0.03, cosine=True, decay_at_half=False)

@@ -104,4 +104,4 @@ class ClassSampler:
         return self.x[pick.to(self.x.device)]
 
 
-from distill.methods import attack, coreset, dc, dd, dm, dsa, frepo, mtt  # noqa: E402,F401  (registers the methods)
+from distill.methods import attack, coreset, dc, dd, dm, dsa, frepo, mtt, unroll  # noqa: E402,F401  (registers the methods)

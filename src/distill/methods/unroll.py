@@ -1,0 +1,56 @@
+"""Dataset distillation through the standard protocol itself: the original hypergradient (Wang et al. 2018, as in
+`dd`), with the inner training being exactly the one every set in `distill` is evaluated with (GUIDE §5).
+
+    loss(images, labels) = CE( f(theta_T, real_x), real_y ),   theta_T = train_sgd(theta_0, images, labels)
+
+theta_0 is a fresh random network every step and `train_sgd` the evaluation's own SGD (momentum 0.9, weight decay,
+the step decay at half the epochs, 300 epochs or `--eval-epochs`), unrolled with a graph. So the loss is, up to the
+draw of the network and of the real batch, the very quantity the standard protocol's test accuracy estimates: no
+proxy (regression, matched gradients or trajectories) stands between the set and what it is judged by.
+
+The price is memory and time: every epoch of every evaluation step stays in the graph. On one CPU thread a step at
+one image per class (ConvNet, 300 epochs) takes about a minute and 16 GB. So the method is a final stage, started
+from a set another method distilled (`--image-init path/to/set.safetensors`), and it learns the labels the
+evaluation trains with (`--learn-labels`), which a regression's targets are not.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import functional_call
+
+from distill.augment import augmentation_for
+from distill.data import Task
+from distill.errors import DistillError
+from distill.evaluate import standard_sgd
+from distill.methods import register_method
+from distill.models import create_model, init_params
+from distill.synset import SyntheticSet
+from distill.train import classification_loss, train_sgd
+
+
+@register_method("unroll")
+class StandardProtocolUnroll:
+    name = "unroll"
+    learns_schedule = False  # its sets are plain images (and labels), trained with the standard protocol
+    learns_labels = True  # the unrolled training fits the set's targets, the labels evaluation trains with
+
+    def __init__(self, config):
+        self.config = config
+
+    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
+        if augmentation_for(self.config.eval_augment, task.spec.name) is not None:
+            raise DistillError("unroll: back-propagating through augmented training (1,000 epochs) is out of reach; "
+                               "it distils for the standard protocol without augmentation (leave --eval-augment "
+                               "unset)")
+        self.task = task
+        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+        self.sgd = standard_sgd(epochs=self.config.eval_epochs)
+
+    def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
+        device = self.task.train_x.device
+        start = {k: v.to(device) for k, v in init_params(self.model, rng, self.config.scheme()).items()}
+        trained = train_sgd(self.model, start, synset.images, synset.targets(), self.sgd, rng, create_graph=True)
+        idx = torch.randint(len(self.task.train_x), (self.config.real_batch,), generator=rng).to(device)
+        logits = functional_call(self.model, trained, (self.task.train_x[idx],))
+        return classification_loss(logits, self.task.train_y[idx])

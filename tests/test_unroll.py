@@ -1,0 +1,118 @@
+"""Back-propagation through the standard protocol (`train_sgd(create_graph=True)`, the `unroll` method) and runs
+that start from a saved set (`--image-init PATH`)."""
+
+import pytest
+import torch
+from torch.func import functional_call
+
+import distill
+from distill.api import DistillConfig, initial_synset
+from distill.data import load_task
+from distill.errors import DistillError
+from distill.loop import step_generator
+from distill.models import create_model, init_params
+from distill.train import SGDConfig, classification_loss, train_sgd
+from helpers import method_and_set
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_task("digits")
+
+
+def torch_optim_sgd(model, params, x, y, config, generator):
+    """The standard protocol as torch.optim.SGD runs it: what train_sgd must repeat number for number."""
+    current = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    optimiser = torch.optim.SGD(current.values(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    for epoch in range(config.epochs):
+        for group in optimiser.param_groups:
+            group["lr"] = config.lr * 0.1 if epoch >= config.epochs // 2 else config.lr
+        order = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), config.batch_size):
+            idx = order[i : i + config.batch_size]
+            loss = classification_loss(functional_call(model, current, (x[idx],)), y[idx])
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return {k: v.detach() for k, v in current.items()}
+
+
+@pytest.mark.parametrize("batch_size", [256, 7])  # one batch an epoch (a small set), and several
+def test_train_sgd_is_torch_sgd_exactly_with_or_without_a_graph(digits, batch_size):
+    model = create_model("convnet", digits.image_shape, digits.num_classes)
+    start = init_params(model, torch.Generator().manual_seed(0), "default")
+    x, y = digits.train_x[:20], digits.train_y[:20]
+    config = SGDConfig(epochs=6, batch_size=batch_size)
+    reference = torch_optim_sgd(model, start, x, y, config, torch.Generator().manual_seed(1))
+    plain = train_sgd(model, start, x, y, config, torch.Generator().manual_seed(1))
+    graphed = train_sgd(model, start, x, y, config, torch.Generator().manual_seed(1), create_graph=True)
+    for name in reference:
+        assert torch.equal(plain[name], reference[name]), name
+        assert torch.allclose(graphed[name], reference[name], atol=1e-6), name
+    assert all(not v.requires_grad for v in plain.values())
+    assert all(v.requires_grad for v in graphed.values())
+
+
+def test_the_gradient_through_train_sgd_matches_finite_differences():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+    start = {k: v.detach().clone() for k, v in model.named_parameters()}
+    x = torch.randn(5, 3, dtype=torch.float64, requires_grad=True)
+    y = torch.softmax(torch.randn(5, 2, dtype=torch.float64), 1).requires_grad_(True)
+    probe_x, probe_y = torch.randn(8, 3, dtype=torch.float64), torch.randint(2, (8,))
+    config = SGDConfig(epochs=4, lr=0.5)
+
+    def outer(images, targets):
+        trained = train_sgd(model, start, images, targets, config, torch.Generator().manual_seed(0),
+                            create_graph=True)
+        return classification_loss(functional_call(model, trained, (probe_x,)), probe_y)
+
+    assert torch.autograd.gradcheck(outer, (x, y))
+
+
+def test_unroll_loss_reaches_images_and_labels_and_a_step_lowers_it(digits):
+    method, synset = method_and_set(digits, "unroll", eval_epochs=10, real_batch=256)
+    loss = method.loss(synset, 0, step_generator(0, 0))
+    grad_images, grad_labels = torch.autograd.grad(loss, [synset.images, synset.label_logits])
+    assert torch.isfinite(grad_images).all() and grad_images.abs().sum() > 0 and grad_labels.abs().sum() > 0
+    with torch.no_grad():
+        synset.images -= 0.5 * grad_images / grad_images.norm()
+    # the same network and real batch (same generator), so only the images changed
+    assert method.loss(synset, 0, step_generator(0, 0)).item() < loss.item()
+
+
+def test_unroll_refuses_augmented_evaluation(digits):
+    with pytest.raises(DistillError, match="augment"):
+        method_and_set(digits, "unroll", eval_augment="dsa")
+
+
+def test_a_run_can_start_from_a_saved_set_with_its_images_and_soft_labels(digits, tmp_path):
+    config = DistillConfig(dataset="digits", method="frepo", arch="convnet", init="random", learn_labels=True)
+    saved = initial_synset(config, digits).detached()
+    saved.images += 1.0  # not what any other start would give
+    path = tmp_path / "set.safetensors"
+    distill.save(saved, path)
+    later = DistillConfig(dataset="digits", method="unroll", arch="convnet", init="random", learn_labels=True,
+                          image_init=str(path))
+    later.validate()
+    start = initial_synset(later, digits)
+    assert torch.equal(start.images.detach(), saved.images)
+    assert torch.allclose(start.targets(), saved.labels, atol=2e-3)  # floored at 1e-3, so soft labels as they were
+    assert start.meta["started_from"]["path"] == str(path) and len(start.meta["started_from"]["sha256"]) == 64
+    kept = initial_synset(DistillConfig(**{**later.__dict__, "learn_labels": False}), digits)
+    assert torch.equal(kept.labels, saved.labels) and kept.label_logits is None
+
+
+def test_a_start_set_that_does_not_fit_the_run_is_a_clear_error(digits, tmp_path):
+    config = DistillConfig(dataset="digits", method="frepo", arch="convnet", init="random", ipc=2)
+    path = tmp_path / "two-per-class.safetensors"
+    distill.save(initial_synset(config, digits).detached(), path)
+    with pytest.raises(DistillError, match="20 images, this run 10"):
+        initial_synset(DistillConfig(dataset="digits", method="unroll", arch="convnet", init="random",
+                                     image_init=str(path)), digits)
+    with pytest.raises(DistillError, match="no such set file"):
+        DistillConfig(dataset="digits", method="unroll", arch="convnet", init="random",
+                      image_init=str(tmp_path / "missing.safetensors")).validate()
+    with pytest.raises(DistillError, match="saved set"):
+        DistillConfig(dataset="digits", image_init="nonsense").validate()
