@@ -391,7 +391,8 @@ SETTINGS: dict[str, dict] = {
                   "on two CPU threads (run with --max-minutes 0)",
     },
     # its validation still rose at its last check (80.98% at step 10, 81.72% at step 60, one network): 60 more steps,
-    # started from its set (the Adam state starts afresh)
+    # started from its set (the Adam state starts afresh), run with --seed 1: a step's network and real batch come
+    # from (seed, step), so with seed 0 the second stage would see the first one's 60 networks and batches again
     "fashion-mnist-unroll-ipc1-from-unroll": {
         "options": {**UNROLL_FROM_FREPO,
                     "image_init": "benchmarks/artifacts/fashion-mnist-unroll-ipc1-from-frepo.safetensors"},
