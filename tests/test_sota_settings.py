@@ -46,3 +46,12 @@ def test_effective_fills_defaults_but_keeps_what_differs():
     full = effective(ran)
     assert full["teacher_labels"] == DistillConfig().teacher_labels
     assert full["options"]["real_batch"] == 1024 and full["options"]["real_dtype"] == "float32"
+
+
+def test_the_unroll_stage_as_the_readme_runs_it_is_the_benchmarked_one(monkeypatch):
+    """`distill run --dataset fashion-mnist --ipc 1 --method unroll --image-init SET` (the README's second stage)
+    must repeat the committed stage: the method's defaults are its setting."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    stage = importlib.import_module("sota").UNROLL_FROM_FREPO
+    resolved = presets.resolve(dataset="fashion-mnist", ipc=1, method="unroll", image_init=stage["image_init"])
+    assert {k: (resolved[k], v) for k, v in stage.items() if resolved[k] != v} == {}

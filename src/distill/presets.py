@@ -30,7 +30,7 @@ METHOD_DEFAULTS: dict[str, dict] = {
               "iterations": 2000, "decay_every": 0, "eval_augment": "none", "eval_every": 250},
     # a final stage (`--image-init SET`): a minute a step on a CPU, so few steps, each validated as evaluation trains
     "unroll": {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.003, "learn_labels": True,
-               "lr_labels": 0.03, "iterations": 100, "decay_every": 0, "eval_augment": "none", "eval_every": 10,
+               "lr_labels": 0.03, "iterations": 60, "decay_every": 0, "eval_augment": "none", "eval_every": 10,
                "validation": "standard"},
     **{name: {"arch": "convnet", "init": "random", "iterations": 1, "eval_augment": "none"}
        for name in ("random", "herding", "kcenter")},

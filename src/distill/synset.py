@@ -26,7 +26,7 @@ FORMAT = "distill.synset/1"
 REQUIRED_META = ("format", "dataset", "num_classes", "image_shape", "mean", "std", "method", "arch", "ipc", "steps",
                  "epochs", "init")
 JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "steps", "epochs", "config", "results",
-             "class_names", "attack", "teacher_labels")
+             "class_names", "attack", "teacher_labels", "started_from")
 
 
 @dataclass
