@@ -399,6 +399,12 @@ SETTINGS: dict[str, dict] = {
         "change": "fashion-mnist-unroll-ipc1-from-frepo continued: its set refined by 60 more steps of the same "
                   "stage; on two CPU threads (run with --max-minutes 0)",
     },
+    # on the GPU (benchmarks/gpu_plan.txt): the first stage for five times the steps, validated every 25
+    "fashion-mnist-unroll-ipc1-from-frepo-300steps": {
+        "options": {**UNROLL_FROM_FREPO, "iterations": 300, "eval_every": 25},
+        "change": "fashion-mnist-unroll-ipc1-from-frepo for 300 steps instead of 60, validated every 25 instead of "
+                  "10, on one GPU under --max-minutes",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "
