@@ -28,7 +28,8 @@ METHOD_DEFAULTS: dict[str, dict] = {
     # while distilling too it does (the MNIST preset below)
     "frepo": {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.01, "lr_labels": 0.01,
               "iterations": 2000, "decay_every": 0, "eval_augment": "none", "eval_every": 250},
-    # a final stage (`--image-init SET`): a minute a step on a CPU, so few steps, each validated as evaluation trains
+    # a final stage (`--image-init SET`): about 40 s a step on two CPU threads, so few steps, each validated as
+    # evaluation trains
     "unroll": {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.003, "learn_labels": True,
                "lr_labels": 0.03, "iterations": 60, "decay_every": 0, "eval_augment": "none", "eval_every": 10,
                "validation": "standard"},

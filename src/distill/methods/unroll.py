@@ -8,8 +8,8 @@ the step decay at half the epochs, 300 epochs or `--eval-epochs`), unrolled with
 draw of the network and of the real batch, the very quantity the standard protocol's test accuracy estimates: no
 proxy (regression, matched gradients or trajectories) stands between the set and what it is judged by.
 
-The price is memory and time: every epoch of every evaluation step stays in the graph. On one CPU thread a step at
-one image per class (ConvNet, 300 epochs) takes about a minute and 16 GB. So the method is a final stage, started
+The price is memory and time: every epoch of every evaluation step stays in the graph. On two CPU threads a step at
+one image per class (ConvNet, 300 epochs) takes about 40 s and 16 GB. So the method is a final stage, started
 from a set another method distilled (`--image-init path/to/set.safetensors`), and it learns the labels the
 evaluation trains with (`--learn-labels`), which a regression's targets are not.
 """
