@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import distill
-from distill.api import DistillConfig
+from distill.api import DistillConfig, file_sha256
 from distill.augment import AugmentParams, augmentation_for
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_plain.py"
@@ -83,8 +83,7 @@ def test_each_best_set_is_the_most_accurate_measured_one_and_its_plain_check_tra
             started = distill.load(root / "artifacts" / f"{source}.safetensors").meta["started_from"]
             while started["path"] != f"benchmarks/artifacts/{best_preset['name']}.safetensors":  # back through
                 started = distill.load(root.parent / started["path"]).meta["started_from"]  # the earlier stages
-            start_file = root / "artifacts" / f"{best_preset['name']}.safetensors"
-            assert started["sha256"] == hashlib.sha256(start_file.read_bytes()).hexdigest()
+            assert started["sha256"] == file_sha256(root / "artifacts" / f"{best_preset['name']}.safetensors")
             assert chosen["validation"]["mean"] > best_preset["validation"]["mean"]
             assert chosen["validation"]["epochs"] == best_preset["validation"]["epochs"]
         else:
