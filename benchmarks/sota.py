@@ -405,6 +405,15 @@ SETTINGS: dict[str, dict] = {
         "change": "fashion-mnist-unroll-ipc1-from-frepo for 300 steps instead of 60, validated every 25 instead of "
                   "10, on one GPU under --max-minutes",
     },
+    # the same stage on the MNIST preset's set, whose sets are evaluated with DC's augmentation for 1,000 epochs: the
+    # unrolled training augments too, and keeps only each epoch's weights (train_sgd's checkpointing), 5 GB not 50
+    "mnist-unroll-ipc1-from-frepo": {
+        "options": {**UNROLL_FROM_FREPO, "dataset": "mnist", "iterations": 50, "eval_augment": "dc",
+                    "image_init": "benchmarks/artifacts/mnist-frepo-ipc1.safetensors"},
+        "change": "the MNIST preset's set (mnist-frepo-ipc1) refined for 50 steps by back-propagating the real-batch "
+                  "loss through the standard protocol's augmented training (DC augmentation, 1,000 epochs; method "
+                  "unroll), labels learned too; on two CPU threads (run with --max-minutes 0)",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "

@@ -7,6 +7,7 @@ from torch.func import functional_call
 
 import distill
 from distill.api import DistillConfig, initial_synset
+from distill.augment import augmentation_for
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.loop import step_generator
@@ -82,9 +83,40 @@ def test_unroll_loss_reaches_images_and_labels_and_a_step_lowers_it(digits):
     assert method.loss(synset, 0, step_generator(0, 0)).item() < loss.item()
 
 
-def test_unroll_refuses_augmented_evaluation(digits):
-    with pytest.raises(DistillError, match="augment"):
-        method_and_set(digits, "unroll", eval_augment="dsa")
+@pytest.mark.parametrize("batch_size", [256, 7])
+def test_checkpointed_training_gives_the_plain_graphs_gradient_with_augmentation(digits, batch_size):
+    """The checkpointed backward pass re-runs every epoch from what it kept: the same shuffles and augmentation
+    draws, so the gradient to the images and labels is the plain graph's, and the caller's generator ends where the
+    plain run leaves it."""
+    model = create_model("convnet", digits.image_shape, digits.num_classes)
+    start = init_params(model, torch.Generator().manual_seed(0), "default")
+    augment = augmentation_for("dc", "mnist")
+    probe_x, probe_y = digits.train_x[100:300], digits.train_y[100:300]
+    config = SGDConfig(epochs=4, batch_size=batch_size)
+
+    def gradient(checkpoint):
+        x = digits.train_x[:20].clone().requires_grad_(True)
+        y = torch.softmax(torch.linspace(-1, 1, 200).reshape(20, 10), 1).requires_grad_(True)
+        generator = torch.Generator().manual_seed(3)
+        trained = train_sgd(model, start, x, y, config, generator, augment=augment, create_graph=True,
+                            checkpoint=checkpoint)
+        loss = classification_loss(functional_call(model, trained, (probe_x,)), probe_y)
+        return loss.item(), torch.autograd.grad(loss, [x, y]), generator.get_state()
+
+    plain_loss, plain_grads, plain_state = gradient(False)
+    loss, grads, state = gradient(True)
+    assert loss == pytest.approx(plain_loss, abs=1e-6)
+    assert torch.equal(state, plain_state)
+    for got, expected in zip(grads, plain_grads):
+        assert expected.abs().sum() > 0
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-7)
+
+
+def test_unroll_trains_through_the_augmentation_evaluation_uses(digits):
+    method, synset = method_and_set(digits, "unroll", eval_augment="dc", eval_epochs=3, real_batch=64)
+    assert method.sgd.epochs == 3 and method.augment is not None and "crop" in method.augment.label
+    loss = method.loss(synset, 0, step_generator(0, 0))
+    assert torch.autograd.grad(loss, synset.images)[0].abs().sum() > 0
 
 
 def test_a_run_can_start_from_a_saved_set_with_its_images_and_soft_labels(digits, tmp_path):

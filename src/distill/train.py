@@ -110,42 +110,115 @@ def train_sgd(
     augment=None,
     progress: str | None = None,
     create_graph: bool = False,
+    checkpoint: bool = False,
 ) -> Params:
     """Train `params` on (x, y) with SGD + momentum + weight decay. `augment(x, generator)` is applied per batch.
 
     The update is torch.optim.SGD's, written out (the same operations, so the same numbers) so that with
     `create_graph=True` the trained weights stay differentiable in `x` and `y`: the `unroll` method
     back-propagates through the very training the standard protocol evaluates a set with.
+
+    `checkpoint=True` (with a graph) keeps only the weights and momenta between epochs and recomputes each epoch's
+    graph during the backward pass (`torch.utils.checkpoint`), replaying the epoch's shuffle and augmentation draws
+    from the generator state it started with. Memory then grows by two copies of the weights an epoch instead of
+    every activation and gradient of the epoch, which is what makes 1,000 augmented epochs fit; the backward pass
+    pays one more forward pass for it. The numbers are those of the plain graph.
     """
-    names = list(params)
     current = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
     buffers: dict[str, torch.Tensor] = {}  # momentum, per parameter tensor
     batches_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
-    total = config.epochs * batches_per_epoch
-    bar = tqdm(total=total, desc=progress, leave=False, disable=progress is None)
+    bar = tqdm(total=config.epochs * batches_per_epoch, desc=progress, leave=False, disable=progress is None)
+    if create_graph and checkpoint:
+        names = list(params)
+        trained = _CheckpointedSGD.apply(x, y, model, config, generator, augment, names, *params.values())
+        return dict(zip(names, trained))
     with torch.enable_grad():
         for epoch in range(config.epochs):
-            if config.cosine:
-                lr = config.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / config.epochs)).item())
-            elif config.decay_at_half and epoch >= config.epochs // 2:
-                lr = config.lr * 0.1
-            else:
-                lr = config.lr
-            order = torch.randperm(len(x), generator=generator).to(x.device)
-            for i in range(0, len(x), config.batch_size):
-                idx = order[i : i + config.batch_size]
-                xb, yb = x[idx], y[idx]
-                if augment is not None:
-                    xb = augment(xb, generator)
-                loss = classification_loss(functional_call(model, current, (xb,)), yb)
-                grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=create_graph)
-                with torch.set_grad_enabled(create_graph):
-                    current = {k: _sgd_update(k, current[k], g, buffers, lr, config) for k, g in zip(names, grads)}
-                if not create_graph:
-                    current = {k: v.requires_grad_(True) for k, v in current.items()}
-                bar.update(1)
+            current, buffers = _sgd_epoch(model, current, buffers, x, y, config, epoch, generator, augment,
+                                          create_graph)
+            bar.update(batches_per_epoch)
     bar.close()
     return current if create_graph else {k: v.detach() for k, v in current.items()}
+
+
+def _sgd_epoch(model: nn.Module, current: Params, buffers: Params, x: torch.Tensor, y: torch.Tensor,
+               config: SGDConfig, epoch: int, generator: torch.Generator, augment, create_graph: bool
+               ) -> tuple[Params, Params]:
+    """One epoch of `train_sgd`: a shuffle, then one SGD step per batch. Returns the new weights and momenta."""
+    names = list(current)
+    buffers = dict(buffers)
+    if config.cosine:
+        lr = config.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / config.epochs)).item())
+    elif config.decay_at_half and epoch >= config.epochs // 2:
+        lr = config.lr * 0.1
+    else:
+        lr = config.lr
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    for i in range(0, len(x), config.batch_size):
+        idx = order[i : i + config.batch_size]
+        xb, yb = x[idx], y[idx]
+        if augment is not None:
+            xb = augment(xb, generator)
+        loss = classification_loss(functional_call(model, current, (xb,)), yb)
+        grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=create_graph)
+        with torch.set_grad_enabled(create_graph):
+            current = {k: _sgd_update(k, current[k], g, buffers, lr, config) for k, g in zip(names, grads)}
+        if not create_graph:
+            current = {k: v.requires_grad_(True) for k, v in current.items()}
+    return current, buffers
+
+
+class _CheckpointedSGD(torch.autograd.Function):
+    """`train_sgd` with a graph at the memory cost of no graph: the forward pass trains without one and keeps the
+    weights, momenta and generator state at the start of every epoch; the backward pass walks the epochs in reverse,
+    re-runs each one with a graph from what it kept (the same draws, so the same numbers) and carries the gradient
+    of the trained weights back through it to the epoch's start, to `x`, and to `y`."""
+
+    @staticmethod
+    def forward(ctx, x, y, model, config, generator, augment, names, *weights):
+        current = {k: v.detach().requires_grad_(True) for k, v in zip(names, weights)}
+        buffers: Params = {}
+        starts = []  # (weights, momenta, generator state) at the start of each epoch
+        with torch.enable_grad():
+            for epoch in range(config.epochs):
+                starts.append((current, buffers, generator.get_state()))
+                current, buffers = _sgd_epoch(model, current, buffers, x.detach(), y.detach(), config, epoch,
+                                              generator, augment, create_graph=False)
+        ctx.save_for_backward(x, y)
+        ctx.run = (model, config, generator.device, augment, names, starts)
+        return tuple(current[k].detach() for k in names)
+
+    @staticmethod
+    def backward(ctx, *grad_weights):
+        x, y = ctx.saved_tensors
+        model, config, device, augment, names, starts = ctx.run
+        x = x.detach().requires_grad_(ctx.needs_input_grad[0])
+        y = y.detach().requires_grad_(ctx.needs_input_grad[1])
+        inputs = [t for t in (x, y) if t.requires_grad]
+        grad_inputs = [torch.zeros_like(t) for t in inputs]
+        grad_weights = dict(zip(names, grad_weights))
+        grad_buffers: Params = {}
+        for epoch in reversed(range(config.epochs)):
+            weights, buffers, state = starts[epoch]
+            weights = {k: v.detach().requires_grad_(True) for k, v in weights.items()}
+            buffers = {k: v.detach().requires_grad_(True) for k, v in buffers.items()}
+            replay = torch.Generator(device=device)
+            replay.set_state(state)
+            with torch.enable_grad():
+                after, after_buffers = _sgd_epoch(model, weights, buffers, x, y, config, epoch, replay, augment, True)
+            outputs = [after[k] for k in names] + [after_buffers[k] for k in grad_buffers]
+            adjoints = [grad_weights[k] for k in names] + [grad_buffers[k] for k in grad_buffers]
+            wrt = [weights[k] for k in names] + list(buffers.values()) + inputs
+            grads = torch.autograd.grad(outputs, wrt, adjoints, allow_unused=True)
+            grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, grads)]
+            grad_weights = dict(zip(names, grads[: len(names)]))
+            grad_buffers = dict(zip(buffers, grads[len(names) : len(names) + len(buffers)]))
+            grad_inputs = [total + g for total, g in zip(grad_inputs, grads[len(names) + len(buffers) :])]
+            del starts[epoch]  # the backward pass runs once; what it has walked past is no longer needed
+        grads = iter(grad_inputs)
+        grad_x = next(grads) if x.requires_grad else None
+        grad_y = next(grads) if y.requires_grad else None
+        return (grad_x, grad_y, None, None, None, None, None, *(grad_weights[k] for k in names))
 
 
 def _sgd_update(name: str, param: torch.Tensor, grad: torch.Tensor, buffers: dict[str, torch.Tensor], lr: float,
