@@ -118,20 +118,21 @@ def train_sgd(
     `create_graph=True` the trained weights stay differentiable in `x` and `y`: the `unroll` method
     back-propagates through the very training the standard protocol evaluates a set with.
 
-    `checkpoint=True` (with a graph) keeps only the weights and momenta between epochs and recomputes each epoch's
-    graph during the backward pass (`torch.utils.checkpoint`), replaying the epoch's shuffle and augmentation draws
-    from the generator state it started with. Memory then grows by two copies of the weights an epoch instead of
-    every activation and gradient of the epoch, which is what makes 1,000 augmented epochs fit; the backward pass
-    pays one more forward pass for it. The numbers are those of the plain graph.
+    `checkpoint=True` (with a graph) trains without one, keeps the weights and momenta at the start of every epoch,
+    and recomputes each epoch's graph during the backward pass (`_CheckpointedSGD`), replaying the epoch's shuffle
+    and augmentation draws from the generator state it started with. Memory then grows by two copies of the weights
+    an epoch instead of every activation and gradient of the epoch, which is what makes 1,000 augmented epochs fit
+    (torch.utils.checkpoint, tried first, still grew by about 20 MB an epoch at one image per class); the backward
+    pass pays one more plain training for it. The gradient is the plain graph's up to float rounding.
     """
-    current = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-    buffers: dict[str, torch.Tensor] = {}  # momentum, per parameter tensor
-    batches_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
-    bar = tqdm(total=config.epochs * batches_per_epoch, desc=progress, leave=False, disable=progress is None)
     if create_graph and checkpoint:
         names = list(params)
         trained = _CheckpointedSGD.apply(x, y, model, config, generator, augment, names, *params.values())
         return dict(zip(names, trained))
+    current = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    buffers: dict[str, torch.Tensor] = {}  # momentum, per parameter tensor
+    batches_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
+    bar = tqdm(total=config.epochs * batches_per_epoch, desc=progress, leave=False, disable=progress is None)
     with torch.enable_grad():
         for epoch in range(config.epochs):
             current, buffers = _sgd_epoch(model, current, buffers, x, y, config, epoch, generator, augment,
