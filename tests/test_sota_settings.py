@@ -8,6 +8,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import pytest
+
 from distill import presets
 from distill.api import DistillConfig
 from helpers import full_options
@@ -48,10 +50,11 @@ def test_effective_fills_defaults_but_keeps_what_differs():
     assert full["options"]["real_batch"] == 1024 and full["options"]["real_dtype"] == "float32"
 
 
-def test_the_unroll_stage_as_the_readme_runs_it_is_the_benchmarked_one(monkeypatch):
-    """`distill run --dataset fashion-mnist --ipc 1 --method unroll --image-init SET` (the README's second stage)
-    must repeat the committed stage: the method's defaults are its setting."""
+@pytest.mark.parametrize("setting", ["fashion-mnist-unroll-ipc1-from-frepo", "mnist-unroll-ipc1-from-frepo"])
+def test_the_unroll_stage_as_the_readme_runs_it_is_the_benchmarked_one(monkeypatch, setting):
+    """`distill run --dataset D --ipc 1 --method unroll --image-init SET` (the README's second stage) must repeat
+    the committed stage: the method's defaults, with the dataset's, are its setting."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-    stage = importlib.import_module("sota").UNROLL_FROM_FREPO
-    resolved = presets.resolve(dataset="fashion-mnist", ipc=1, method="unroll", image_init=stage["image_init"])
+    stage = importlib.import_module("sota").SETTINGS[setting]["options"]
+    resolved = presets.resolve(dataset=stage["dataset"], ipc=1, method="unroll", image_init=stage["image_init"])
     assert {k: (resolved[k], v) for k, v in stage.items() if resolved[k] != v} == {}
