@@ -9,6 +9,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,6 +35,17 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def peak_memory_gb() -> float | None:
+    """The process's peak resident memory so far, in GiB (what a run needs of the machine's RAM); None where the
+    platform does not report it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 2)
 
 
 def device_name(device: str) -> str:
@@ -97,7 +109,8 @@ def run_setting(name: str, options: dict, command: str, artifact: str | None = N
         "val_history": [[h["step"], h["val_acc"]] for h in run.history if "val_acc" in h],  # [step, accuracy]
         "steps_taken": r.get("steps_taken"),
         "distill_seconds": r["distill_seconds"], "device": device_name(r["device"]),
-        "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+        "threads": torch.get_num_threads(), "peak_memory_gb": peak_memory_gb(), "torch": torch.__version__,
+        "python": platform.python_version(),
         "git_commit": git_commit(), "command": command + (f" --seed {seed}" if seed else ""),
         "config": config, **gpu_sharing(r["device"]), **(extra or {}),
     }
