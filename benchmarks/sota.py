@@ -414,6 +414,15 @@ SETTINGS: dict[str, dict] = {
                   "loss through the standard protocol's augmented training (DC augmentation, 1,000 epochs; method "
                   "unroll), labels learned too; on two CPU threads (run with --max-minutes 0)",
     },
+    # on the GPU (benchmarks/gpu_plan.txt): the stage at 10 images per class, where the checkpointed unroll keeps
+    # memory to the weights of each epoch; a step trains on 100 images, ten times the work of one at 1 per class
+    **{f"{d}-unroll-ipc10-from-frepo-gpu": {
+        "options": {**UNROLL_FROM_FREPO, "dataset": d, "ipc": 10, "iterations": 1000, "eval_every": 25,
+                    "image_init": f"benchmarks/artifacts/{d}-frepo-ipc10.safetensors",
+                    **({"eval_augment": "dc"} if d == "mnist" else {})},
+        "change": f"the {d} preset's set at 10 per class ({d}-frepo-ipc10) refined by the unroll stage (the 1-per-class "
+                  "stage's settings) for as many steps as --max-minutes allows on one GPU, validated every 25",
+    } for d in ("mnist", "fashion-mnist")},
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "

@@ -136,6 +136,25 @@ def test_a_run_can_start_from_a_saved_set_with_its_images_and_soft_labels(digits
     assert torch.equal(kept.labels, saved.labels) and kept.label_logits is None
 
 
+def test_a_start_set_must_keep_the_runs_class_order_but_may_have_moved_a_label(digits, tmp_path):
+    config = DistillConfig(dataset="digits", method="frepo", arch="convnet", init="random", ipc=2)
+    saved = initial_synset(config, digits).detached()
+    later = dict(dataset="digits", method="unroll", arch="convnet", init="random", ipc=2)
+    soft = torch.nn.functional.one_hot(saved.labels, 10).float() * 0.9 + 0.01
+    soft[3] = soft[3].roll(2)  # one place's learned label now favours another class (3 -> 5): still this run's order
+    path = tmp_path / "moved.safetensors"
+    distill.save(type(saved)(images=saved.images, labels=soft, meta=saved.meta), path)
+    assert initial_synset(DistillConfig(**later, image_init=str(path)), digits).hard_labels()[3] == 5
+    order = saved.labels.argsort(stable=True)  # class by class in blocks (0, 0, 1, 1, ...): another order
+    for name, labels in (("sorted-soft", soft[order]), ("sorted-hard", saved.labels[order]),
+                         ("moved-hard", torch.where(torch.arange(20) == 3, 5, saved.labels))):
+        path = tmp_path / f"{name}.safetensors"
+        images = saved.images if name == "moved-hard" else saved.images[order]
+        distill.save(type(saved)(images=images, labels=labels, meta=saved.meta), path)
+        with pytest.raises(DistillError, match="not ordered class by class"):
+            initial_synset(DistillConfig(**later, image_init=str(path)), digits)
+
+
 def test_a_start_set_that_does_not_fit_the_run_is_a_clear_error(digits, tmp_path):
     config = DistillConfig(dataset="digits", method="frepo", arch="convnet", init="random", ipc=2)
     path = tmp_path / "two-per-class.safetensors"
