@@ -4,9 +4,9 @@
 
 copies the most accurate measured set of its dataset (`BEST_SOURCES`, which a test keeps equal to the best results
 file: the best preset's, or a later stage that refined that preset's committed set and beat it on validation, as the
-`unroll` stage on Fashion-MNIST) to benchmarks/artifacts/<name>.safetensors, trains 5 fresh ConvNets on it with examples/train_plain.py (plain
-PyTorch and safetensors, the standard protocol, the same training augmentation the source was measured with), and
-writes benchmarks/results/plain-<name>.json with both accuracies side by side.
+`unroll` stages on MNIST and Fashion-MNIST) to benchmarks/artifacts/<name>.safetensors, trains 5 fresh ConvNets on
+it with examples/train_plain.py (plain PyTorch and safetensors, the standard protocol, the same training
+augmentation the source was measured with), and writes benchmarks/results/plain-<name>.json with both accuracies side by side.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ import torch
 from distill.data import data_root
 from distill.report import write_json
 
-BEST_SOURCES = {"mnist-best-ipc1": "mnist-frepo-ipc1", "fmnist-best-ipc1": "fashion-mnist-unroll-ipc1-from-frepo"}
+BEST_SOURCES = {"mnist-best-ipc1": "mnist-unroll-ipc1-from-frepo",
+                "fmnist-best-ipc1": "fashion-mnist-unroll-ipc1-from-frepo"}
 EXAMPLE = HERE.parent / "examples" / "train_plain.py"
 PLAIN_AUGMENTS = ("none", "dc", "dsa")  # the eval augmentations examples/train_plain.py implements, same names
 
