@@ -6,7 +6,8 @@ copies the most accurate measured set of its dataset (`BEST_SOURCES`, which a te
 file: the best preset's, or a later stage that refined that preset's committed set and beat it on validation, as the
 `unroll` stages on MNIST and Fashion-MNIST) to benchmarks/artifacts/<name>.safetensors, trains 5 fresh ConvNets on
 it with examples/train_plain.py (plain PyTorch and safetensors, the standard protocol, the same training
-augmentation the source was measured with), and writes benchmarks/results/plain-<name>.json with both accuracies side by side.
+augmentation the source was measured with), and writes benchmarks/results/plain-<name>.json with both accuracies
+side by side.
 """
 
 from __future__ import annotations
