@@ -82,6 +82,9 @@ UNROLL_FROM_FREPO = dict(dataset="fashion-mnist", method="unroll", ipc=1, iterat
                          image_init="benchmarks/artifacts/fashion-mnist-frepo-ipc1.safetensors", learn_labels=True,
                          lr_images=0.003, lr_labels=0.03, real_batch=512, eval_augment="none", eval_epochs=0,
                          eval_every=10, validation="standard", ema=0.0, **NO_TEACHER)
+# the same stage on the MNIST preset's committed set, through the augmented training MNIST sets are evaluated with
+UNROLL_MNIST_FROM_FREPO = {**UNROLL_FROM_FREPO, "dataset": "mnist", "iterations": 50, "eval_augment": "dc",
+                           "image_init": "benchmarks/artifacts/mnist-frepo-ipc1.safetensors"}
 
 SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dsa-cpu30": {
@@ -408,8 +411,7 @@ SETTINGS: dict[str, dict] = {
     # the same stage on the MNIST preset's set, whose sets are evaluated with DC's augmentation for 1,000 epochs: the
     # unrolled training augments too, and keeps only each epoch's weights (train_sgd's checkpointing), 5 GB not 50
     "mnist-unroll-ipc1-from-frepo": {
-        "options": {**UNROLL_FROM_FREPO, "dataset": "mnist", "iterations": 50, "eval_augment": "dc",
-                    "image_init": "benchmarks/artifacts/mnist-frepo-ipc1.safetensors"},
+        "options": UNROLL_MNIST_FROM_FREPO,
         "change": "the MNIST preset's set (mnist-frepo-ipc1) refined for 50 steps by back-propagating the real-batch "
                   "loss through the standard protocol's augmented training (DC augmentation, 1,000 epochs; method "
                   "unroll), labels learned too; on two CPU threads (run with --max-minutes 0)",
@@ -417,8 +419,7 @@ SETTINGS: dict[str, dict] = {
     # its validation rose at every check to its last (93.98% at step 10 to 95.16% at step 50, one network): on the
     # GPU (benchmarks/gpu_plan.txt), the same stage for six times the steps, validated every 25
     "mnist-unroll-ipc1-from-frepo-300steps": {
-        "options": {**UNROLL_FROM_FREPO, "dataset": "mnist", "iterations": 300, "eval_every": 25,
-                    "eval_augment": "dc", "image_init": "benchmarks/artifacts/mnist-frepo-ipc1.safetensors"},
+        "options": {**UNROLL_MNIST_FROM_FREPO, "iterations": 300, "eval_every": 25},
         "change": "mnist-unroll-ipc1-from-frepo for 300 steps instead of 50, validated every 25 instead of 10, on one "
                   "GPU under --max-minutes",
     },

@@ -147,7 +147,7 @@ def _sgd_epoch(model: nn.Module, current: Params, buffers: Params, x: torch.Tens
                ) -> tuple[Params, Params]:
     """One epoch of `train_sgd`: a shuffle, then one SGD step per batch. Returns the new weights and momenta."""
     names = list(current)
-    buffers = dict(buffers)
+    buffers = dict(buffers)  # _sgd_update writes into it; the caller's dict is an epoch start _CheckpointedSGD keeps
     if config.cosine:
         lr = config.lr * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * epoch / config.epochs)).item())
     elif config.decay_at_half and epoch >= config.epochs // 2:
@@ -180,11 +180,12 @@ class _CheckpointedSGD(torch.autograd.Function):
         current = {k: v.detach().requires_grad_(True) for k, v in zip(names, weights)}
         buffers: Params = {}
         starts = []  # (weights, momenta, generator state) at the start of each epoch
+        plain_x, plain_y = x.detach(), y.detach()
         with torch.enable_grad():
             for epoch in range(config.epochs):
                 starts.append((current, buffers, generator.get_state()))
-                current, buffers = _sgd_epoch(model, current, buffers, x.detach(), y.detach(), config, epoch,
-                                              generator, augment, create_graph=False)
+                current, buffers = _sgd_epoch(model, current, buffers, plain_x, plain_y, config, epoch, generator,
+                                              augment, create_graph=False)
         ctx.save_for_backward(x, y)
         ctx.run = (model, config, generator.device, augment, names, starts)
         return tuple(current[k].detach() for k in names)
