@@ -432,6 +432,15 @@ SETTINGS: dict[str, dict] = {
         "change": f"the {d} preset's set at 10 per class ({d}-frepo-ipc10) refined by the unroll stage (the 1-per-class "
                   "stage's settings) for as many steps as --max-minutes allows on one GPU, validated every 25",
     } for d in ("mnist", "fashion-mnist")},
+    # with no GPU lent: the Fashion-MNIST stage at 10 per class on two CPU threads, validated every 5 steps, to learn
+    # whether the stage still helps a set ten times larger before a GPU session spends its minutes on it
+    "fashion-mnist-unroll-ipc10-from-frepo-cpu": {
+        "options": {**UNROLL_FROM_FREPO, "ipc": 10, "iterations": 1000, "eval_every": 5,
+                    "image_init": "benchmarks/artifacts/fashion-mnist-frepo-ipc10.safetensors"},
+        "change": "the Fashion-MNIST preset's set at 10 per class (fashion-mnist-frepo-ipc10) refined by the unroll "
+                  "stage (the 1-per-class stage's settings) on two CPU threads for as many steps as --max-minutes "
+                  "allows, validated every 5",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "
