@@ -54,6 +54,15 @@ def test_init_params_is_reproducible_per_seed(arch):
     assert any(not torch.equal(first[k], other[k]) for k in first)
 
 
+def test_init_params_draws_on_the_generator_then_moves_to_the_device():
+    model, drawn = fresh("convnet", (1, 16, 16), seed=3)
+    moved = init_params(model, torch.Generator().manual_seed(3), DEFAULT_INIT["convnet"], device="meta")
+    assert moved.keys() == drawn.keys()
+    assert all(v.device.type == "meta" and v.shape == drawn[k].shape for k, v in moved.items())
+    on_cpu = init_params(model, torch.Generator().manual_seed(3), DEFAULT_INIT["convnet"], device="cpu")
+    assert all(torch.equal(on_cpu[k], drawn[k]) for k in drawn)
+
+
 @pytest.mark.parametrize("arch", ("alexnet", "vgg11", "resnet18"))
 def test_embed_is_the_input_of_the_classifier(arch):
     model = create_model(arch, (1, 16, 16), 10)

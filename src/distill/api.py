@@ -222,7 +222,7 @@ def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> 
     model = create_model(config.arch, task.image_shape, k)
     fixed = None
     if config.init == "fixed":
-        fixed = {n: v.to(device) for n, v in init_params(model, generator, config.scheme()).items()}
+        fixed = init_params(model, generator, config.scheme(), device=device)
     meta = {"dataset": task.spec.name, "num_classes": k, "image_shape": list(task.image_shape),
             "mean": list(task.spec.mean), "std": list(task.spec.std), "method": config.method, "arch": config.arch,
             "ipc": config.ipc, "steps": steps, "epochs": epochs, "init": config.init,

@@ -153,7 +153,7 @@ def evaluate_set(
         if protocol == "fixed" or (from_fixed and synset.init_params is not None):
             start = {k: v.to(device) for k, v in synset.init_params.items()}
         else:
-            start = {k: v.to(device) for k, v in init_params(model, generator, scheme).items()}
+            start = init_params(model, generator, scheme, device=device)
         trained = _train_on_set(model, start, synset, protocol, sgd, generator, augmentation)
         accuracies.append(accuracy(model, trained, task.test_x, task.test_y))
         if validation:

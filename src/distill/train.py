@@ -275,7 +275,7 @@ def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, i
         except Exception:  # noqa: BLE001 - a damaged cache entry is simply retrained
             path.unlink(missing_ok=True)
     generator = torch.Generator().manual_seed(10_000 + seed)
-    params = {k: v.to(task.train_x.device) for k, v in init_params(model, generator, scheme).items()}
+    params = init_params(model, generator, scheme, device=task.train_x.device)
     label = f"train {arch} on full {task.spec.name} (seed {seed})" if progress else None
     params = train_sgd(model, params, task.train_x, task.train_y, config, generator, progress=label)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,7 @@ class GradientMatching:
         on the synthetic set (as it is after the previous step's update)."""
         if step % self.outer_loop == 0 or self.params is None:
             device = synset.images.device
-            self.params = {k: v.to(device) for k, v in init_params(self.model, rng, self.config.scheme()).items()}
+            self.params = init_params(self.model, rng, self.config.scheme(), device=device)
             return self.params
         sgd = SGDConfig(epochs=self.inner_loop, batch_size=self.options.train_batch, lr=self.options.lr_net,
                         momentum=0.0, weight_decay=0.0, decay_at_half=False)

@@ -51,7 +51,7 @@ class DatasetDistillation:
             return synset.init_params
         if self.init == "loaded":
             return self.pool[int(torch.randint(len(self.pool), (1,), generator=rng))]
-        return {k: v.to(device) for k, v in init_params(self.model, rng, self.init_scheme).items()}
+        return init_params(self.model, rng, self.init_scheme, device=device)
 
     def real_indices(self, rng: torch.Generator) -> torch.Tensor:
         """The real training images the outer objective is measured on this step (uniform; the attack re-weights)."""

@@ -45,7 +45,7 @@ class DistributionMatching:
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
         device = synset.images.device
-        params = {k: v.to(device) for k, v in init_params(self.model, rng, self.config.scheme()).items()}
+        params = init_params(self.model, rng, self.config.scheme(), device=device)
         total = synset.images.sum() * 0
         for c in range(self.task.num_classes):
             real = self.sample(c, self.options.real_batch, rng)

@@ -107,7 +107,7 @@ class FeatureRegression:
         self.ages = [i * self.options.online_steps // self.options.pool_size for i in range(self.options.pool_size)]
 
     def _fresh(self, rng: torch.Generator) -> Params:
-        return {k: v.to(self.task.train_x.device) for k, v in init_params(self.model, rng, self.config.scheme()).items()}
+        return init_params(self.model, rng, self.config.scheme(), device=self.task.train_x.device)
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
         if self.options.nets_per_step == 1:  # the draw every earlier run made, so their sets stay reproducible

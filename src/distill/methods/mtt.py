@@ -61,7 +61,7 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
         return [{k.split(".", 1)[1]: v.to(device) for k, v in flat.items() if k.startswith(f"e{e}.")}
                 for e in range(options.train_epochs + 1)]
     generator = torch.Generator().manual_seed(20_000 + seed)
-    params = {k: v.to(device) for k, v in init_params(model, generator, scheme).items()}
+    params = init_params(model, generator, scheme, device=device)
     trajectory = [params]
     sgd = SGDConfig(epochs=1, batch_size=options.expert_batch, lr=options.expert_lr, momentum=0.0, weight_decay=0.0,
                     decay_at_half=False)

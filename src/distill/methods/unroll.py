@@ -48,7 +48,7 @@ class StandardProtocolUnroll:
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
         device = self.task.train_x.device
-        start = {k: v.to(device) for k, v in init_params(self.model, rng, self.config.scheme()).items()}
+        start = init_params(self.model, rng, self.config.scheme(), device=device)
         trained = train_sgd(self.model, start, synset.images, synset.targets(), self.sgd, rng, augment=self.augment,
                             create_graph=True, checkpoint=True)
         idx = torch.randint(len(self.task.train_x), (self.config.real_batch,), generator=rng).to(device)

@@ -41,14 +41,16 @@ def create_model(name: str, image_shape: tuple[int, int, int], num_classes: int)
 INIT_SCHEMES = ("default", "xavier", "kaiming")
 
 
-def init_params(model: nn.Module, generator: torch.Generator, scheme: str = "default") -> dict[str, torch.Tensor]:
+def init_params(model: nn.Module, generator: torch.Generator, scheme: str = "default",
+                device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
     """Fresh parameters for `model` drawn from `generator`, as a name -> tensor dict for functional_call.
 
     'default' reproduces PyTorch's own layer initialisation (kaiming-uniform with a=sqrt(5), fan-in uniform bias),
     'xavier' is Glorot-normal with zero bias (the original Dataset Distillation code), 'kaiming' is He-normal.
     Normalisation layers start at weight 1, bias 0. Drawing from an explicit generator keeps runs reproducible and
     resumable without touching the global RNG. The tensors are made on the generator's device (the CPU for the
-    generators this project seeds), so a seed gives the same network on any machine; callers move them.
+    generators this project seeds), so a seed gives the same network on any machine, and then moved to `device`
+    when one is given.
     """
     if scheme not in INIT_SCHEMES:
         raise DistillError(f"unknown initialiser {scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}")
@@ -81,6 +83,8 @@ def init_params(model: nn.Module, generator: torch.Generator, scheme: str = "def
     missing = set(dict(model.named_parameters())) - set(params)
     if missing:
         raise RuntimeError(f"init_params does not know how to initialise {sorted(missing)}")
+    if device is not None:
+        params = {name: value.to(device) for name, value in params.items()}
     return params
 
 
