@@ -211,8 +211,7 @@ class _CheckpointedSGD(torch.autograd.Function):
             outputs = [after[k] for k in names] + [after_buffers[k] for k in grad_buffers]
             adjoints = [grad_weights[k] for k in names] + [grad_buffers[k] for k in grad_buffers]
             wrt = [weights[k] for k in names] + list(buffers.values()) + inputs
-            grads = torch.autograd.grad(outputs, wrt, adjoints, allow_unused=True)
-            grads = [torch.zeros_like(t) if g is None else g for t, g in zip(wrt, grads)]
+            grads = torch.autograd.grad(outputs, wrt, adjoints, materialize_grads=True)
             grad_weights = dict(zip(names, grads[: len(names)]))
             grad_buffers = dict(zip(buffers, grads[len(names) : len(names) + len(buffers)]))
             grad_inputs = [total + g for total, g in zip(grad_inputs, grads[len(names) + len(buffers) :])]
