@@ -85,6 +85,15 @@ UNROLL_FROM_FREPO = dict(dataset="fashion-mnist", method="unroll", ipc=1, iterat
 # the same stage on the MNIST preset's committed set, through the augmented training MNIST sets are evaluated with
 UNROLL_MNIST_FROM_FREPO = {**UNROLL_FROM_FREPO, "dataset": "mnist", "iterations": 50, "eval_augment": "dc",
                            "image_init": "benchmarks/artifacts/mnist-frepo-ipc1.safetensors"}
+UNROLL_FROM_FREPO_BY_DATASET = {"mnist": UNROLL_MNIST_FROM_FREPO, "fashion-mnist": UNROLL_FROM_FREPO}
+
+
+def unroll_ipc10_from_frepo(dataset: str, eval_every: int) -> dict:
+    """The dataset's 1-per-class unroll stage at 10 per class, started from its preset's set there, for as many
+    steps as --max-minutes allows."""
+    return {**UNROLL_FROM_FREPO_BY_DATASET[dataset], "ipc": 10, "iterations": 1000, "eval_every": eval_every,
+            "image_init": f"benchmarks/artifacts/{dataset}-frepo-ipc10.safetensors"}
+
 
 SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dsa-cpu30": {
@@ -426,17 +435,14 @@ SETTINGS: dict[str, dict] = {
     # on the GPU (benchmarks/gpu_plan.txt): the stage at 10 images per class, where the checkpointed unroll keeps
     # memory to the weights of each epoch; a step trains on 100 images, ten times the work of one at 1 per class
     **{f"{d}-unroll-ipc10-from-frepo-gpu": {
-        "options": {**UNROLL_FROM_FREPO, "dataset": d, "ipc": 10, "iterations": 1000, "eval_every": 25,
-                    "image_init": f"benchmarks/artifacts/{d}-frepo-ipc10.safetensors",
-                    **({"eval_augment": "dc"} if d == "mnist" else {})},
+        "options": unroll_ipc10_from_frepo(d, eval_every=25),
         "change": f"the {d} preset's set at 10 per class ({d}-frepo-ipc10) refined by the unroll stage (the 1-per-class "
                   "stage's settings) for as many steps as --max-minutes allows on one GPU, validated every 25",
     } for d in ("mnist", "fashion-mnist")},
     # with no GPU lent: the Fashion-MNIST stage at 10 per class on two CPU threads, validated every 5 steps, to learn
     # whether the stage still helps a set ten times larger before a GPU session spends its minutes on it
     "fashion-mnist-unroll-ipc10-from-frepo-cpu": {
-        "options": {**UNROLL_FROM_FREPO, "ipc": 10, "iterations": 1000, "eval_every": 5,
-                    "image_init": "benchmarks/artifacts/fashion-mnist-frepo-ipc10.safetensors"},
+        "options": unroll_ipc10_from_frepo("fashion-mnist", eval_every=5),
         "change": "the Fashion-MNIST preset's set at 10 per class (fashion-mnist-frepo-ipc10) refined by the unroll "
                   "stage (the 1-per-class stage's settings) on two CPU threads for as many steps as --max-minutes "
                   "allows, validated every 5",
