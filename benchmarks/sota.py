@@ -447,6 +447,17 @@ SETTINGS: dict[str, dict] = {
                   "stage (the 1-per-class stage's settings) on two CPU threads for as many steps as --max-minutes "
                   "allows, validated every 5",
     },
+    # with no GPU lent: each dataset's 10-per-class preset set distilled further by its own recipe on one CPU thread
+    # (beside the other), started from the committed set (labels and all, its teacher blend already in, so none is
+    # added) and validated as it is evaluated; run with --seed 1, so that the pool's networks and the real batches
+    # are not the preset run's again
+    **{f"{d}-frepo-ipc10-continued-cpu": {
+        "options": {**RECIPES[d], "ipc": 10, "image_init": f"benchmarks/artifacts/{d}-frepo-ipc10.safetensors",
+                    "options": {**RECIPES[d]["options"], **batch}, "eval_every": every, "validation": "standard"},
+        "change": f"the {d} preset's set at 10 per class ({d}-frepo-ipc10: {steps:,} GPU steps) distilled further "
+                  "by the same recipe for as many steps as --max-minutes allows on one CPU thread, validated every "
+                  f"{every} steps by a network trained as evaluation trains",
+    } for d, batch, every, steps in (("mnist", {"real_batch": 1024}, 500, 2574), ("fashion-mnist", {}, 1000, 8576))},
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "
