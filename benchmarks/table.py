@@ -48,7 +48,7 @@ def table() -> str:
             f"| {setting} | {r['images']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
             f"{r['n_eval_nets']} | {percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
             f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
-            f"{r['distill_seconds'] / 60:.1f} min ({r['device']}, {r.get('threads', '?')} threads) | "
+            f"{r['distill_seconds'] / 60:.1f} min ({where(r)}) | "
             f"`{r['command']}` |")
     return "\n".join(rows)
 
