@@ -42,9 +42,10 @@ def _given(**options) -> dict:
 def run(
     dataset: Optional[str] = typer.Option(None, help="digits (bundled, the default), mnist, fashion-mnist, usps, "
                                                      "cifar10."),
-    method: Optional[str] = typer.Option(None, help="dd, dc, dsa, dm, mtt, frepo; coresets: random, herding, "
-                                                    "kcenter. Default: the most accurate one benchmarked for the "
-                                                    "dataset and --ipc where there is one, else dd."),
+    method: Optional[str] = typer.Option(None, help="dd, dc, dsa, dm, mtt, frepo; unroll (a final stage on the set "
+                                                    "given as --image-init); coresets: random, herding, kcenter. "
+                                                    "Default: the most accurate one benchmarked for the dataset and "
+                                                    "--ipc where there is one, else dd."),
     arch: Optional[str] = typer.Option(None, help="Network: lenet, convnet, mlp, alexnet, vgg11, resnet18 "
                                                   "(default: the method's, see presets)."),
     ipc: Optional[int] = typer.Option(None, help="Synthetic images per class (per step for dd). Default 1."),
