@@ -95,6 +95,15 @@ def unroll_ipc10_from_frepo(dataset: str, eval_every: int) -> dict:
             "image_init": f"benchmarks/artifacts/{dataset}-frepo-ipc10.safetensors"}
 
 
+def frepo_ipc10_continued(dataset: str) -> dict:
+    """The dataset's 10-per-class frepo preset (its recipe, its real batch) started from its committed set, labels
+    and all (their teacher blend already in, so none is added), validated by a network trained as evaluation trains."""
+    batch = {"real_batch": 1024} if dataset == "mnist" else {}
+    return {**RECIPES[dataset], "ipc": 10, "image_init": f"benchmarks/artifacts/{dataset}-frepo-ipc10.safetensors",
+            "options": {**RECIPES[dataset]["options"], **batch}, "eval_every": 500 if dataset == "mnist" else 1000,
+            "validation": "standard"}
+
+
 SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dsa-cpu30": {
         "options": MNIST_DSA,
@@ -447,28 +456,24 @@ SETTINGS: dict[str, dict] = {
                   "stage (the 1-per-class stage's settings) on two CPU threads for as many steps as --max-minutes "
                   "allows, validated every 5",
     },
-    # with no GPU lent: each dataset's 10-per-class preset set distilled further by its own recipe on one CPU thread
-    # (beside the other), started from the committed set (labels and all, its teacher blend already in, so none is
-    # added) and validated as it is evaluated; run with --seed 1, so that the pool's networks and the real batches
-    # are not the preset run's again. The MNIST one was stopped after 1,061 steps (1.6 s a step): its validation
+    # with no GPU lent: each dataset's 10-per-class preset set distilled further (frepo_ipc10_continued) on one CPU
+    # thread beside the other; run with --seed 1, so that the pool's networks and the real batches are not the
+    # preset run's again. The MNIST one was stopped after 1,061 steps (1.6 s a step): its validation
     # network gave 97.1% at step 500 and 97.2% at 1,000, under the preset set's 97.8% (five networks, its teacher
     # blend in). Its learned labels had sharpened away from the blend's (mean top probability 0.94 at its last
     # checkpoint, 0.82 in the preset set), and at 10 per class a network of 1,000 augmented epochs takes 11 minutes
     # of one thread, so its evaluation and a new teacher sweep did not fit the session
     **{f"{d}-frepo-ipc10-continued-cpu": {
-        "options": {**RECIPES[d], "ipc": 10, "image_init": f"benchmarks/artifacts/{d}-frepo-ipc10.safetensors",
-                    "options": {**RECIPES[d]["options"], **batch}, "eval_every": every, "validation": "standard"},
+        "options": frepo_ipc10_continued(d),
         "change": f"the {d} preset's set at 10 per class ({d}-frepo-ipc10: {steps:,} GPU steps) distilled further "
                   "by the same recipe for as many steps as --max-minutes allows on one CPU thread, validated every "
-                  f"{every} steps by a network trained as evaluation trains",
-    } for d, batch, every, steps in (("mnist", {"real_batch": 1024}, 500, 2574), ("fashion-mnist", {}, 1000, 8576))},
+                  f"{frepo_ipc10_continued(d)['eval_every']} steps by a network trained as evaluation trains",
+    } for d, steps in (("mnist", 2574), ("fashion-mnist", 8576))},
     # the Fashion-MNIST one with the labels it starts from (the preset's, teacher blend in) kept as they are: its
     # validation fell from step 1,000 on (86.00, 85.92, 85.78% at steps 1,000 to 3,000) as its learned labels
     # sharpened (mean top probability 0.71 in the preset set, 0.90 at step 2,400)
     "fashion-mnist-frepo-ipc10-continued-fixedlabels-cpu": {
-        "options": {**RECIPES["fashion-mnist"], "ipc": 10, "learn_labels": False, "eval_every": 500,
-                    "image_init": "benchmarks/artifacts/fashion-mnist-frepo-ipc10.safetensors",
-                    "validation": "standard"},
+        "options": {**frepo_ipc10_continued("fashion-mnist"), "learn_labels": False, "eval_every": 500},
         "change": "fashion-mnist-frepo-ipc10-continued-cpu with the set's labels kept as they start (the preset "
                   "set's, half from the full-data network at temperature 4) instead of learned on; validated every "
                   "500 steps; on one CPU thread beside another run",
