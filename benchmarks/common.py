@@ -62,6 +62,17 @@ def gpu_sharing(device: str) -> dict:
     return {"processes_on_device": int(runs), "mps": os.environ.get("DISTILL_MPS") == "1"}
 
 
+def measure_on_splits(synset, task, n_nets: int, augment: str, sgd) -> dict:
+    """Train `n_nets` fresh networks on `synset` with the standard protocol (`sgd`, `augment`) and measure each on
+    the held-out validation split and the test split: the sweeps choose a variant by the first and only report the
+    second, on the same networks."""
+    from distill.evaluate import evaluate_set, mean_std  # noqa: PLC0415
+
+    result = evaluate_set(synset, task, n_nets=n_nets, sgd=sgd, augment=augment, validation=True)
+    return {"validation": mean_std(result.detail["val_accuracies"]), "test": mean_std(result.accuracies),
+            "val_accuracies": result.detail["val_accuracies"], "test_accuracies": result.accuracies}
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE,

@@ -25,12 +25,12 @@ import sys
 from pathlib import Path
 
 import torch
-from common import HERE, device_name, git_commit
+from common import HERE, device_name, git_commit, measure_on_splits
 
 import distill
 from distill.api import pick_device
 from distill.data import load_task
-from distill.evaluate import evaluate_set, mean_std, standard_sgd
+from distill.evaluate import standard_sgd
 from distill.errors import DistillError
 from distill.teacher import check_not_blended, with_teacher_labels
 from distill.report import write_json
@@ -86,11 +86,8 @@ def main() -> None:
     sgd = standard_sgd(synset, augment, config["eval_epochs"])
 
     def measure(labelled, **row) -> dict:
-        result = evaluate_set(labelled, task, n_nets=args.nets, sgd=sgd, augment=augment, validation=True)
         row.update({"top_probability": labelled.labels.max(1).values.mean().item() if labelled.labels.ndim == 2
-                    else 1.0, "validation": mean_std(result.detail["val_accuracies"]),
-                    "test": mean_std(result.accuracies), "val_accuracies": result.detail["val_accuracies"],
-                    "test_accuracies": result.accuracies})
+                    else 1.0, **measure_on_splits(labelled, task, args.nets, augment, sgd)})
         print(json.dumps({k: v for k, v in row.items() if not k.endswith("accuracies")}), flush=True)
         return row
 
