@@ -14,11 +14,14 @@ benchmarks/artifacts/<name>.safetensors is exactly what `distill run` with the n
 measurement and its random-real baseline change. The results file keeps everything else, takes the preset's new
 evaluation options into its config, and appends the numbers it replaced to the list `remeasured_from` (oldest first).
 
-`--from-sweep` takes a new blend's numbers from the set's committed teacher sweep instead of training the networks
-again (an hour at 10 per class on one CPU thread). That is no shortcut in what is measured: the sweep trains the same
+`--from-sweep` takes a new blend's numbers from the set's committed teacher sweep, or a new evaluation
+augmentation's from its augmentation sweep (benchmarks/augment_sweep.py), instead of training the networks again (an
+hour at 10 per class on one CPU thread). That is no shortcut in what is measured: the sweep trains the same
 evaluation networks from the same seeds with the same protocol, and evaluation is deterministic (mnist-frepo-ipc1's
-sweep row and this script's own measurement of it agree net for net). It is refused unless the sweep ran on this very
-set file (its bytes at the sweep's commit), with this evaluation and this number of networks.
+sweep row and this script's own measurement of it agree net for net, as do the augmentation sweeps' rows of the
+sets' own augmentation and their results files). It is refused unless the sweep ran on this very set file (its bytes
+at the sweep's commit), with this evaluation and this number of networks. A new augmentation's random-real baseline
+is trained again under it (unless `--set-only`); a new blend keeps the old baseline, as `--set-only` does.
 """
 
 from __future__ import annotations
@@ -37,35 +40,51 @@ from distill.api import FREE_ON_RESUME, DistillConfig, evaluate, measure, pick_d
 from distill.errors import DistillError
 from distill.teacher import check_not_blended, with_teacher_labels
 from distill.data import load_task
-from distill.evaluate import EvalResult, standard_sgd
+from distill.evaluate import EvalResult, random_real_baseline, standard_sgd
 from distill.report import write_json
 
 BLEND = ("teacher_labels", "teacher_temperature")  # the options that make a teacher blend
 
 
-def sweep_measurement(name: str, synset, config: dict, weight: float, temperature: float) -> EvalResult:
-    """The test accuracies of the blend (`weight`, `temperature`) in benchmarks/results/teacher-sweep-<name>.json,
-    after checking that the sweep measured exactly what this script would: the same set file, evaluation and number
-    of networks."""
-    path = HERE / "results" / f"teacher-sweep-{name}.json"
-    if not path.is_file():
-        sys.exit(f"{name}: --from-sweep needs {path.relative_to(HERE.parent)} (benchmarks/teacher_sweep.py {name})")
-    sweep = json.loads(path.read_text())
-    epochs = standard_sgd(synset, config["eval_augment"], config["eval_epochs"]).epochs
-    pairs = (("augmentation", config["eval_augment"] or "none", sweep["eval_augment"]),
-             ("epochs", epochs, sweep["eval_epochs"]), ("networks", config["eval_nets"], sweep["n_eval_nets"]))
-    differs = [what for what, ours, theirs in pairs if ours != theirs]
-    if differs:
-        sys.exit(f"{name}: the sweep's evaluation differs from the preset's in {', '.join(differs)}; measure instead")
+def swept_set_file(name: str, sweep: dict) -> None:
+    """Refuse a sweep that did not run on this very set file (its bytes at the sweep's commit)."""
     swept = subprocess.run(["git", "show", f"{sweep['git_commit']}:./artifacts/{name}.safetensors"], cwd=HERE,
                            capture_output=True)
     if swept.returncode or swept.stdout != (HERE / "artifacts" / f"{name}.safetensors").read_bytes():
         sys.exit(f"{name}: the sweep (commit {sweep['git_commit'][:7]}) did not run on this set file; measure instead")
-    for row in sweep["blends"]:
-        if row["weight"] == weight and (not weight or row["temperature"] == temperature):
-            return EvalResult("standard", config["arch"], row["test_accuracies"],
-                              detail={"device": sweep["device"]})
-    sys.exit(f"{name}: the sweep has no row for weight {weight:g} at temperature {temperature:g}; measure instead")
+
+
+def sweep_measurement(name: str, synset, config: dict, changed: dict) -> EvalResult:
+    """The test accuracies of the preset's new evaluation as a committed sweep measured them: a new teacher blend
+    from benchmarks/results/teacher-sweep-<name>.json, a new augmentation from augment-sweep-<name>.json, after
+    checking that the sweep measured exactly what this script would: the same set file, evaluation and number of
+    networks."""
+    kind = "augment" if "eval_augment" in changed else "teacher"
+    path = HERE / "results" / f"{kind}-sweep-{name}.json"
+    if not path.is_file():
+        sys.exit(f"{name}: --from-sweep needs {path.relative_to(HERE.parent)} (benchmarks/{kind}_sweep.py {name})")
+    sweep = json.loads(path.read_text())
+    augment = config["eval_augment"] or "none"
+    epochs = standard_sgd(synset, config["eval_augment"], config["eval_epochs"]).epochs
+    if kind == "augment":  # the sweep trained on the set as committed, labels included
+        rows = [r for r in sweep["rows"] if r["augment"] == augment]
+        if not rows:
+            sys.exit(f"{name}: the sweep has no row for augmentation {augment!r}; measure instead")
+        swept_epochs = rows[0]["epochs"]
+    else:
+        weight, temperature = (config.get(k, getattr(DistillConfig(), k)) for k in BLEND)
+        rows = [r for r in sweep["blends"] if r["weight"] == weight and (not weight or r["temperature"] == temperature)]
+        if not rows:
+            sys.exit(f"{name}: the sweep has no row for weight {weight:g} at temperature {temperature:g}; measure "
+                     "instead")
+        swept_epochs = sweep["eval_epochs"]
+        if (sweep["eval_augment"] or "none") != augment:
+            sys.exit(f"{name}: the sweep's augmentation is not the preset's; measure instead")
+    if (swept_epochs, sweep["n_eval_nets"]) != (epochs, config["eval_nets"]):
+        sys.exit(f"{name}: the sweep's epochs or number of networks differ from the preset's; measure instead")
+    swept_set_file(name, sweep)
+    return EvalResult("standard", config["arch"], rows[0]["test_accuracies"],
+                      detail={"device": sweep["device"], "augment": augment})
 
 
 def main() -> None:
@@ -102,19 +121,24 @@ def main() -> None:
             check_not_blended(synset)
         except DistillError as error:
             sys.exit(f"{artifact}: {error} (restore it from git history)")
-    if args.from_sweep and (args.because or set(changed) - set(BLEND)):
-        sys.exit(f"{args.name}: --from-sweep stands for a new teacher blend only, not for {', '.join(changed)}"
-                 f"{' or --because' if args.because else ''}; measure instead")
-    sweep_result = sweep_measurement(args.name, synset, config, weight, temperature) if args.from_sweep else None
+    one_sweep = set(changed) <= set(BLEND) or set(changed) <= {"eval_augment", "eval_epochs"}
+    if args.from_sweep and (args.because or not one_sweep):
+        sys.exit(f"{args.name}: --from-sweep stands for a new teacher blend or a new evaluation augmentation, one "
+                 f"sweep's choice, not for {', '.join(changed)}{' with --because' if args.because else ''}; measure "
+                 "instead")
+    sweep_result = sweep_measurement(args.name, synset, config, changed) if args.from_sweep else None
     relabelled = blend_changed and weight > 0
     if relabelled:
         synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), weight, temperature)
     kept_baseline = {**old["random_real"], "measured": "before this re-measurement (see remeasured_from)",
                      "per_batch_draws": old["random_real"].get("per_batch_draws", False) or "eval_augment_draws" in old}
     if sweep_result is not None:
-        r = {"distilled": {**sweep_result.to_dict(), "detail": {"augment": old["eval_augment"],
-                                                                **sweep_result.detail}},
-             "random_real": kept_baseline}
+        r = {"distilled": sweep_result.to_dict(), "random_real": kept_baseline}
+        if "eval_augment" in changed and not args.set_only:  # the old baseline trained under another augmentation
+            task = load_task(config["dataset"]).to(device)
+            r["random_real"] = random_real_baseline(
+                task, synset, config["arch"], n_nets=config["eval_nets"], augment=config["eval_augment"],
+                sgd=standard_sgd(None, config["eval_augment"], config["eval_epochs"])).to_dict()
     elif args.set_only:
         set_result = evaluate(synset, n_nets=config["eval_nets"], device=str(device), augment=config["eval_augment"],
                               epochs=config["eval_epochs"])
