@@ -1,7 +1,7 @@
 """Choose the augmentation a committed set is evaluated with on the held-out validation split, never on the test
 split (issue 5, item 2: augmentation, one change at a time).
 
-    DISTILL_DATA=../shared/data python benchmarks/augment_sweep.py fashion-mnist-frepo-ipc10 --augments none,crop_flip,dsa
+    DISTILL_DATA=../shared/data python benchmarks/augment_sweep.py fashion-mnist-frepo-ipc10 --augments none,dsa
     DISTILL_DATA=../shared/data python benchmarks/augment_sweep.py mnist-frepo-ipc10 --augments dc,dsa
 
 GUIDE §5 trains the standard protocol's networks for 300 epochs without augmentation or 1000 with it, and leaves
@@ -24,7 +24,7 @@ import json
 import sys
 
 import torch
-from common import HERE, device_name, git_commit, measure_on_splits
+from common import HERE, committed_set, device_name, git_commit, measure_on_splits
 
 import distill
 from distill.api import pick_device
@@ -48,11 +48,7 @@ def main() -> None:
     parser.add_argument("--nets", type=int, default=5)
     parser.add_argument("--device", default=None, help="where the networks train (default: a GPU when there is one)")
     args = parser.parse_args()
-    results_file, artifact = HERE / "results" / f"{args.name}.json", HERE / "artifacts" / f"{args.name}.safetensors"
-    if not (results_file.is_file() and artifact.is_file()):
-        sys.exit(f"{args.name}: needs benchmarks/results/{args.name}.json and benchmarks/artifacts/{args.name}"
-                 ".safetensors")
-    config = json.loads(results_file.read_text())["config"]
+    config, artifact = committed_set(args.name)
     augments = [a.strip().lower() for a in args.augments.split(",") if a.strip()]
     if own_augment(config) not in augments:
         sys.exit(f"--augments must include the set's own evaluation augmentation, {own_augment(config)!r}, to compare "

@@ -62,6 +62,15 @@ def gpu_sharing(device: str) -> dict:
     return {"processes_on_device": int(runs), "mps": os.environ.get("DISTILL_MPS") == "1"}
 
 
+def committed_set(name: str) -> tuple[dict, Path]:
+    """A committed benchmark set's run configuration (benchmarks/results/<name>.json) and its set file
+    (benchmarks/artifacts/<name>.safetensors); exits with what is missing when either is."""
+    results_file, artifact = HERE / "results" / f"{name}.json", HERE / "artifacts" / f"{name}.safetensors"
+    if not (results_file.is_file() and artifact.is_file()):
+        sys.exit(f"{name}: needs benchmarks/results/{name}.json and benchmarks/artifacts/{name}.safetensors")
+    return json.loads(results_file.read_text())["config"], artifact
+
+
 def measure_on_splits(synset, task, n_nets: int, augment: str, sgd) -> dict:
     """Train `n_nets` fresh networks on `synset` with the standard protocol (`sgd`, `augment`) and measure each on
     the held-out validation split and the test split: the sweeps choose a variant by the first and only report the

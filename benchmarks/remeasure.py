@@ -36,6 +36,7 @@ from common import HERE, git_commit
 
 import distill
 from distill import presets
+from distill.augment import augmentation_for
 from distill.api import FREE_ON_RESUME, DistillConfig, evaluate, measure, pick_device
 from distill.errors import DistillError
 from distill.teacher import check_not_blended, with_teacher_labels
@@ -54,7 +55,7 @@ def swept_set_file(name: str, sweep: dict) -> None:
         sys.exit(f"{name}: the sweep (commit {sweep['git_commit'][:7]}) did not run on this set file; measure instead")
 
 
-def sweep_measurement(name: str, synset, config: dict, changed: dict) -> EvalResult:
+def sweep_measurement(name: str, synset, config: dict, changed: dict, weight: float, temperature: float) -> EvalResult:
     """The test accuracies of the preset's new evaluation as a committed sweep measured them: a new teacher blend
     from benchmarks/results/teacher-sweep-<name>.json, a new augmentation from augment-sweep-<name>.json, after
     checking that the sweep measured exactly what this script would: the same set file, evaluation and number of
@@ -72,7 +73,6 @@ def sweep_measurement(name: str, synset, config: dict, changed: dict) -> EvalRes
             sys.exit(f"{name}: the sweep has no row for augmentation {augment!r}; measure instead")
         swept_epochs = rows[0]["epochs"]
     else:
-        weight, temperature = (config.get(k, getattr(DistillConfig(), k)) for k in BLEND)
         rows = [r for r in sweep["blends"] if r["weight"] == weight and (not weight or r["temperature"] == temperature)]
         if not rows:
             sys.exit(f"{name}: the sweep has no row for weight {weight:g} at temperature {temperature:g}; measure "
@@ -83,8 +83,9 @@ def sweep_measurement(name: str, synset, config: dict, changed: dict) -> EvalRes
     if (swept_epochs, sweep["n_eval_nets"]) != (epochs, config["eval_nets"]):
         sys.exit(f"{name}: the sweep's epochs or number of networks differ from the preset's; measure instead")
     swept_set_file(name, sweep)
-    return EvalResult("standard", config["arch"], rows[0]["test_accuracies"],
-                      detail={"device": sweep["device"], "augment": augment})
+    augmentation = augmentation_for(config["eval_augment"], config["dataset"])
+    return EvalResult("standard", config["arch"], rows[0]["test_accuracies"],  # described as evaluate_set does
+                      detail={"device": sweep["device"], "augment": augmentation.label if augmentation else "none"})
 
 
 def main() -> None:
@@ -126,7 +127,8 @@ def main() -> None:
         sys.exit(f"{args.name}: --from-sweep stands for a new teacher blend or a new evaluation augmentation, one "
                  f"sweep's choice, not for {', '.join(changed)}{' with --because' if args.because else ''}; measure "
                  "instead")
-    sweep_result = sweep_measurement(args.name, synset, config, changed) if args.from_sweep else None
+    sweep_result = (sweep_measurement(args.name, synset, config, changed, weight, temperature) if args.from_sweep
+                    else None)
     relabelled = blend_changed and weight > 0
     if relabelled:
         synset = with_teacher_labels(synset, load_task(config["dataset"]).to(device), weight, temperature)

@@ -22,7 +22,7 @@ from dataclasses import asdict
 from common import run_setting, setting_parser
 
 from distill.methods.frepo import FRePoOptions
-from distill.presets import PUBLISHED
+from distill.presets import EVAL_AUGMENTS, PUBLISHED
 
 CPU_MINUTES = 30.0  # issue 5's cost limit for the MNIST 1-per-class set
 NO_STEP_CAP = 1_000_000  # the time limit, not a step count, ends these runs
@@ -443,10 +443,14 @@ SETTINGS: dict[str, dict] = {
     },
     # on the GPU (benchmarks/gpu_plan.txt): the stage at 10 images per class, where the checkpointed unroll keeps
     # memory to the weights of each epoch; a step trains on 100 images, ten times the work of one at 1 per class
+    # (the stage trains through the evaluation its start set is judged by: DSA's augmentation, 1,000 epochs, since
+    # benchmarks/augment_sweep.py chose it for both preset sets at 10 per class)
     **{f"{d}-unroll-ipc10-from-frepo-gpu": {
-        "options": unroll_ipc10_from_frepo(d, eval_every=25),
+        "options": {**unroll_ipc10_from_frepo(d, eval_every=25), "eval_augment": EVAL_AUGMENTS[(d, "frepo", 10)],
+                    "eval_epochs": 0},
         "change": f"the {d} preset's set at 10 per class ({d}-frepo-ipc10) refined by the unroll stage (the 1-per-class "
-                  "stage's settings) for as many steps as --max-minutes allows on one GPU, validated every 25",
+                  "stage's settings, trained through the set's evaluation, DSA's augmentation for 1,000 epochs) for "
+                  "as many steps as --max-minutes allows on one GPU, validated every 25",
     } for d in ("mnist", "fashion-mnist")},
     # with no GPU lent: the Fashion-MNIST stage at 10 per class on two CPU threads, validated every 5 steps, to learn
     # whether the stage still helps a set ten times larger before a GPU session spends its minutes on it

@@ -177,7 +177,7 @@ def augment_table() -> str:
         n = r["n_eval_nets"]
         for i, row in enumerate(r["rows"]):
             mark = "**" if row["augment"] == r["chosen"] else ""
-            own = " (the set's own)" if row["own"] else ""
+            own = " (the set's evaluation when swept)" if row["own"] else ""
             command = (f"`{r['command']}`" + ("" if r["complete"] else " (not every augmentation measured yet)")
                        if i == 0 else "″")
             rows.append(f"| {r['set']} | {mark}{row['augment']}{mark}{own} | {row['epochs']} | "

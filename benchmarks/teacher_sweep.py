@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 import torch
-from common import HERE, device_name, git_commit, measure_on_splits
+from common import HERE, committed_set, device_name, git_commit, measure_on_splits
 
 import distill
 from distill.api import pick_device
@@ -65,11 +65,7 @@ def main() -> None:
                         "--resume --teacher-labels 0` on a copy of its folder writes it): its images must be the "
                         "committed set's")
     args = parser.parse_args()
-    results_file, artifact = HERE / "results" / f"{args.name}.json", HERE / "artifacts" / f"{args.name}.safetensors"
-    if not (results_file.is_file() and artifact.is_file()):
-        sys.exit(f"{args.name}: needs benchmarks/results/{args.name}.json and benchmarks/artifacts/{args.name}"
-                 ".safetensors")
-    config = json.loads(results_file.read_text())["config"]
+    config, artifact = committed_set(args.name)
     synset = distill.load(artifact)
     if args.as_distilled:
         own = distill.load(args.as_distilled)
