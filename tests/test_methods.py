@@ -292,16 +292,20 @@ def test_every_preset_teacher_blend_is_the_one_its_committed_sweep_chose_on_vali
 
 
 def test_every_preset_evaluation_augmentation_is_the_one_its_committed_sweep_chose_on_validation():
-    """Where benchmarks/augment_sweep.py measured a preset set under several evaluation augmentations, the sweep
-    names the one with the best validation accuracy and the preset evaluates with it."""
+    """Every sweep of benchmarks/augment_sweep.py names the evaluation augmentation with the best validation
+    accuracy, and where it swept a preset set (not an experiment's), the preset evaluates with that one."""
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    swept = set()
     for path in sorted(results.glob("augment-sweep-*.json")):
         sweep = json.loads(path.read_text())
         best = max(sweep["rows"], key=lambda row: row["validation"]["mean"])
         assert sweep["chosen"] == best["augment"], path.name
         assert sum(row["own"] for row in sweep["rows"]) == 1, "each sweep measures the set's own augmentation"
-        if not sweep["complete"]:
-            continue  # stopped early: it chose among what it measured, which need not move the preset
         found = json.loads((results / f"{sweep['set']}.json").read_text())
-        preset = presets.resolve(dataset=found["dataset"], method=found["method"], ipc=found["ipc"])
+        key = (found["dataset"], found["method"], found["ipc"])
+        if not sweep["complete"] or sweep["set"] != f"{key[0]}-{key[1]}-ipc{key[2]}":
+            continue  # stopped early, or an experiment's set: neither moves a preset
+        preset = presets.resolve(dataset=key[0], method=key[1], ipc=key[2])
         assert (preset["eval_augment"] or "none") == best["augment"], path.name
+        swept.add(key)
+    assert set(presets.EVAL_AUGMENTS) <= swept  # no preset augmentation without a sweep that chose it
