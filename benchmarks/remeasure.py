@@ -95,9 +95,10 @@ def main() -> None:
     parser.add_argument("--set-only", action="store_true", help="measure the set alone and keep the file's "
                         "random-real baseline, marked as measured before (halves the time: an hour less at 10 per "
                         "class on one CPU core)")
-    parser.add_argument("--from-sweep", action="store_true", help="a new teacher blend's numbers from the set's "
-                        "committed teacher sweep, which trained the same networks; keeps the random-real baseline as "
-                        "--set-only does")
+    parser.add_argument("--from-sweep", action="store_true", help="a new teacher blend's or evaluation "
+                        "augmentation's numbers from the set's committed teacher or augmentation sweep, which trained "
+                        "the same networks; a new blend keeps the random-real baseline as --set-only does, a new "
+                        "augmentation trains it again")
     parser.add_argument("--because", default="", help="the evaluation code changed: measure again even when the "
                         "preset did not, and record this reason")
     args = parser.parse_args()
