@@ -482,6 +482,17 @@ SETTINGS: dict[str, dict] = {
                   "set's, half from the full-data network at temperature 4) instead of learned on; validated every "
                   "500 steps; on one CPU thread beside another run",
     },
+    # since the Fashion-MNIST preset's set at 10 per class is evaluated with DSA's augmentation (augment_sweep.py),
+    # the same run with that augmentation in the distillation too (one draw shared by a step's real and synthetic
+    # batch), so that the set is refined for the training that now measures it
+    "fashion-mnist-frepo-ipc10-continued-dsa-cpu": {
+        "options": {**frepo_ipc10_continued("fashion-mnist"), "learn_labels": False, "eval_every": 1000,
+                    "options": {**frepo_ipc10_continued("fashion-mnist")["options"], "augment": "dsa"},
+                    "eval_augment": EVAL_AUGMENTS[("fashion-mnist", "frepo", 10)]},
+        "change": "fashion-mnist-frepo-ipc10-continued-fixedlabels-cpu with DSA's augmentation while distilling and "
+                  "in the validation and evaluation networks (1,000 epochs), the augmentation its preset set is now "
+                  "evaluated with, instead of none; validated every 1,000 steps; on one CPU thread beside another run",
+    },
     "fashion-mnist-frepo-ipc1-dsa-cpu30": {
         "options": {**MNIST_DSA, "dataset": "fashion-mnist"},
         "change": "mnist-frepo-ipc1-dsa-cpu30 on Fashion-MNIST (whose preset distils 15,710 GPU steps without "
