@@ -484,7 +484,8 @@ SETTINGS: dict[str, dict] = {
     },
     # since the Fashion-MNIST preset's set at 10 per class is evaluated with DSA's augmentation (augment_sweep.py),
     # the same run with that augmentation in the distillation too (one draw shared by a step's real and synthetic
-    # batch), so that the set is refined for the training that now measures it
+    # batch), so that the set is refined for the training that now measures it. It lost: validation 85.84, 85.80,
+    # 85.74% at steps 1,000 to 3,000, and 85.4% test for the set of step 1,000, against the preset set's 86.2%
     "fashion-mnist-frepo-ipc10-continued-dsa-cpu": {
         "options": {**frepo_ipc10_continued("fashion-mnist"), "learn_labels": False, "eval_every": 1000,
                     "options": {**frepo_ipc10_continued("fashion-mnist")["options"], "augment": "dsa"},
