@@ -104,6 +104,11 @@ def frepo_ipc10_continued(dataset: str) -> dict:
             "validation": "standard"}
 
 
+# the Fashion-MNIST continuation with the labels it starts from kept as they are, which the fixed-label settings below
+# (fashion-mnist-frepo-ipc10-continued-fixedlabels-cpu and the one with DSA's augmentation) share
+FMNIST_CONTINUED_FIXED_LABELS = {**frepo_ipc10_continued("fashion-mnist"), "learn_labels": False}
+
+
 SETTINGS: dict[str, dict] = {
     "mnist-frepo-ipc1-dsa-cpu30": {
         "options": MNIST_DSA,
@@ -477,7 +482,7 @@ SETTINGS: dict[str, dict] = {
     # validation fell from step 1,000 on (86.00, 85.92, 85.78% at steps 1,000 to 3,000) as its learned labels
     # sharpened (mean top probability 0.71 in the preset set, 0.90 at step 2,400)
     "fashion-mnist-frepo-ipc10-continued-fixedlabels-cpu": {
-        "options": {**frepo_ipc10_continued("fashion-mnist"), "learn_labels": False, "eval_every": 500},
+        "options": {**FMNIST_CONTINUED_FIXED_LABELS, "eval_every": 500},
         "change": "fashion-mnist-frepo-ipc10-continued-cpu with the set's labels kept as they start (the preset "
                   "set's, half from the full-data network at temperature 4) instead of learned on; validated every "
                   "500 steps; on one CPU thread beside another run",
@@ -487,8 +492,8 @@ SETTINGS: dict[str, dict] = {
     # batch), so that the set is refined for the training that now measures it. It lost: validation 85.84, 85.80,
     # 85.74% at steps 1,000 to 3,000, and 85.4% test for the set of step 1,000, against the preset set's 86.2%
     "fashion-mnist-frepo-ipc10-continued-dsa-cpu": {
-        "options": {**frepo_ipc10_continued("fashion-mnist"), "learn_labels": False, "eval_every": 1000,
-                    "options": {**frepo_ipc10_continued("fashion-mnist")["options"], "augment": "dsa"},
+        "options": {**FMNIST_CONTINUED_FIXED_LABELS, "eval_every": 1000,
+                    "options": {**FMNIST_CONTINUED_FIXED_LABELS["options"], "augment": "dsa"},
                     "eval_augment": EVAL_AUGMENTS[("fashion-mnist", "frepo", 10)]},
         "change": "fashion-mnist-frepo-ipc10-continued-fixedlabels-cpu with DSA's augmentation while distilling and "
                   "in the validation and evaluation networks (1,000 epochs), the augmentation its preset set is now "

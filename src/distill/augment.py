@@ -68,6 +68,13 @@ def augmentation_for(augment: str, dataset_name: str) -> DSA | None:
     return DSA(strategy_for(dataset_name) if augment == "dsa" else augment)
 
 
+def augmentation_label(augment: str, dataset_name: str) -> str:
+    """How results files name an `augment` option: its augmentation's label, or "none". Evaluation and
+    benchmarks/remeasure.py, which records a sweep's networks in its place, both describe it through this."""
+    augmentation = augmentation_for(augment, dataset_name)
+    return augmentation.label if augmentation else "none"
+
+
 def parse_strategy(strategy: str) -> list[str]:
     """The operations of a strategy string such as "color_crop_cutout", in order; "" or "none" means none.
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 from tqdm.auto import tqdm
 
-from distill.augment import DSA, augmentation_for
+from distill.augment import DSA, augmentation_for, augmentation_label
 from distill.data import Task
 from distill.errors import DistillError
 from distill.models import DEFAULT_INIT, create_model, init_params
@@ -159,7 +159,7 @@ def evaluate_set(
         if validation:
             val_accuracies.append(accuracy(model, trained, task.val_x, task.val_y))
     detail = {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None,
-              "augment": augmentation.label if augmentation else "none"}
+              "augment": augmentation_label(augment, task.spec.name)}
     if validation:
         detail["val_accuracies"] = val_accuracies
     return EvalResult(protocol, arch, accuracies, time.perf_counter() - began, detail)
