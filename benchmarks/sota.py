@@ -440,7 +440,15 @@ SETTINGS: dict[str, dict] = {
                   "unroll), labels learned too; on two CPU threads (run with --max-minutes 0)",
     },
     # its validation rose at every check to its last (93.98% at step 10 to 95.16% at step 50, one network): on the
-    # GPU (benchmarks/gpu_plan.txt), the same stage for six times the steps, validated every 25
+    # CPU, 40 more steps started from its set, run with --seed 1 for fresh networks and real batches, as
+    # fashion-mnist-unroll-ipc1-from-unroll was (the Adam state starts afresh)
+    "mnist-unroll-ipc1-from-unroll": {
+        "options": {**UNROLL_MNIST_FROM_FREPO, "iterations": 40,
+                    "image_init": "benchmarks/artifacts/mnist-unroll-ipc1-from-frepo.safetensors"},
+        "change": "mnist-unroll-ipc1-from-frepo continued: its set refined by 40 more steps of the same stage; on "
+                  "two CPU threads (run with --max-minutes 0)",
+    },
+    # and on the GPU (benchmarks/gpu_plan.txt), the first stage for six times the steps, validated every 25
     "mnist-unroll-ipc1-from-frepo-300steps": {
         "options": {**UNROLL_MNIST_FROM_FREPO, "iterations": 300, "eval_every": 25},
         "change": "mnist-unroll-ipc1-from-frepo for 300 steps instead of 50, validated every 25 instead of 10, on one "
