@@ -42,6 +42,21 @@ def tiny_set(tmp_path) -> Path:
     return save(synset, tmp_path / "good.safetensors")
 
 
+def test_help_rewraps_docstrings_and_keeps_placeholders():
+    """Help is markdown: a docstring's source line breaks must not split a sentence, and the <placeholders> of the
+    default paths must survive (markdown drops bare ones as HTML)."""
+    wide = {"COLUMNS": "200"}
+    top = cli("--help", env=wide)
+    assert top.returncode == 0, top.stderr
+    relabel_line = next(line for line in top.stdout.splitlines() if " relabel " in line)
+    assert "for a set already made" in relabel_line  # one sentence, one line at this width
+    for command, placeholder in (("run", "runs/<dataset>-<method>"), ("attack", "runs/attack-<dataset>-<a>to<t>"),
+                                 ("relabel", "<file>-teacher.safetensors")):
+        shown = cli(command, "--help", env=wide)
+        assert shown.returncode == 0, shown.stderr
+        assert placeholder in shown.stdout, command
+
+
 def test_unknown_dataset(tmp_path):
     assert_user_error(cli("run", "--dataset", "imagenet-42", "--out", tmp_path / "o"), "unknown dataset")
     assert not (tmp_path / "o").exists()
