@@ -266,9 +266,23 @@ def show(
         if key == "results" and isinstance(value, dict):
             for name in ("distilled", "full_data", "random_real"):
                 if isinstance(value.get(name), dict):
-                    typer.echo(f"{name + ':':12} {_percent(value[name])} ({value[name]['protocol']})")
+                    typer.echo(f"{name + ':':12} {_percent(value[name])} ({_how_measured(value[name])})")
             continue
         typer.echo(f"{key + ':':12} {value}")
+
+
+def _how_measured(result: dict) -> str:
+    """The protocol of a recorded accuracy, with its epochs and augmentation when the header kept them, so that a
+    user can re-measure it the same way (`distill eval --epochs ... --augment ...`)."""
+    parts = [result["protocol"]]
+    detail = result.get("detail") or {}
+    epochs = (detail.get("sgd") or {}).get("epochs")
+    if epochs:
+        parts.append(f"{epochs} epochs")
+    augment = detail.get("augment")
+    if augment and augment != "none":
+        parts.append(f"augmented: {augment}")
+    return ", ".join(parts)
 
 
 @app.command()
