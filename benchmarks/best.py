@@ -27,7 +27,7 @@ import torch
 from distill.data import data_root
 from distill.report import write_json
 
-BEST_SOURCES = {"mnist-best-ipc1": "mnist-unroll-ipc1-from-frepo",
+BEST_SOURCES = {"mnist-best-ipc1": "mnist-unroll-ipc1-from-unroll-seed1",
                 "fmnist-best-ipc1": "fashion-mnist-unroll-ipc1-from-frepo"}
 EXAMPLE = HERE.parent / "examples" / "train_plain.py"
 PLAIN_AUGMENTS = ("none", "dc", "dsa")  # the eval augmentations examples/train_plain.py implements, same names

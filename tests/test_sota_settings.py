@@ -50,11 +50,15 @@ def test_effective_fills_defaults_but_keeps_what_differs():
     assert full["options"]["real_batch"] == 1024 and full["options"]["real_dtype"] == "float32"
 
 
-@pytest.mark.parametrize("setting", ["fashion-mnist-unroll-ipc1-from-frepo", "mnist-unroll-ipc1-from-frepo"])
-def test_the_unroll_stage_as_the_readme_runs_it_is_the_benchmarked_one(monkeypatch, setting):
-    """`distill run --dataset D --ipc 1 --method unroll --image-init SET` (the README's second stage) must repeat
-    the committed stage: the method's defaults, with the dataset's, are its setting."""
+@pytest.mark.parametrize("setting, given", [("fashion-mnist-unroll-ipc1-from-frepo", {}),
+                                            ("mnist-unroll-ipc1-from-frepo", {}),
+                                            ("mnist-unroll-ipc1-from-unroll", {"iterations": 40})])
+def test_the_unroll_stage_as_the_readme_runs_it_is_the_benchmarked_one(monkeypatch, setting, given):
+    """`distill run --dataset D --ipc 1 --method unroll --image-init SET` (the README's second stage; the MNIST third
+    stage adds `--iterations 40`) must repeat the committed stage: the method's defaults, with the dataset's and the
+    options the README gives, are its setting."""
     monkeypatch.syspath_prepend(str(BENCHMARKS))
     stage = importlib.import_module("sota").SETTINGS[setting]["options"]
-    resolved = presets.resolve(dataset=stage["dataset"], ipc=1, method="unroll", image_init=stage["image_init"])
+    resolved = presets.resolve(dataset=stage["dataset"], ipc=1, method="unroll", image_init=stage["image_init"],
+                               **given)
     assert {k: (resolved[k], v) for k, v in stage.items() if resolved[k] != v} == {}
