@@ -36,7 +36,7 @@ from common import HERE, git_commit
 
 import distill
 from distill import presets
-from distill.augment import augmentation_label
+from distill.augment import augmentation_for, augmentation_label
 from distill.api import FREE_ON_RESUME, DistillConfig, evaluate, measure, pick_device
 from distill.errors import DistillError
 from distill.teacher import check_not_blended, with_teacher_labels
@@ -83,9 +83,9 @@ def sweep_measurement(name: str, synset, config: dict, changed: dict, weight: fl
     if (swept_epochs, sweep["n_eval_nets"]) != (epochs, config["eval_nets"]):
         sys.exit(f"{name}: the sweep's epochs or number of networks differ from the preset's; measure instead")
     swept_set_file(name, sweep)
+    augmentation = augmentation_for(config["eval_augment"], config["dataset"])
     return EvalResult("standard", config["arch"], rows[0]["test_accuracies"],  # described as evaluate_set does
-                      detail={"device": sweep["device"],
-                              "augment": augmentation_label(config["eval_augment"], config["dataset"])})
+                      detail={"device": sweep["device"], "augment": augmentation_label(augmentation)})
 
 
 def main() -> None:

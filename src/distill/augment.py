@@ -68,10 +68,9 @@ def augmentation_for(augment: str, dataset_name: str) -> DSA | None:
     return DSA(strategy_for(dataset_name) if augment == "dsa" else augment)
 
 
-def augmentation_label(augment: str, dataset_name: str) -> str:
-    """How results files name an `augment` option: its augmentation's label, or "none". Evaluation and
-    benchmarks/remeasure.py, which records a sweep's networks in its place, both describe it through this."""
-    augmentation = augmentation_for(augment, dataset_name)
+def augmentation_label(augmentation: DSA | None) -> str:
+    """How results files name an augmentation (`augmentation_for`'s result): its label, or "none" for none.
+    Evaluation and benchmarks/remeasure.py, which records a sweep's networks in its place, both describe it so."""
     return augmentation.label if augmentation else "none"
 
 

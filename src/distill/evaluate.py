@@ -159,7 +159,7 @@ def evaluate_set(
         if validation:
             val_accuracies.append(accuracy(model, trained, task.val_x, task.val_y))
     detail = {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None,
-              "augment": augmentation_label(augment, task.spec.name)}
+              "augment": augmentation_label(augmentation)}
     if validation:
         detail["val_accuracies"] = val_accuracies
     return EvalResult(protocol, arch, accuracies, time.perf_counter() - began, detail)
