@@ -109,8 +109,10 @@ def run_setting(name: str, options: dict, command: str, artifact: str | None = N
                 device: str | None = None, resume: bool = False, extra: dict | None = None) -> dict:
     """Distill with `options` (through the presets, as `distill run` does), write the results file, and copy the
     set to benchmarks/artifacts/<artifact>.safetensors when asked. A seed other than 0 is part of the name
-    (<name>-seed<N>), so runs of one setting with several seeds keep their own results files."""
+    (<name>-seed<N>), so runs of one setting with several seeds keep their own results files and their own set
+    files: a second seed's run never replaces the committed set of the first, which its results file describes."""
     name = run_name(name, seed)
+    artifact = run_name(artifact, seed) if artifact else None
     out = HERE / "runs" / name
     run = distill.distill(out=out, force=not resume, resume=resume, device=device, seed=seed, **options)
     r = run.results
