@@ -185,6 +185,8 @@ def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None
     """Random real images of the same count, trained with the standard protocol (a learned schedule was tuned for
     the distilled images, so giving it to real images would be unfair to them). A set distilled for a fixed network
     is compared with real images trained from that same network."""
+    if n_nets < 1:
+        raise DistillError("the number of evaluation networks must be at least 1")
     accuracies = []
     arch = arch or like.meta.get("arch", "convnet")
     from_fixed = like.init_params is not None and like.meta.get("init") == "fixed" and arch == like.meta.get("arch")
@@ -195,8 +197,11 @@ def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None
         result = evaluate_set(real, task, "standard", arch, n_nets=1, sgd=sgd, seed=i, progress=False,
                               from_fixed=from_fixed, augment=augment)
         accuracies.extend(result.accuracies)
+    # described as evaluate_set describes the distilled set's networks (its training and augmentation label), so the
+    # two accuracies a run reports side by side say how they were measured in the same words
     return EvalResult("standard", arch, accuracies, time.perf_counter() - began,
-                      {"images": "random real", "from_fixed_init": from_fixed, "augment": augment or "none"})
+                      {"images": "random real", "from_fixed_init": from_fixed, "sgd": result.detail["sgd"],
+                       "augment": result.detail["augment"]})
 
 
 def full_data_baseline(task: Task, arch: str, n_nets: int = 1, progress: bool = True) -> EvalResult:
