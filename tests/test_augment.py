@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from distill.augment import DEFAULT_STRATEGY, DSA, AugmentParams, augmentation_for, parse_strategy, strategy_for
+from distill.augment import (DEFAULT_STRATEGY, DSA, AugmentParams, augment_option, augmentation_for, augmentation_label,
+                             parse_strategy, strategy_for)
 from distill.errors import DistillError
 
 
@@ -127,3 +128,13 @@ def test_dc_augmentation_gives_each_image_one_of_its_operations():
         assert torch.allclose(dc.apply(x, alone)[i], together[i], atol=1e-6)
     angles = DSA("rotate", rotate=45.0).draw(_gen(14), images=2000).angle.abs()
     assert 0.7 < angles.max().item() <= math.pi / 4  # up to 45 degrees, DSA's own stop at 15 (0.26 rad)
+
+
+def test_augment_option_names_the_option_that_gives_a_recorded_label():
+    """`distill show` turns the label a results header recorded back into the --augment that re-measures it."""
+    for dataset in ("mnist", "fashion-mnist", "digits"):
+        for option in ("none", "dc", "dsa"):
+            assert augment_option(augmentation_label(augmentation_for(option, dataset)), dataset) == option
+    assert augment_option("crop_flip", "mnist") == "crop_flip"  # an explicit strategy is its own option
+    assert augment_option("color_crop_cutout_flip_scale_rotate", "mnist") != "dsa"  # MNIST's DSA has no flip
+    assert augment_option("crop, one op per image, rotate up to 90 degrees", "mnist") is None  # no option gives it

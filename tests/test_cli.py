@@ -213,6 +213,8 @@ def test_run_a_matching_method_then_evaluate_it_across_architectures_with_augmen
     # the random-real baseline trained the same way, and says so in the same words
     assert shown.count("(standard, 3 epochs, augmented: color_crop_cutout_scale_rotate)") == 2
     assert summary["results"]["random_real"]["detail"]["sgd"] == summary["results"]["distilled"]["detail"]["sgd"]
+    # and the command that trains networks as those were trained
+    assert f"re-measure:  distill eval {out / 'synset.safetensors'} --augment dsa --epochs 3 --nets 1" in shown
     for arch in ("mlp", "alexnet", "vgg11"):
         result = cli("eval", out / "synset.safetensors", "--arch", arch, "--nets", "1", "--epochs", "2",
                      "--augment", "dsa", "--json")

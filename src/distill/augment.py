@@ -74,6 +74,19 @@ def augmentation_label(augmentation: DSA | None) -> str:
     return augmentation.label if augmentation else "none"
 
 
+def augment_option(label: str, dataset_name: str) -> str | None:
+    """The `augment` option whose augmentation `augmentation_label` names `label`, so that an accuracy recorded with
+    it can be measured again: "none", "dc" or "dsa" where the dataset's one carries that label, the label itself
+    where it is a strategy, None where no option gives it."""
+    for option in ("none", "dc", "dsa", label):
+        try:
+            if augmentation_label(augmentation_for(option, dataset_name)) == label:
+                return option
+        except DistillError:
+            continue
+    return None
+
+
 def parse_strategy(strategy: str) -> list[str]:
     """The operations of a strategy string such as "color_crop_cutout", in order; "" or "none" means none.
 

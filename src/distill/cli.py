@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 
 from distill import api, presets
+from distill.augment import augment_option
 from distill.data import dataset_status
 from distill.errors import DistillError
 from distill.methods import get_method, options_from_pairs
@@ -267,6 +268,9 @@ def show(
             for name in ("distilled", "full_data", "random_real"):
                 if isinstance(value.get(name), dict):
                     typer.echo(f"{name + ':':12} {_percent(value[name])} ({_how_measured(value[name])})")
+            again = _remeasure_command(file, value.get("distilled"), info.get("dataset", ""))
+            if again:
+                typer.echo(f"{'re-measure:':12} {again}")
             continue
         typer.echo(f"{key + ':':12} {value}")
 
@@ -283,6 +287,24 @@ def _how_measured(result: dict) -> str:
     if augment and augment != "none":
         parts.append(f"augmented: {augment}")
     return ", ".join(parts)
+
+
+def _remeasure_command(file: Path, result: dict | None, dataset: str) -> str | None:
+    """The `distill eval` command that trains networks as the recorded distilled accuracy's were trained, or None
+    when the header does not say enough (an augmentation no option gives, say)."""
+    if not isinstance(result, dict) or "protocol" not in result:
+        return None
+    command = f"distill eval {file}"
+    detail = result.get("detail") or {}
+    if result["protocol"] == "standard":
+        option = augment_option(detail.get("augment") or "none", dataset)
+        epochs = (detail.get("sgd") or {}).get("epochs")
+        if option is None or not epochs:
+            return None
+        command += ("" if option == "none" else f" --augment {option}") + f" --epochs {epochs}"
+    if result.get("n_nets", 5) != 5 and result["protocol"] != "fixed":
+        command += f" --nets {result['n_nets']}"
+    return command
 
 
 @app.command()
