@@ -63,12 +63,13 @@ def methods_table() -> str:
     found = [json.loads(p.read_text()) for p in (HERE / "results").glob("*.json")]
     found = [r for r in found if r.get("method") in METHOD_ORDER and "random_real" in r  # not cross-arch tables,
              and "change" not in r]  # nor issue 5's experiments (their own table)
-    found.sort(key=lambda r: (r["dataset"], METHOD_ORDER.index(r["method"]), r["ipc"]))
+    found.sort(key=lambda r: (r["dataset"], METHOD_ORDER.index(r["method"]), r["ipc"], r["config"].get("seed", 0)))
     for r in found:
         rr, fd = r["random_real"], r["full_data"]
         published = r.get("published") or PUBLISHED.get((r["dataset"], r["method"], r["ipc"]))
+        seed = r["config"].get("seed", 0)  # the preset run again with another seed: its spread, not a rival
         rows.append(
-            f"| {r['dataset']} | {r['method']} | {r['ipc']} | "
+            f"| {r['dataset']} | {r['method']}{f' · seed {seed}' if seed else ''} | {r['ipc']} | "
             f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}**{teacher_mark(r)} | "
             f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | "
             f"{augment_cell(r.get('eval_augment', 'none'), r)} | "

@@ -238,7 +238,8 @@ def test_every_standard_method_result_is_what_its_preset_runs_now():
         config = dict(found["config"])
         config["iterations"] = found.get("steps_taken") or config["iterations"]
         config.pop("max_minutes", None)
-        preset = presets.resolve(dataset=found["dataset"], method=found["method"], ipc=found["ipc"])
+        preset = presets.resolve(dataset=found["dataset"], method=found["method"], ipc=found["ipc"],
+                                 seed=config.get("seed", 0))  # `--seed N` runs: the preset with another seed
         default = DistillConfig(dataset=found["dataset"], method=found["method"])  # for keys older files lack
         config["options"] = full_options(found["method"], config.get("options", {}))
         preset["options"] = full_options(found["method"], preset["options"])
