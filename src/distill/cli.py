@@ -6,6 +6,7 @@ Every problem a user can fix (a `DistillError`) ends as one line on stderr and e
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -294,7 +295,7 @@ def _remeasure_command(file: Path, result: dict | None, dataset: str) -> str | N
     when the header does not say enough (an augmentation no option gives, say)."""
     if not isinstance(result, dict) or "protocol" not in result:
         return None
-    command = f"distill eval {file}"
+    command = f"distill eval {shlex.quote(str(file))}"  # pasteable, spaces and all
     detail = result.get("detail") or {}
     if result["protocol"] == "standard":
         option = augment_option(detail.get("augment") or "none", dataset)
