@@ -82,7 +82,8 @@ class DistillConfig:
     # (eval_augment, eval_epochs): slower, but it ranks the sets by what the final evaluation measures
     max_minutes: float = 0.0  # stop distilling after this long in all (a resumed run's earlier minutes count), at a
     # step boundary (0: no limit); the summary records the steps taken, and `iterations` set to that repeats the run
-    seed: int = 0
+    seed: int = 0  # the distillation's draws (starting images, networks, batches); validation and evaluation
+    # networks come from fixed seeds, the same for every run, so that runs differing in seed meet the same networks
     optimizer: str = "adam"  # adam | sgd (with `momentum`): the outer optimiser over the synthetic tensors
     momentum: float = 0.5
     # standard-protocol augmentation: "" none, "dsa" (the dataset's DSA strategy), "dc" (DC's MNIST one), a strategy

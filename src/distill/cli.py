@@ -103,7 +103,10 @@ def run(
                                                         "network trained as the final evaluation trains)."),
     ema: Optional[float] = typer.Option(None, help="Validate and keep a moving average of the set over the steps "
                                                    "with this decay, e.g. 0.99 (0: off, the default)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of everything random in the run (default 0)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of the distillation's random draws: starting images, "
+                                             "networks, batches (default 0). The validation and final evaluation "
+                                             "networks start from fixed seeds, the same for every run, so runs "
+                                             "with different seeds are compared on the same networks."),
     max_minutes: Optional[float] = typer.Option(None, help="Stop distilling after this many minutes in all, a "
                                                            "resumed run's earlier minutes included (0: no limit); "
                                                            "the summary records the steps taken."),
