@@ -112,6 +112,12 @@ def _train_on_set(model, start, synset: SyntheticSet, protocol: str, sgd: SGDCon
                      augment=augment)
 
 
+def _check_n_nets(n_nets: int) -> None:
+    """Refuse fewer than one evaluation network: there would be no accuracy to report."""
+    if n_nets < 1:
+        raise DistillError("the number of evaluation networks must be at least 1")
+
+
 def evaluate_set(
     synset: SyntheticSet,
     task: Task,
@@ -140,8 +146,7 @@ def evaluate_set(
     if protocol in ("fixed", "schedule") and arch != synset.meta.get("arch"):
         raise DistillError(f"the learned schedule belongs to {synset.meta.get('arch')}; evaluate other networks "
                            "with --protocol standard")
-    if n_nets < 1:
-        raise DistillError("the number of evaluation networks must be at least 1")
+    _check_n_nets(n_nets)
     scheme = init_scheme or synset.meta.get("init_scheme") or DEFAULT_INIT.get(arch, "default")
     device = task.test_x.device
     model = create_model(arch, task.image_shape, task.num_classes).to(device)
@@ -185,8 +190,7 @@ def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None
     """Random real images of the same count, trained with the standard protocol (a learned schedule was tuned for
     the distilled images, so giving it to real images would be unfair to them). A set distilled for a fixed network
     is compared with real images trained from that same network."""
-    if n_nets < 1:
-        raise DistillError("the number of evaluation networks must be at least 1")
+    _check_n_nets(n_nets)
     accuracies = []
     arch = arch or like.meta.get("arch", "convnet")
     from_fixed = like.init_params is not None and like.meta.get("init") == "fixed" and arch == like.meta.get("arch")
