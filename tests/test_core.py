@@ -300,3 +300,50 @@ def test_validation_curve_draws_a_results_files_history_that_has_no_losses(tmp_p
     for name, history in (("only-validation.png", validation_only), ("live.png", live)):
         path = validation_curve(history, tmp_path / name)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class RecordingBar:
+    """Stands in for tqdm: records each bar's name and every update, so a test can see what a user would."""
+
+    made: list["RecordingBar"] = []
+
+    def __init__(self, total=None, desc=None, disable=False, **_):
+        self.total, self.desc, self.disable, self.updates = total, desc, disable, []
+        RecordingBar.made.append(self)
+
+    def update(self, n=1):
+        self.updates.append(n)
+
+    def close(self):
+        pass
+
+
+def test_training_bars_advance_every_batch_and_name_each_network(monkeypatch):
+    """A full-data epoch or one network of 1,000 augmented epochs takes minutes on a CPU: the bar must move within
+    an epoch, and evaluation (the distilled set's networks and the random-real baseline's) must show one per network."""
+    import distill.train
+    from distill.evaluate import evaluate_set, random_real_baseline
+    from distill.train import SGDConfig, train_sgd
+
+    monkeypatch.setattr(distill.train, "tqdm", RecordingBar)
+    RecordingBar.made = []
+    model = create_model("mlp", (1, 8, 8), 10)
+    params = init_params(model, torch.Generator().manual_seed(0))
+    x, y = torch.randn(10, 1, 8, 8), torch.arange(10)
+    train_sgd(model, params, x, y, SGDConfig(epochs=2, batch_size=4), torch.Generator().manual_seed(0), progress="t")
+    (bar,) = RecordingBar.made
+    assert bar.total == 6 and bar.updates == [1] * 6  # three batches an epoch, two epochs, one update per batch
+
+    RecordingBar.made = []
+    task = load_task("digits")
+    synset = SyntheticSet(task.train_x[:10].clone(), task.train_y[:10].clone(), {"dataset": "digits", "arch": "mlp"})
+    sgd = SGDConfig(epochs=2)
+    evaluate_set(synset, task, "standard", "mlp", n_nets=2, sgd=sgd)
+    random_real_baseline(task, synset, "mlp", n_nets=2, sgd=sgd)
+    names = [b.desc for b in RecordingBar.made if not b.disable]
+    assert names == ["evaluate (standard, mlp), network 1/2", "evaluate (standard, mlp), network 2/2",
+                     "baseline: random real images (mlp), network 1/2",
+                     "baseline: random real images (mlp), network 2/2"]
+    RecordingBar.made = []
+    evaluate_set(synset, task, "standard", "mlp", n_nets=2, sgd=sgd, progress=False)
+    assert all(b.disable for b in RecordingBar.made)

@@ -19,7 +19,6 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
 from distill.augment import DSA, augmentation_for, augmentation_label
 from distill.data import Task
@@ -104,12 +103,12 @@ def standard_sgd(synset: SyntheticSet | None = None, augment: str = "", epochs: 
 
 
 def _train_on_set(model, start, synset: SyntheticSet, protocol: str, sgd: SGDConfig, generator: torch.Generator,
-                  augment: DSA | None = None):
-    if protocol in ("fixed", "schedule"):
+                  augment: DSA | None = None, progress: str | None = None):
+    if protocol in ("fixed", "schedule"):  # a learned schedule is a few steps: no bar
         return train_with_schedule(model, start, synset)
     device = next(iter(start.values())).device
     return train_sgd(model, start, synset.images.detach().to(device), synset.labels.to(device), sgd, generator,
-                     augment=augment)
+                     augment=augment, progress=progress)
 
 
 def _check_n_nets(n_nets: int) -> None:
@@ -131,12 +130,15 @@ def evaluate_set(
     from_fixed: bool = False,
     augment: str = "",
     validation: bool = False,
+    label: str = "",
 ) -> EvalResult:
     """Train networks on `synset` under `protocol` and measure them on the test split. `from_fixed` starts the
     `standard` protocol from the set's stored network instead of random ones (for the fixed-init baseline).
     `augment` ("dsa", a DSA strategy, or "" for none) augments every training batch of the standard protocol.
     `validation` also measures each network on the held-out validation split (`detail["val_accuracies"]`), so a
-    choice made between sets can rest on it and not on the test split."""
+    choice made between sets can rest on it and not on the test split. With `progress`, each network's training
+    shows a bar of its own, named by `label` (default: the protocol and network) and the network's number: one
+    network of 1,000 augmented epochs can take minutes on a CPU."""
     protocol = resolve_protocol(synset, protocol)
     augmentation = augmentation_for(augment, task.spec.name)
     if augmentation is not None and protocol != "standard":
@@ -153,13 +155,15 @@ def evaluate_set(
     runs = 1 if protocol == "fixed" else n_nets
     accuracies, val_accuracies = [], []
     began = time.perf_counter()
-    for i in tqdm(range(runs), desc=f"evaluate ({protocol}, {arch})", disable=not progress or runs == 1, leave=False):
+    label = label or f"evaluate ({protocol}, {arch})"
+    for i in range(runs):
+        bar = (label if runs == 1 else f"{label}, network {i + 1}/{runs}") if progress else None
         generator = torch.Generator().manual_seed(EVAL_SEED + 1000 * seed + i)
         if protocol == "fixed" or (from_fixed and synset.init_params is not None):
             start = {k: v.to(device) for k, v in synset.init_params.items()}
         else:
             start = init_params(model, generator, scheme, device=device)
-        trained = _train_on_set(model, start, synset, protocol, sgd, generator, augmentation)
+        trained = _train_on_set(model, start, synset, protocol, sgd, generator, augmentation, progress=bar)
         accuracies.append(accuracy(model, trained, task.test_x, task.test_y))
         if validation:
             val_accuracies.append(accuracy(model, trained, task.val_x, task.val_y))
@@ -198,8 +202,9 @@ def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None
     for i in range(n_nets):
         real = random_real_set(task, like, seed=i)
         real.meta.pop("lr_role", None)  # real images get the standard 0.01, not a rate learned for other images
-        result = evaluate_set(real, task, "standard", arch, n_nets=1, sgd=sgd, seed=i, progress=False,
-                              from_fixed=from_fixed, augment=augment)
+        result = evaluate_set(real, task, "standard", arch, n_nets=1, sgd=sgd, seed=i, progress=progress,
+                              from_fixed=from_fixed, augment=augment,
+                              label=f"baseline: random real images ({arch}), network {i + 1}/{n_nets}")
         accuracies.extend(result.accuracies)
     # described as evaluate_set describes the distilled set's networks (its training and augmentation label), so the
     # two accuracies a run reports side by side say how they were measured in the same words

@@ -136,16 +136,16 @@ def train_sgd(
     with torch.enable_grad():
         for epoch in range(config.epochs):
             current, buffers = _sgd_epoch(model, current, buffers, x, y, config, epoch, generator, augment,
-                                          create_graph)
-            bar.update(batches_per_epoch)
+                                          create_graph, bar)
     bar.close()
     return current if create_graph else {k: v.detach() for k, v in current.items()}
 
 
 def _sgd_epoch(model: nn.Module, current: Params, buffers: Params, x: torch.Tensor, y: torch.Tensor,
-               config: SGDConfig, epoch: int, generator: torch.Generator, augment, create_graph: bool
-               ) -> tuple[Params, Params]:
-    """One epoch of `train_sgd`: a shuffle, then one SGD step per batch. Returns the new weights and momenta."""
+               config: SGDConfig, epoch: int, generator: torch.Generator, augment, create_graph: bool,
+               bar: tqdm | None = None) -> tuple[Params, Params]:
+    """One epoch of `train_sgd`: a shuffle, then one SGD step per batch. Returns the new weights and momenta.
+    `bar` advances every batch, not every epoch: a full-data epoch can take minutes."""
     names = list(current)
     buffers = dict(buffers)  # _sgd_update writes into it; the caller's dict is an epoch start _CheckpointedSGD keeps
     if config.cosine:
@@ -166,6 +166,8 @@ def _sgd_epoch(model: nn.Module, current: Params, buffers: Params, x: torch.Tens
             current = {k: _sgd_update(k, current[k], g, buffers, lr, config) for k, g in zip(names, grads)}
         if not create_graph:
             current = {k: v.requires_grad_(True) for k, v in current.items()}
+        if bar is not None:
+            bar.update(1)
     return current, buffers
 
 
