@@ -347,3 +347,41 @@ def test_training_bars_advance_every_batch_and_name_each_network(monkeypatch):
     RecordingBar.made = []
     evaluate_set(synset, task, "standard", "mlp", n_nets=2, sgd=sgd, progress=False)
     assert all(b.disable for b in RecordingBar.made)
+
+
+def test_real_starting_images_are_distinct_and_keep_the_draws_of_seeds_that_never_repeated():
+    """Places were filled by independent draws, so a set could start with one image twice (the committed MNIST DM set
+    at 50 per class held such a pair, still identical after distillation). Now a repeat is drawn again; a seed whose
+    draws never repeated gives the very set it gave before."""
+    from distill.api import real_picks
+
+    task = load_task("digits")
+    train_y = task.train_y.cpu()
+
+    def old_draws(labels, generator):
+        return [int((train_y == c).nonzero().flatten()[torch.randint(int((train_y == c).sum()), (1,),
+                                                                     generator=generator)]) for c in labels]
+
+    many = torch.arange(10).repeat(105)  # nearly every image of the smallest class (105 of them)
+    picks = real_picks(task, many, torch.Generator().manual_seed(0))
+    assert len(set(picks)) == len(picks)
+    assert train_y[picks].tolist() == many.tolist()
+    assert len(set(old_draws(many, torch.Generator().manual_seed(0)))) < len(many)  # the old draws did repeat
+
+    few = torch.arange(10).repeat(2)
+    seed = next(s for s in range(100)
+                if len(set(old_draws(few, torch.Generator().manual_seed(s)))) == len(few))
+    same_seed = torch.Generator().manual_seed(seed)
+    assert real_picks(task, few, same_seed) == old_draws(few, torch.Generator().manual_seed(seed))
+
+
+def test_a_set_larger_than_a_class_is_refused_before_any_work():
+    """The random-real baseline, measured after the whole distillation, needs as many distinct real images of each
+    class as the set holds; asking for more must fail at once, whatever the set starts from."""
+    from distill.api import DistillConfig, initial_synset
+
+    task = load_task("digits")
+    for image_init in ("real", "noise"):
+        with pytest.raises(DistillError, match="only 105 training images of class '7', fewer than the 110"):
+            initial_synset(DistillConfig(dataset="digits", method="dm", ipc=110, image_init=image_init), task)
+    assert len(initial_synset(DistillConfig(dataset="digits", method="dm", ipc=105), task).images) == 1050

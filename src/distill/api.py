@@ -203,6 +203,7 @@ def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> 
     steps, epochs = (config.steps, config.epochs) if schedule else (1, 1)
     labels = torch.arange(k).repeat(steps * config.ipc)
     step = torch.arange(steps).repeat_interleave(k * config.ipc)
+    check_class_sizes(task, labels)
     start_set = started_from(config, task, labels) if config.image_init.endswith(SET_SUFFIX) else None
     if start_set is not None:
         images = start_set.images.detach().cpu().clone()
@@ -215,10 +216,7 @@ def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> 
         per_class = idx.view(k, -1)  # [class, pick]; the set's images run class-fastest, pick by pick
         images = task.train_x[per_class.T.flatten().to(task.train_x.device)].cpu().clone()
     else:
-        train_y = task.train_y.cpu()
-        picks = [int((train_y == c).nonzero().flatten()[torch.randint(int((train_y == c).sum()), (1,),
-                                                                         generator=generator)]) for c in labels]
-        images = task.train_x.cpu()[picks].clone()
+        images = task.train_x.cpu()[real_picks(task, labels, generator)].clone()
     device = task.train_x.device
     model = create_model(config.arch, task.image_shape, k)
     fixed = None
@@ -252,6 +250,38 @@ def initial_synset(config: DistillConfig, task: Task, progress: bool = True) -> 
         label_logits = (start * torch.nn.functional.one_hot(labels, k).float()).to(device).requires_grad_(True)
     return SyntheticSet(images.to(device).requires_grad_(True), labels.to(device), meta,
                         None if step is None else step.to(device), log_lrs, fixed, label_logits=label_logits)
+
+
+def check_class_sizes(task: Task, labels: torch.Tensor) -> None:
+    """Refuse, before any work, a set with more images of a class than the training split holds: real starting
+    images and the random-real baseline both need that many distinct ones, and the baseline comes last, after the
+    whole distillation."""
+    classes, wanted = labels.unique(return_counts=True)
+    have = (task.train_y.cpu()[:, None] == classes[None, :]).sum(0)
+    short = [(h, c, w) for c, w, h in zip(classes.tolist(), wanted.tolist(), have.tolist()) if w > h]
+    if short:
+        h, c, w = min(short)  # the smallest class: what the user can ask for at most
+        raise DistillError(f"{task.spec.name} has only {h} training images of class {task.spec.class_names[c]!r}, "
+                           f"fewer than the {w} a class would hold in this set (--ipc, times --steps for dd)")
+
+
+def real_picks(task: Task, labels: torch.Tensor, generator: torch.Generator) -> list[int]:
+    """Indices of distinct training images, one of class `labels[i]` for each place i: the real images a set starts
+    from. Each place draws uniformly from its class, as it always has, and a draw that repeats an image the set
+    already holds is drawn again: two copies of one image would waste a place (in a method that moves both alike,
+    such as DM, they stay copies), and seeds that never repeated an image keep the starting sets they gave before."""
+    train_y = task.train_y.cpu()
+    members = {c: (train_y == c).nonzero().flatten() for c in labels.unique().tolist()}
+    picks: list[int] = []
+    taken: set[int] = set()
+    for c in labels.tolist():
+        pool = members[c]
+        pick = int(pool[torch.randint(len(pool), (1,), generator=generator)])
+        while pick in taken:
+            pick = int(pool[torch.randint(len(pool), (1,), generator=generator)])
+        taken.add(pick)
+        picks.append(pick)
+    return picks
 
 
 def started_from(config: DistillConfig, task: Task, labels: torch.Tensor) -> SyntheticSet:
