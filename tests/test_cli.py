@@ -168,6 +168,32 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path):
     assert not torch.equal(a.images, distill.load(tmp_path / "straight" / "synset.safetensors").images * 0)
 
 
+def test_ctrl_c_says_which_step_the_checkpoint_holds_and_how_to_resume(tmp_path, capsys):
+    """An interrupted run ends with exit code 130 and one line, not a bare exit or a traceback: where the run can go
+    on from, or that there is nothing to go on from yet."""
+    from distill.cli import _interrupted
+
+    out = tmp_path / "interrupted"
+    process = subprocess.Popen([sys.executable, "-m", "distill.cli", "run", "--no-eval", *TINY_RUN, "--iterations",
+                                "100000", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    checkpoint = out / "checkpoint.safetensors"
+    deadline = time.time() + 120
+    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=60)[1]
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    last = stderr.replace("\r", "\n").strip().splitlines()[-1]
+    assert last.startswith(f"distill: interrupted; {checkpoint} holds step ") and last.endswith(
+        "the same command with --resume goes on from there"), last
+
+    assert _interrupted(tmp_path / "empty").exit_code == 130
+    assert capsys.readouterr().err == (f"distill: interrupted before the run's first checkpoint; nothing in "
+                                       f"{tmp_path / 'empty'} to resume\n")
+
+
 def test_run_writes_set_pictures_and_summary_and_eval_reads_them(tmp_path):
     out = tmp_path / "o"
     result = cli("run", "--out", out, *TINY_RUN, "--eval-nets", "2", "--init", "random")
@@ -227,11 +253,14 @@ def test_run_a_matching_method_then_evaluate_it_across_architectures_with_augmen
 def test_bad_method_option_and_bad_augmentation(tmp_path):
     assert_user_error(cli("run", "--method", "dm", "--opt", "bogus=1", "--out", tmp_path / "o"), "bogus")
     assert_user_error(cli("run", "--method", "dm", "--opt", "real_batch", "--out", tmp_path / "o"), "key=value")
+    assert_user_error(cli("run", "--eval-augment", "dsa", "--out", tmp_path / "o"), "evaluated with the schedule")
     tiny = tiny_set(tmp_path)
     assert_user_error(cli("eval", tiny, "--protocol", "standard", "--augment", "zoom"), "zoom")
     assert_user_error(cli("eval", tiny, "--arch", "resnet18", "--protocol", "standard"), "resnet18")
     assert_user_error(cli("eval", tiny, "--protocol", "standard", "--lr", "-1"), "positive")
     assert_user_error(cli("eval", tiny, "--lr", "0.05"), "standard protocol only")  # auto: its own schedule
+    assert_user_error(cli("eval", tiny, "--protocol", "standard", "--epochs", "-3"), "epochs must be positive")
+    assert_user_error(cli("eval", tiny, "--epochs", "500"), "--epochs applies to the standard protocol only")
     assert not (tmp_path / "o").exists()
 
 

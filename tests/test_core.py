@@ -385,3 +385,17 @@ def test_a_set_larger_than_a_class_is_refused_before_any_work():
         with pytest.raises(DistillError, match="only 105 training images of class '7', fewer than the 110"):
             initial_synset(DistillConfig(dataset="digits", method="dm", ipc=110, image_init=image_init), task)
     assert len(initial_synset(DistillConfig(dataset="digits", method="dm", ipc=105), task).images) == 1050
+
+
+def test_a_device_that_is_not_there_is_one_clear_error():
+    """`--device cuda` on a machine without a GPU used to end in PyTorch's AssertionError traceback."""
+    from distill.api import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu")
+    with pytest.raises(DistillError, match="not a device name"):
+        pick_device("tpu")
+    with pytest.raises(DistillError, match="cuda:99"):  # no GPU at all, or fewer than a hundred
+        pick_device("cuda:99")
+    if not torch.cuda.is_available():
+        with pytest.raises(DistillError, match="sees no CUDA GPU"):
+            pick_device("cuda")

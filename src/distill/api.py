@@ -155,6 +155,10 @@ class DistillConfig:
         if self.eval_epochs < 0:
             raise DistillError(f"--eval-epochs must be 0 (automatic) or more, got {self.eval_epochs}")
         augmentation_for(self.eval_augment, self.dataset)
+        if learns_schedule(self.method) and (self.eval_augment not in ("", "none") or self.eval_epochs):
+            raise DistillError(f"--eval-augment and --eval-epochs shape the standard protocol, and a {self.method} "
+                               "set is evaluated with the schedule it learned; drop them (or evaluate the saved set "
+                               "with distill eval FILE --protocol standard)")
         check_teacher_options(self.teacher_labels, self.teacher_temperature)
 
 
@@ -168,10 +172,24 @@ class RunResult:
 
 
 def pick_device(device: str | None) -> torch.device:
-    """The device a run uses: the one asked for, else a GPU when there is one (runs, evaluation and attacks alike)."""
-    if device:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device a run uses: the one asked for, else a GPU when there is one (runs, evaluation and attacks alike).
+    One asked for that is not there is refused here, in one line, before any data is read."""
+    if not device:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except RuntimeError:
+        raise DistillError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, mps ...)") from None
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise DistillError(f"--device {device}: this PyTorch ({torch.__version__}) sees no CUDA GPU; "
+                               "use --device cpu")
+        if chosen.index is not None and chosen.index >= count:
+            raise DistillError(f"--device {device}: there are {count} CUDA GPU(s) here, cuda:0 to cuda:{count - 1}")
+    if chosen.type == "mps" and not torch.backends.mps.is_available():
+        raise DistillError(f"--device {device}: this PyTorch sees no Apple GPU (MPS); use --device cpu")
+    return chosen
 
 
 def prepare_output(out: Path, force: bool, resume: bool) -> None:
@@ -401,12 +419,12 @@ def distill(
     elif options:
         config = DistillConfig(**{**asdict(config), **options})
     config.validate()
+    target = pick_device(device)
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         prepare_output(out_path, force, resume)
     elif resume:
         raise DistillError("--resume needs the output folder of the run to continue")
-    target = pick_device(device)
     task = load_task(config.dataset, data_root).to(target)
     synset = initial_synset(config, task, progress)
     method = build_method(config)
@@ -474,7 +492,8 @@ def relabel(
     out = Path(out)
     if out.exists() and not force:
         raise DistillError(f"{out} exists; pass --force to replace it")
-    task = load_task(synset.meta["dataset"], data_root).to(pick_device(device))
+    target = pick_device(device)
+    task = load_task(synset.meta["dataset"], data_root).to(target)
     blended = with_teacher_labels(synset.detached(), task, weight, temperature, progress)
     save(blended, out, overwrite=force)
     return blended
@@ -497,8 +516,11 @@ def evaluate(
     if not isinstance(synset, SyntheticSet):
         synset = load(synset)
     standard = resolve_protocol(synset, protocol) == "standard"  # every check before the data is read
-    if lr and not standard:
-        raise DistillError("--lr applies to the standard protocol only (the others train with the set's schedule)")
+    for name, value in (("--lr", lr), ("--epochs", epochs)):
+        if value and not standard:  # silently ignored, it would report a training the user did not ask for
+            raise DistillError(f"{name} applies to the standard protocol only (the others train with the set's "
+                               "schedule)")
     sgd = standard_sgd(synset, augment, epochs, lr) if standard else None
-    task = load_task(synset.meta["dataset"], data_root).to(pick_device(device))
+    target = pick_device(device)
+    task = load_task(synset.meta["dataset"], data_root).to(target)
     return evaluate_set(synset.detached(), task, protocol, arch, n_nets, sgd=sgd, progress=progress, augment=augment)

@@ -18,6 +18,7 @@ from distill import api, presets
 from distill.augment import augment_option
 from distill.data import dataset_status
 from distill.errors import DistillError
+from distill.loop import CHECKPOINT_NAME, checkpoint_step
 from distill.methods import get_method, options_from_pairs
 from distill.synset import describe, load
 
@@ -31,6 +32,19 @@ DEFAULTS = api.DistillConfig()
 DataRoot = typer.Option(None, "--data-root", help="Folder with one sub-folder per dataset (default: $DISTILL_DATA, "
                                                  "else ~/.cache/distill/data).")
 Device = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
+
+
+def _interrupted(out: Path) -> typer.Exit:
+    """What Ctrl-C leaves of a run: the step its checkpoint holds and how to go on from it (exit code 130)."""
+    checkpoint = out / CHECKPOINT_NAME
+    step = checkpoint_step(checkpoint)
+    if step is None:
+        print(f"distill: interrupted before the run's first checkpoint; nothing in {out} to resume",
+              file=sys.stderr)
+    else:
+        print(f"distill: interrupted; {checkpoint} holds step {step}: the same command with --resume goes on from "
+              "there", file=sys.stderr)
+    return typer.Exit(130)
 
 
 def _percent(result: dict) -> str:
@@ -137,8 +151,11 @@ def run(
     config = api.DistillConfig(**presets.resolve(**given))
     config.validate()
     out = out or Path("runs") / f"{config.dataset}-{config.method}"
-    result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
-                         progress=not quiet, evaluate=evaluate)
+    try:
+        result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
+                             progress=not quiet, evaluate=evaluate)
+    except KeyboardInterrupt:
+        raise _interrupted(out) from None
     r = result.results
     n_images = len(result.synset.labels)
     what = "selected real" if getattr(get_method(config.method), "selects", False) else "distilled"
@@ -193,8 +210,11 @@ def attack_command(
     config.validate()
     goal = "any" if forget else str(target)
     out = out or Path("runs") / f"attack-{config.dataset}-{attacked}to{goal}"
-    run = attack(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
-                 progress=not quiet)
+    try:
+        run = attack(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
+                     progress=not quiet)
+    except KeyboardInterrupt:
+        raise _interrupted(out) from None
     r = run.results
     for name, label in (("held_out", "distilled poison"), ("label_flip", "label flip (best)"),
                         ("label_flip_matched", "label flip (≤ harm)")):

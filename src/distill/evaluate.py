@@ -95,6 +95,8 @@ def standard_sgd(synset: SyntheticSet | None = None, augment: str = "", epochs: 
     network a set was distilled with need not suit another one, which is why cross-architecture runs may set `lr`."""
     if lr < 0:
         raise DistillError(f"the learning rate must be positive (0 picks the default); got {lr}")
+    if epochs < 0:
+        raise DistillError(f"the number of training epochs must be positive (0 picks the default); got {epochs}")
     if not lr:
         lr = 0.01
         if synset is not None and synset.meta.get("lr_role") == "standard" and synset.log_lrs is not None:

@@ -178,6 +178,17 @@ def _lr_scale(config: LoopConfig, step: int, guard_scale: float) -> float:
     return decay * guard_scale
 
 
+def checkpoint_step(path: Path) -> int | None:
+    """The step a checkpoint file was written at, or None where there is none that can be read."""
+    try:
+        from safetensors import safe_open  # noqa: PLC0415
+
+        with safe_open(str(path), framework="pt") as handle:
+            return int(handle.metadata()["step"])
+    except Exception:  # noqa: BLE001 - missing, half-written or foreign: no step to go on from
+        return None
+
+
 def save_checkpoint(path: Path, state: _State, step: int, guard_scale: float, result: LoopResult, config: dict,
                     best: dict[str, torch.Tensor] | None = None, method_state: dict[str, torch.Tensor] | None = None):
     meta = {"step": str(step), "guard_scale": repr(guard_scale), "history": json.dumps(result.history),
@@ -237,67 +248,67 @@ def run_loop(
     good = (start_step, state.snapshot())
     began = time.perf_counter() - result.seconds
     last_val = result.history[-1].get("val_acc") if result.history else None
-    bar = tqdm(total=config.iterations, initial=start_step, desc=f"distill ({method.name})", disable=not progress,
-               dynamic_ncols=True)
-    step = start_step
-    spent = bool(config.time_limit) and start_step > 0 and result.seconds >= config.time_limit
-    if spent:  # a resumed run whose time limit its earlier minutes used up: no step, so the set stays the one saved
-        bar.write(f"time limit of {config.time_limit / 60:g} min already spent by the run resumed at step {step}")
-    while step < config.iterations and not spent:
-        state.set_lr(_lr_scale(config, step, guard_scale))
-        loss = method.loss(synset, step, step_generator(config.seed, step))
-        grads = torch.autograd.grad(loss, state.synset.trainable(), allow_unused=True)
-        finite = math.isfinite(loss.item()) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
-        spiked = finite and _spiked(loss.item(), result.history, config.spike_factor)
-        if finite and not spiked:
-            if step % 10 == 0:  # the state this loss was just measured on is known good: the guard's fallback
-                good = (step, state.snapshot())
-            for tensor, grad in zip(state.synset.trainable(), grads):
-                tensor.grad = grad
-            state.optimiser.step()
-            state.optimiser.zero_grad(set_to_none=True)
-            if config.clamp_pixels:
-                synset.clamp_to_pixel_range_()
-            if config.ema:
-                state.update_ema(config.ema)
-            finite = all(bool(torch.isfinite(t).all()) for t in state.synset.trainable())
-        if not finite or spiked:
-            result.rollbacks += 1
-            if result.rollbacks > config.max_rollbacks:
-                raise DistillError(f"distillation diverged {result.rollbacks} times; try a smaller --lr")
-            guard_scale /= 2
-            why = (f"loss {loss.item():.3g} is over {config.spike_factor:g}x its recent median" if spiked
-                   else "loss or gradient is not finite")
-            bar.write(f"step {step}: {why}; rolling back to step {good[0]} and halving the step size "
-                      f"(now x{guard_scale:g})")
-            step = good[0]
-            state.restore(good[1])
-            result.history = [r for r in result.history if r["step"] <= step]
-            bar.n = step
-            bar.refresh()
-            continue
-        step += 1
-        out_of_time = bool(config.time_limit) and time.perf_counter() - began >= config.time_limit
-        last_step = step == config.iterations or out_of_time
-        record = {"step": step, "loss": round(loss.item(), 5)}
-        if validate is not None and (step % config.eval_every == 0 or last_step):
-            with state.averaged():
-                last_val = validate(synset)
-            record["val_acc"] = round(last_val, 5)
-            if result.best_val is None or last_val > result.best_val:
-                result.best_step, result.best_val = step, last_val
-                best = state.kept()
-        result.history.append(record)
-        bar.set_postfix(loss=f"{loss.item():.4f}", val=("-" if last_val is None else f"{last_val:.2%}"))
-        bar.update(1)
-        result.seconds = time.perf_counter() - began
-        if checkpoint is not None and (step % config.checkpoint_every == 0 or last_step):
-            save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best,
-                            method.state_dict() if hasattr(method, "state_dict") else None)
-        if out_of_time and step < config.iterations:
-            bar.write(f"time limit of {config.time_limit / 60:g} min reached at step {step} of {config.iterations}")
-            break
-    bar.close()
+    # closed however the loop ends, so that a Ctrl-C's message is not drawn over by a bar left open
+    with tqdm(total=config.iterations, initial=start_step, desc=f"distill ({method.name})", disable=not progress,
+              dynamic_ncols=True) as bar:
+        step = start_step
+        spent = bool(config.time_limit) and start_step > 0 and result.seconds >= config.time_limit
+        if spent:  # a resumed run whose time limit its earlier minutes used up: no step, so the set stays the one saved
+            bar.write(f"time limit of {config.time_limit / 60:g} min already spent by the run resumed at step {step}")
+        while step < config.iterations and not spent:
+            state.set_lr(_lr_scale(config, step, guard_scale))
+            loss = method.loss(synset, step, step_generator(config.seed, step))
+            grads = torch.autograd.grad(loss, state.synset.trainable(), allow_unused=True)
+            finite = math.isfinite(loss.item()) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+            spiked = finite and _spiked(loss.item(), result.history, config.spike_factor)
+            if finite and not spiked:
+                if step % 10 == 0:  # the state this loss was just measured on is known good: the guard's fallback
+                    good = (step, state.snapshot())
+                for tensor, grad in zip(state.synset.trainable(), grads):
+                    tensor.grad = grad
+                state.optimiser.step()
+                state.optimiser.zero_grad(set_to_none=True)
+                if config.clamp_pixels:
+                    synset.clamp_to_pixel_range_()
+                if config.ema:
+                    state.update_ema(config.ema)
+                finite = all(bool(torch.isfinite(t).all()) for t in state.synset.trainable())
+            if not finite or spiked:
+                result.rollbacks += 1
+                if result.rollbacks > config.max_rollbacks:
+                    raise DistillError(f"distillation diverged {result.rollbacks} times; try a smaller --lr")
+                guard_scale /= 2
+                why = (f"loss {loss.item():.3g} is over {config.spike_factor:g}x its recent median" if spiked
+                       else "loss or gradient is not finite")
+                bar.write(f"step {step}: {why}; rolling back to step {good[0]} and halving the step size "
+                          f"(now x{guard_scale:g})")
+                step = good[0]
+                state.restore(good[1])
+                result.history = [r for r in result.history if r["step"] <= step]
+                bar.n = step
+                bar.refresh()
+                continue
+            step += 1
+            out_of_time = bool(config.time_limit) and time.perf_counter() - began >= config.time_limit
+            last_step = step == config.iterations or out_of_time
+            record = {"step": step, "loss": round(loss.item(), 5)}
+            if validate is not None and (step % config.eval_every == 0 or last_step):
+                with state.averaged():
+                    last_val = validate(synset)
+                record["val_acc"] = round(last_val, 5)
+                if result.best_val is None or last_val > result.best_val:
+                    result.best_step, result.best_val = step, last_val
+                    best = state.kept()
+            result.history.append(record)
+            bar.set_postfix(loss=f"{loss.item():.4f}", val=("-" if last_val is None else f"{last_val:.2%}"))
+            bar.update(1)
+            result.seconds = time.perf_counter() - began
+            if checkpoint is not None and (step % config.checkpoint_every == 0 or last_step):
+                save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best,
+                                method.state_dict() if hasattr(method, "state_dict") else None)
+            if out_of_time and step < config.iterations:
+                bar.write(f"time limit of {config.time_limit / 60:g} min reached at step {step} of {config.iterations}")
+                break
     result.steps = step
     if config.keep_best and best:
         state.load_synset(best)

@@ -240,10 +240,10 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     if options:
         config = AttackConfig(**{**asdict(config), **options})
     config.validate()
+    target_device = pick_device(device)
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         prepare_output(out_path, force, resume)
-    target_device = pick_device(device)
     task = load_task(config.dataset, data_root).to(target_device)
     crafting = victim_pool(task, config.arch, range(config.craft_victims), progress)
     held_out = victim_pool(task, config.arch, range(HELD_OUT_SEED, HELD_OUT_SEED + config.eval_victims), progress)

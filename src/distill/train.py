@@ -132,12 +132,11 @@ def train_sgd(
     current = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
     buffers: dict[str, torch.Tensor] = {}  # momentum, per parameter tensor
     batches_per_epoch = (len(x) + config.batch_size - 1) // config.batch_size
-    bar = tqdm(total=config.epochs * batches_per_epoch, desc=progress, leave=False, disable=progress is None)
-    with torch.enable_grad():
-        for epoch in range(config.epochs):
-            current, buffers = _sgd_epoch(model, current, buffers, x, y, config, epoch, generator, augment,
-                                          create_graph, bar)
-    bar.close()
+    with tqdm(total=config.epochs * batches_per_epoch, desc=progress, leave=False, disable=progress is None) as bar:
+        with torch.enable_grad():
+            for epoch in range(config.epochs):
+                current, buffers = _sgd_epoch(model, current, buffers, x, y, config, epoch, generator, augment,
+                                              create_graph, bar)
     return current if create_graph else {k: v.detach() for k, v in current.items()}
 
 
