@@ -176,7 +176,9 @@ def test_ctrl_c_says_which_step_the_checkpoint_holds_and_how_to_resume(tmp_path,
     out = tmp_path / "interrupted"
     process = subprocess.Popen([sys.executable, "-m", "distill.cli", "run", "--no-eval", *TINY_RUN, "--iterations",
                                 "100000", "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+                               text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # (a shell's background job ignores SIGINT, and a Python started so never turns it into KeyboardInterrupt: the
+    # child gets the default back, whatever the test runner was started by)
     checkpoint = out / "checkpoint.safetensors"
     deadline = time.time() + 120
     while not checkpoint.exists() and process.poll() is None and time.time() < deadline:

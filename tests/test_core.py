@@ -317,6 +317,12 @@ class RecordingBar:
     def close(self):
         pass
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
 
 def test_training_bars_advance_every_batch_and_name_each_network(monkeypatch):
     """A full-data epoch or one network of 1,000 augmented epochs takes minutes on a CPU: the bar must move within
@@ -399,3 +405,24 @@ def test_a_device_that_is_not_there_is_one_clear_error():
     if not torch.cuda.is_available():
         with pytest.raises(DistillError, match="sees no CUDA GPU"):
             pick_device("cuda")
+
+
+def test_python_callers_get_one_line_for_a_wrong_type_or_a_folder(tmp_path):
+    """From Python, `ipc="2"` ended in a TypeError deep inside validation, and a run's folder given as its set file
+    was called missing."""
+    from distill.api import DistillConfig
+
+    with pytest.raises(DistillError, match="ipc must be of type int, got '2'"):
+        DistillConfig(ipc="2").validate()
+    with pytest.raises(DistillError, match="keep_best must be of type bool, got 1"):
+        DistillConfig(keep_best=1).validate()
+    with pytest.raises(DistillError, match="ema must be of type float, got True"):
+        DistillConfig(ema=True).validate()
+    DistillConfig(ema=0, max_minutes=2).validate()  # an int where a float is expected is a number all the same
+    from distill.poison import AttackConfig
+
+    AttackConfig(target=None).validate()  # forget: the one field that may be None
+    with pytest.raises(DistillError, match="attacked must be of type int, got None"):
+        AttackConfig(attacked=None).validate()
+    with pytest.raises(DistillError, match="is a folder"):
+        load(tmp_path)

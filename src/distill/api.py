@@ -8,7 +8,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -40,6 +40,20 @@ SET_SUFFIX = ".safetensors"
 START_LABEL_FLOOR = 1e-3  # a started set's labels as learned logits: probabilities floored here (a one-hot row has
 # no finite logits), so the true class starts at 0.991 of a hard label
 FEATURE_METHODS = ("dm", "frepo", *CORESET_INITS)  # they compare `embed` features (MLP and LeNet have none)
+
+
+def check_field_types(config) -> None:
+    """A configuration field given from Python with a value of the wrong type (`ipc="2"`) is one line, not a
+    TypeError deep inside validation. A field's type is its default's (an int will do for a float; None only where
+    the field is declared optional)."""
+    for f in fields(config):
+        value, default = getattr(config, f.name), f.default
+        if default is MISSING or (value is None and "None" in str(f.type)):
+            continue
+        expected = (int, float) if type(default) is float else type(default)
+        a_bool_for_a_number = isinstance(value, bool) and type(default) is not bool  # True is an int too
+        if not isinstance(value, expected) or a_bool_for_a_number:
+            raise DistillError(f"{f.name} must be of type {type(default).__name__}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -106,6 +120,7 @@ class DistillConfig:
 
     def validate(self) -> None:
         """Reject bad options before any data is read or any file is touched."""
+        check_field_types(self)
         get_spec(self.dataset)
         parse_options(get_method(self.method), self.options)
         if self.arch.lower() not in MODELS:

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distill import report
-from distill.api import DistillConfig, initial_synset, pick_device, prepare_output
+from distill.api import DistillConfig, check_field_types, initial_synset, pick_device, prepare_output
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
 from distill.evaluate import mean_std
@@ -71,6 +71,7 @@ class AttackConfig:
         return "forget" if self.target is None else "targeted"
 
     def validate(self) -> None:
+        check_field_types(self)
         spec = get_spec(self.dataset)
         if self.arch.lower() not in MODELS:
             raise DistillError(f"unknown network {self.arch!r}; choose one of: {', '.join(sorted(MODELS))}")

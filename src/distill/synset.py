@@ -144,6 +144,8 @@ def save(synset: SyntheticSet, path: str | os.PathLike, overwrite: bool = False)
 
 
 def _read_raw(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    if path.is_dir():
+        raise DistillError(f"{path} is a folder; give the set file in it (a run writes synset.safetensors)")
     if not path.is_file():
         raise DistillError(f"{path}: no such file")
     with open(path, "rb") as handle:
