@@ -36,7 +36,13 @@ def main() -> None:
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
-    synset = distill.load(args.file)
+    unknown = sorted(set(args.archs.split(",")) - set(ARCHS))
+    if unknown:
+        parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(ARCHS)}")
+    try:
+        synset = distill.load(args.file)
+    except distill.DistillError as exc:
+        parser.error(str(exc))
     for arch in args.archs.split(","):
         began = time.perf_counter()
         result = distill.evaluate(synset, protocol="standard", arch=arch, n_nets=args.nets, device=args.device,

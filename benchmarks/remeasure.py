@@ -103,6 +103,8 @@ def main() -> None:
                         "preset did not, and record this reason")
     args = parser.parse_args()
     path = HERE / "results" / f"{args.name}.json"
+    if not path.is_file():
+        sys.exit(f"{args.name}: no results file benchmarks/results/{args.name}.json to measure again")
     old = json.loads(path.read_text())
     config = dict(old["config"])
     defaults = DistillConfig()  # for options older results files do not record
