@@ -21,7 +21,6 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 from torch.nn import functional as F
-from tqdm.auto import tqdm
 
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
@@ -65,10 +64,10 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
     trajectory = [params]
     sgd = SGDConfig(epochs=1, batch_size=options.expert_batch, lr=options.expert_lr, momentum=0.0, weight_decay=0.0,
                     decay_at_half=False)
-    for epoch in tqdm(range(options.train_epochs), desc=f"expert {seed} ({arch} on {task.spec.name})",
-                      disable=not progress, leave=False):
-        params = train_sgd(model, params, task.train_x, task.train_y, sgd, generator,
-                           augment=augment)
+    for epoch in range(options.train_epochs):  # a bar per epoch, moving every batch: an epoch takes minutes on a CPU
+        label = f"expert {seed} ({arch} on {task.spec.name}), epoch {epoch + 1}/{options.train_epochs}"
+        params = train_sgd(model, params, task.train_x, task.train_y, sgd, generator, augment=augment,
+                           progress=label if progress else None)
         trajectory.append(params)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
