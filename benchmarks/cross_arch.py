@@ -67,11 +67,22 @@ def save_row(args: argparse.Namespace, synset, arch: str, row: dict) -> None:
     rows = {a: rows[a] for a in ARCHS if a in rows}  # the table's order, whatever order runs came in
     result = {"name": f"cross-arch-{name}", "set": str(args.file), "dataset": synset.meta["dataset"],
               "method": synset.meta["method"], "ipc": synset.meta["ipc"], "distilled_with": synset.meta["arch"],
+              "labels": earlier.get("labels", labels_of(synset)) if same else labels_of(synset),
               "augment": args.augment or "none", "epochs": args.epochs, "archs": rows,
               "device": device_name(args.device or ("cuda" if torch.cuda.is_available() else "cpu")),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
               "git_commit": git_commit(), "command": command_for(args)}
     write_json(result, path)
+
+
+def labels_of(synset) -> str:
+    """How the measured set's labels were made, for the table's heading: a table of a set whose file later took
+    other labels must say which ones it measured."""
+    blend = synset.meta.get("teacher_labels")
+    if blend:
+        return (f"its labels as committed: {blend['weight']:g} of each from the full-data network's predictions at "
+                f"temperature {blend['temperature']:g}")
+    return "its soft labels as committed" if synset.labels.ndim == 2 else "its hard labels as committed"
 
 
 def command_for(args: argparse.Namespace, arch: str | None = None) -> str:
