@@ -180,11 +180,15 @@ def test_ctrl_c_says_which_step_the_checkpoint_holds_and_how_to_resume(tmp_path,
     # (a shell's background job ignores SIGINT, and a Python started so never turns it into KeyboardInterrupt: the
     # child gets the default back, whatever the test runner was started by)
     checkpoint = out / "checkpoint.safetensors"
-    deadline = time.time() + 120
-    while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGINT)
-    stderr = process.communicate(timeout=60)[1]
+    try:
+        deadline = time.time() + 120
+        while not checkpoint.exists() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        stderr = process.communicate(timeout=60)[1]
+    finally:
+        process.kill()  # a run of 100,000 steps left behind would take a CPU for hours
+        process.wait()
     assert process.returncode == 130, stderr
     assert "Traceback" not in stderr
     last = stderr.replace("\r", "\n").strip().splitlines()[-1]
