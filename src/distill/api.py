@@ -302,7 +302,8 @@ def real_picks(task: Task, labels: torch.Tensor, generator: torch.Generator) -> 
     """Indices of distinct training images, one of class `labels[i]` for each place i: the real images a set starts
     from. Each place draws uniformly from its class, as it always has, and a draw that repeats an image the set
     already holds is drawn again: two copies of one image would waste a place (in a method that moves both alike,
-    such as DM, they stay copies), and seeds that never repeated an image keep the starting sets they gave before."""
+    such as DM, they stay copies), and seeds that never repeated an image keep the starting sets they gave before.
+    Call it after `check_class_sizes`: a class with fewer images than places would be drawn from forever."""
     train_y = task.train_y.cpu()
     members = {c: (train_y == c).nonzero().flatten() for c in labels.unique().tolist()}
     picks: list[int] = []
