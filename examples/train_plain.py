@@ -175,7 +175,7 @@ def main() -> None:
                           for i in range(0, len(test_x), 2000))
         accuracies.append(100 * correct / len(test_x))
         print(f"net {seed}: {accuracies[-1]:.2f}%")
-    spread = statistics.stdev(accuracies) if len(accuracies) > 1 else 0.0
+    spread = statistics.pstdev(accuracies)  # the population std, as every ± in distill is computed
     print(f"mean {statistics.mean(accuracies):.2f} ± {spread:.2f}% over {len(accuracies)} networks")
     if args.json:
         print(json.dumps({"accuracies": accuracies, "mean": statistics.mean(accuracies), "std": spread,
