@@ -128,7 +128,7 @@ def test_bad_moving_average_or_validation(tmp_path):
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    assert_user_error(cli("run", "--out", blocker / "run", *TINY_RUN), "cannot write to output folder")
+    assert_user_error(cli("run", "--out", blocker / "run", *TINY_RUN), "a-file is a file")
     assert blocker.read_text() == "not a folder"
 
 

@@ -7,6 +7,7 @@ import hashlib
 import math
 import os
 import platform
+import tempfile
 import time
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -23,7 +24,7 @@ from distill.evaluate import (EvalResult, evaluate_set, full_data_baseline, rand
 from distill.loop import CHECKPOINT_NAME, LoopConfig, LoopResult, run_loop
 from distill.methods import METHODS, get_method, learns_schedule, parse_options
 from distill.methods.dd import INIT_MODES
-from distill.models import DEFAULT_INIT, MODELS, create_model, init_params
+from distill.models import DEFAULT_INIT, INIT_SCHEMES, MODELS, create_model, init_params
 from distill.teacher import check_not_blended, check_teacher_options, with_teacher_labels
 from distill.synset import SyntheticSet, load, save
 from distill.train import accuracy, train_sgd, train_with_schedule
@@ -54,6 +55,35 @@ def check_field_types(config) -> None:
         a_bool_for_a_number = isinstance(value, bool) and type(default) is not bool  # True is an int too
         if not isinstance(value, expected) or a_bool_for_a_number:
             raise DistillError(f"{f.name} must be of type {type(default).__name__}, got {value!r}")
+
+
+SEED_LIMIT = 2**32  # seeds 0 .. 2**32 - 1: each outer step's generator is seeded with seed x 1,000,003 + step
+
+
+def check_common(config, rates: tuple[str, ...]) -> None:
+    """The checks a run's and an attack's options share, so that each is refused in one line before any work
+    rather than as a traceback or a silently wrong run: field types, names spelt as the registries and presets key
+    them, positive step sizes (`rates`), a seed torch can take, and a step-size decay that decays."""
+    check_field_types(config)
+    spec = get_spec(config.dataset)
+    if config.dataset != spec.name:
+        raise DistillError(f"write the dataset as {spec.name!r}, not {config.dataset!r}: the shipped presets are "
+                           "keyed by that name (distill.distill and the command line rewrite it themselves)")
+    if config.arch not in MODELS:
+        hint = f"; did you mean {config.arch.lower()!r}?" if config.arch.lower() in MODELS else ""
+        raise DistillError(f"unknown network {config.arch!r}; choose one of: {', '.join(sorted(MODELS))}{hint}")
+    for name in rates:
+        value = getattr(config, name)
+        if not (math.isfinite(value) and value > 0):
+            raise DistillError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+    if not 0 <= config.seed < SEED_LIMIT:
+        raise DistillError(f"--seed must be between 0 and {SEED_LIMIT - 1}, got {config.seed}")
+    if config.decay_every < 0:
+        raise DistillError(f"--decay-every must be 0 (never decay) or more steps, got {config.decay_every}")
+    decay_factor = getattr(config, "decay_factor", 0.5)
+    if not 0 < decay_factor <= 1:
+        raise DistillError(f"decay_factor must be in (0, 1] (each decay multiplies the step sizes by it), got "
+                           f"{decay_factor}")
 
 
 @dataclass(frozen=True)
@@ -115,26 +145,42 @@ class DistillConfig:
                           clamp_pixels=self.clamp_pixels, time_limit=60 * self.max_minutes, ema=self.ema,
                           optimizer=self.optimizer, momentum=self.momentum)
 
+    def check_applies(self) -> None:
+        """Refuse options the method would silently ignore while the summary records them as if they had run: a
+        learned schedule's shape for methods without one, and the dd/unroll real batch and network count for methods
+        that take their own (`--opt real_batch=N`)."""
+        defaults = DistillConfig()
+        given = lambda name: getattr(self, name) != getattr(defaults, name)  # noqa: E731
+        if not learns_schedule(self.method):
+            for name in ("steps", "epochs"):
+                if given(name):
+                    raise DistillError(f"--{name} shapes the learned schedule of dd; {self.method!r} has none "
+                                       "(its sets are evaluated with the standard protocol)")
+        options_type = getattr(get_method(self.method), "Options", None)
+        method_options = {f.name for f in fields(options_type)} if options_type else set()
+        for name, users in {"real_batch": ("dd", "unroll"), "nets_per_step": ("dd",)}.items():
+            if given(name) and self.method not in users:
+                hint = (f"; give {self.method}'s own as --opt {name}={getattr(self, name)}" if name in method_options
+                        else f"; {self.method!r} does not use one")
+                raise DistillError(f"--{name.replace('_', '-')} applies to {' and '.join(users)}{hint}")
+
     def scheme(self) -> str:
         return self.init_scheme or DEFAULT_INIT.get(self.arch, "default")
 
     def validate(self) -> None:
         """Reject bad options before any data is read or any file is touched."""
-        check_field_types(self)
-        get_spec(self.dataset)
+        check_common(self, rates=("init_lr", "lr_images", "lr_lrs", "lr_labels"))
         parse_options(get_method(self.method), self.options)
-        if self.arch.lower() not in MODELS:
-            raise DistillError(f"unknown network {self.arch!r}; choose one of: {', '.join(sorted(MODELS))}")
         for name in ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "eval_every",
                      "checkpoint_every", "eval_nets"):
             if getattr(self, name) < 1:
                 raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        for name in ("init_lr", "lr_images", "lr_lrs", "lr_labels"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise DistillError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+        self.check_applies()
         if self.method == "attack":
             raise DistillError("the poisoning attack has its own command: distill attack")
+        if self.init_scheme and self.init_scheme not in INIT_SCHEMES:
+            raise DistillError(f"unknown --init-scheme {self.init_scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}"
+                               " (or leave it empty for the network's own)")
         if self.init not in INIT_MODES:
             raise DistillError(f"unknown init mode {self.init!r}; choose one of: {', '.join(INIT_MODES)}")
         if self.image_init not in IMAGE_INITS and not self.image_init.endswith(SET_SUFFIX):
@@ -179,6 +225,9 @@ class DistillConfig:
 
 @dataclass
 class RunResult:
+    """What `distill` returns: the final set, the results recorded in its summary (accuracies beside the baselines,
+    time, steps), the files written, the loss/validation history, and the set before any teacher blend."""
+
     synset: SyntheticSet
     results: dict
     files: dict[str, Path] = field(default_factory=dict)
@@ -208,20 +257,48 @@ def pick_device(device: str | None) -> torch.device:
 
 
 def prepare_output(out: Path, force: bool, resume: bool) -> None:
-    """Make sure `out` is a writable folder and that we are not about to replace a user's result unasked."""
+    """Make sure `out` can take a run's files and that we are not about to replace a user's result unasked. Nothing
+    is created here: a run that fails before its first file leaves no empty folder behind (every file is written
+    through `synset._atomic_write`, which makes the folder)."""
+    if force and resume:
+        raise DistillError("--resume and --force exclude each other: --resume continues the run in the output "
+                           "folder, --force replaces it")
     if out.exists() and not out.is_dir():
         raise DistillError(f"output folder {out} is a file")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".distill-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise DistillError(f"cannot write to output folder {out} ({exc.strerror or exc})") from None
+    if resume and not (out / CHECKPOINT_NAME).is_file():
+        raise DistillError(f"--resume: no checkpoint at {out / CHECKPOINT_NAME}, so nothing to continue; drop "
+                           "--resume to start this run afresh")
+    check_writable(out)
     existing = [name for name in (*OUTPUT_NAMES, CHECKPOINT_NAME) if (out / name).exists()]
     if existing and not (force or resume):
         raise DistillError(f"{out} already holds a run ({', '.join(existing)}); pass --force to replace it or "
                            "--resume to continue it")
+
+
+def check_writable(folder: Path) -> None:
+    """Refuse a folder that files cannot be written into: the folder itself where it exists, else the nearest
+    folder above it that does (where it and its parents would be made)."""
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DistillError(f"cannot make {folder}: {existing} is a file")
+    try:  # a real file, not os.access: that says yes to root even where nothing can be created (/proc)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        raise DistillError(f"cannot write to {folder}: {existing} does not take new files "
+                           f"({exc.strerror or exc})") from None
+
+
+def check_output_file(out: Path, force: bool) -> None:
+    """A single output file (`distill relabel --out`): not a folder, not a file already there unless `force`, and
+    in a folder that can be written; checked before any data is read or any network trained."""
+    if out.is_dir():
+        raise DistillError(f"{out} is a folder; give the file to write, e.g. {out / 'relabelled.safetensors'}")
+    if out.exists() and not force:
+        raise DistillError(f"{out} exists; pass --force to replace it")
+    check_writable(out.parent)
 
 
 LEARNED_LABEL_START = 0.9  # probability of the true class in a learned label at step 0 (a softmax never reaches 1)
@@ -422,10 +499,13 @@ def distill(
     evaluate: bool = True,
     **options,
 ) -> RunResult:
-    """Distill a dataset: `distill(dataset="mnist", iterations=4000, out="runs/mnist")`.
+    """Distill a dataset: `distill(dataset="mnist", method="dm", ipc=10, out="runs/mnist-dm")`.
 
-    Options are the fields of `DistillConfig`. With `out`, writes the synthetic set, the image grid, the validation
-    curve and a JSON summary there (and checkpoints, so `resume=True` continues a killed run).
+    Options are the fields of `DistillConfig`. Given as keywords, they are completed as the command line completes
+    them: the method's defaults and the shipped preset for (dataset, method, ipc), and without `method` the most
+    accurate one measured. A `DistillConfig` is taken as it is, with no preset (keywords beside it replace its
+    fields). With `out`, writes the synthetic set, the image grid, the validation curve and a JSON summary there
+    (and checkpoints, so `resume=True` continues a killed run).
     """
     unknown = set(options) - {f.name for f in fields(DistillConfig)}
     if unknown:
@@ -433,9 +513,12 @@ def distill(
     if config is None:
         config = DistillConfig(**presets.resolve(**options))  # method defaults and the shipped preset, then options
     elif options:
-        config = DistillConfig(**{**asdict(config), **options})
+        config = DistillConfig(**presets.canonical_names({**asdict(config), **options}))
     config.validate()
     target = pick_device(device)
+    if resume and getattr(get_method(config.method), "selects", False):
+        raise DistillError(f"--resume continues an optimisation, and {config.method!r} only picks real images: "
+                           "there is nothing to continue (--force replaces the run in the output folder)")
     out_path = Path(out) if out is not None else None
     if out_path is not None:
         prepare_output(out_path, force, resume)
@@ -506,8 +589,7 @@ def relabel(
         synset = load(synset)
     check_not_blended(synset)  # before the data is read
     out = Path(out)
-    if out.exists() and not force:
-        raise DistillError(f"{out} exists; pass --force to replace it")
+    check_output_file(out, force)
     target = pick_device(device)
     task = load_task(synset.meta["dataset"], data_root).to(target)
     blended = with_teacher_labels(synset.detached(), task, weight, temperature, progress)
@@ -528,7 +610,7 @@ def evaluate(
     lr: float = 0.0,
 ) -> EvalResult:
     """Measure a synthetic set (or a .safetensors file) on its dataset's test split under `protocol`; `augment`
-    ("dsa" or a strategy), `epochs` and `lr` (0: the protocol's own) shape the standard protocol (GUIDE §5)."""
+    ("dsa", "dc" or a strategy), `epochs` and `lr` (0: the protocol's own) shape the standard protocol (GUIDE §5)."""
     if not isinstance(synset, SyntheticSet):
         synset = load(synset)
     standard = resolve_protocol(synset, protocol) == "standard"  # every check before the data is read

@@ -204,9 +204,10 @@ def attack_command(
     """Craft a few distilled images that make well-trained networks misclassify (or forget) one class."""
     from distill.poison import AttackConfig, attack  # noqa: PLC0415
 
-    config = AttackConfig(dataset=dataset, arch=arch, attacked=attacked, target=None if forget else target, ipc=ipc,
-                          steps=steps, epochs=epochs, iterations=iterations, lr_images=lr, real_batch=real_batch,
-                          craft_victims=craft_victims, eval_victims=eval_victims, seed=seed)
+    config = AttackConfig(**presets.canonical_names(dict(
+        dataset=dataset, arch=arch, attacked=attacked, target=None if forget else target, ipc=ipc, steps=steps,
+        epochs=epochs, iterations=iterations, lr_images=lr, real_batch=real_batch, craft_victims=craft_victims,
+        eval_victims=eval_victims, seed=seed)))
     config.validate()
     goal = "any" if forget else str(target)
     out = out or Path("runs") / f"attack-{config.dataset}-{attacked}to{goal}"
@@ -234,7 +235,7 @@ def attack_command(
 @app.command(name="eval")
 def eval_command(
     file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
-    protocol: str = typer.Option("auto", help="auto, fixed, schedule or standard (GUIDE §5)."),
+    protocol: str = typer.Option("auto", help="auto, fixed, schedule or standard (README: Evaluation protocol)."),
     arch: Optional[str] = typer.Option(None, help="Network to train (default: the one the set was made for): mlp, "
                                                   "lenet, convnet, alexnet, vgg11, resnet18."),
     nets: int = typer.Option(5, help="Networks to train (fixed init always uses its one network)."),
@@ -288,15 +289,37 @@ def show(
         typer.echo(json.dumps(info))
         return
     for key, value in info.items():
-        if key == "results" and isinstance(value, dict):
-            for name in ("distilled", "full_data", "random_real"):
-                if isinstance(value.get(name), dict):
-                    typer.echo(f"{name + ':':12} {_percent(value[name])} ({_how_measured(value[name])})")
-            again = _remeasure_command(file, value.get("distilled"), info.get("dataset", ""))
-            if again:
-                typer.echo(f"{'re-measure:':12} {again}")
+        if key == "results":
+            _show_results(file, value if isinstance(value, dict) else {}, info.get("dataset", ""))
             continue
         typer.echo(f"{key + ':':12} {value}")
+
+
+def _is_accuracy(result) -> bool:
+    """Whether a header's results entry is a measured accuracy `show` can print (a hand-edited header may hold
+    anything)."""
+    return (isinstance(result, dict) and isinstance(result.get("protocol"), str)
+            and all(isinstance(result.get(k), (int, float)) for k in ("accuracy_mean", "accuracy_std", "n_nets")))
+
+
+def _show_results(file: Path, results: dict, dataset: str) -> None:
+    """The accuracies the header records, how to measure them again, and for a poison its held-out effect."""
+    measured = [name for name in ("distilled", "full_data", "random_real") if _is_accuracy(results.get(name))]
+    for name in measured:
+        typer.echo(f"{name + ':':12} {_percent(results[name])} ({_how_measured(results[name])})")
+    if "distilled" in measured:
+        again = _remeasure_command(file, results["distilled"], dataset)
+        if again:
+            typer.echo(f"{'re-measure:':12} {again}")
+    success, drop = results.get("held_out_success"), results.get("held_out_others_drop")
+    if all(isinstance(m, dict) and isinstance(m.get("mean"), (int, float)) and isinstance(m.get("std"), (int, float))
+           for m in (success, drop)):
+        typer.echo(f"{'poison:':12} success {100 * success['mean']:.1f}% ± {100 * success['std']:.1f} on held-out "
+                   f"victims, other classes' accuracy down {100 * drop['mean']:.2f} ± {100 * drop['std']:.2f} "
+                   "points")
+    elif not measured:  # saved unmeasured (--no-eval), or relabelled: the blend drops what was measured before it
+        typer.echo(f"{'accuracy:':12} none recorded in this file; measure it with distill eval "
+                   f"{shlex.quote(str(file))}")
 
 
 def _how_measured(result: dict) -> str:

@@ -14,6 +14,7 @@ and random real images, as many per class as the synthetic set has.
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -93,8 +94,8 @@ def standard_sgd(synset: SyntheticSet | None = None, augment: str = "", epochs: 
     """The standard protocol's training: 300 epochs, 1000 with augmentation (or `epochs`), at `lr` when given, else
     at the set's own learned learning rate when it has one (MTT), else GUIDE §5's 0.01. A rate learned for the
     network a set was distilled with need not suit another one, which is why cross-architecture runs may set `lr`."""
-    if lr < 0:
-        raise DistillError(f"the learning rate must be positive (0 picks the default); got {lr}")
+    if not (math.isfinite(lr) and lr >= 0):
+        raise DistillError(f"the learning rate must be a positive number (0 picks the default); got {lr}")
     if epochs < 0:
         raise DistillError(f"the number of training epochs must be positive (0 picks the default); got {epochs}")
     if not lr:

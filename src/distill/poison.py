@@ -12,20 +12,21 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from distill import report
-from distill.api import DistillConfig, check_field_types, initial_synset, pick_device, prepare_output
+from distill.api import DistillConfig, check_common, initial_synset, pick_device, prepare_output
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
 from distill.evaluate import mean_std
 from distill.loop import LoopConfig, run_loop
+from distill.presets import canonical_names
 from distill.methods.attack import PoisonAttack
-from distill.models import DEFAULT_INIT, MODELS, create_model
+from distill.models import DEFAULT_INIT, create_model
 from distill.synset import SyntheticSet, save
 from distill.train import Params, SGDConfig, predictions, train_with_schedule, trained_network
 
@@ -45,6 +46,8 @@ VALIDATION_VICTIMS = 3
 
 @dataclass(frozen=True)
 class AttackConfig:
+    """Every option of a poisoning attack (`distill attack`); stored whole in the poison's header and summary."""
+
     dataset: str = "mnist"
     arch: str = "lenet"
     attacked: int = 3
@@ -71,10 +74,8 @@ class AttackConfig:
         return "forget" if self.target is None else "targeted"
 
     def validate(self) -> None:
-        check_field_types(self)
+        check_common(self, rates=("init_lr", "lr_images", "lr_lrs"))
         spec = get_spec(self.dataset)
-        if self.arch.lower() not in MODELS:
-            raise DistillError(f"unknown network {self.arch!r}; choose one of: {', '.join(sorted(MODELS))}")
         k = spec.num_classes
         if not 0 <= self.attacked < k:
             raise DistillError(f"--attacked must be a class of {spec.name} (0..{k - 1}), got {self.attacked}")
@@ -227,6 +228,9 @@ def _start_from_label_flip(synset: SyntheticSet, task: Task, config: AttackConfi
 
 @dataclass
 class AttackResult:
+    """What `attack` returns: the poison, its measurements (held-out, crafting and validation victims, the
+    label-flipping baseline) and the files written."""
+
     synset: SyntheticSet
     results: dict
     files: dict[str, Path] = field(default_factory=dict)
@@ -238,8 +242,11 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     """Craft a distilled poison against `attacked` (to `target`, or forgotten), then measure it on held-out victims
     beside the label-flipping baseline. With `out`: the poison, its grid, the confusion matrices and a summary."""
     config = config or AttackConfig()
+    unknown = set(options) - {f.name for f in fields(AttackConfig)}
+    if unknown:
+        raise DistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
     if options:
-        config = AttackConfig(**{**asdict(config), **options})
+        config = AttackConfig(**canonical_names({**asdict(config), **options}))
     config.validate()
     target_device = pick_device(device)
     out_path = Path(out) if out is not None else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
+from distill.data import get_spec
 from distill.errors import DistillError
 
 # Settings every use of a method needs (the papers' optimiser and step sizes, the standard network, random init).
@@ -197,6 +198,23 @@ PUBLISHED: dict[tuple[str, str, int], float] = {
 }
 
 
+def canonical_names(options: dict) -> dict:
+    """`options` with the dataset, method and network spelt as the presets and registries key them (`MNIST` and
+    `fmnist` become `mnist` and `fashion-mnist`, `LeNet` becomes `lenet`): every spelling the lookups accept then
+    finds the shipped presets too, instead of silently running without them. Unknown names are left as they are,
+    for validation to refuse."""
+    named = dict(options)
+    if isinstance(named.get("dataset"), str):
+        try:
+            named["dataset"] = get_spec(named["dataset"]).name
+        except DistillError:
+            pass
+    for key in ("method", "arch"):
+        if isinstance(named.get(key), str):
+            named[key] = named[key].strip().lower()
+    return named
+
+
 def resolve(**options) -> dict:
     """The full option dict for a run: defaults, then the method's, then the preset, then `options`. Without a
     method, the best measured one for (dataset, ipc) where there is one (`BEST_METHOD`), else `dd`."""
@@ -206,6 +224,7 @@ def resolve(**options) -> dict:
     unknown = sorted(set(options) - known)
     if unknown:
         raise DistillError(f"unknown option(s): {', '.join(unknown)}")
+    options = canonical_names(options)
     base = asdict(DistillConfig())
     dataset = options.get("dataset", base["dataset"])
     ipc = options.get("ipc", base["ipc"])

@@ -11,6 +11,7 @@ network on garbage. No pickle anywhere: a safetensors file cannot run code when 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -109,16 +110,29 @@ class SyntheticSet:
         return (self.images.detach().cpu() * std + mean).clamp(0, 1)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_write(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, renamed into place only when complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+    """Write through a temporary file in the same folder, renamed into place only when complete. The file gets the
+    permissions any new file gets here (0644 under the usual umask), not the owner-only ones a temporary file is
+    made with, so results can be shared. A file that cannot be written is a `DistillError` naming it."""
+    tmp_name = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(handle)
         write(tmp_name)
+        os.chmod(tmp_name, 0o666 & ~_umask())
         os.replace(tmp_name, path)
+    except OSError as exc:
+        raise DistillError(f"cannot write {path} ({exc.strerror or exc})") from None
     finally:
-        Path(tmp_name).unlink(missing_ok=True)
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -195,12 +209,15 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     num_classes = meta["num_classes"]
     _check(isinstance(num_classes, int) and num_classes >= 2, path, "num_classes must be an integer >= 2")
     _check(isinstance(shape, list) and len(shape) == 3, path, "image_shape must be [C, H, W]")
+    _check_header(meta, path)
     _check(images.dtype == torch.float32 and images.ndim == 4 and list(images.shape[1:]) == shape, path,
            f"images have shape {list(images.shape)} ({images.dtype}), expected float32 [N, {', '.join(map(str, shape))}]")
     n = images.shape[0]
     _check(n > 0, path, "holds no images")
+    per_set = meta["ipc"] * num_classes * meta["steps"]
+    _check(n == per_set, path, f"holds {n} images, but ipc x classes x steps = {meta['ipc']} x {num_classes} x "
+                               f"{meta['steps']} = {per_set}")
     _check(bool(torch.isfinite(images).all()), path, "images contain NaN or infinity")
-    _check(len(meta["mean"]) == shape[0] and len(meta["std"]) == shape[0], path, "mean/std do not match the channels")
     if labels.ndim == 1:
         _check(labels.dtype == torch.int64 and labels.shape[0] == n, path, f"labels must be int64 [{n}]")
         _check(bool(((labels >= 0) & (labels < num_classes)).all()), path, f"labels outside 0..{num_classes - 1}")
@@ -233,6 +250,43 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     unknown = set(tensors) - {"images", "labels", "lrs", "step"} - {f"init.{k}" for k in init}
     _check(not unknown, path, f"unexpected tensors {sorted(unknown)}")
     return SyntheticSet(images, labels, meta, step, log_lrs, init or None)
+
+
+INIT_MODES = ("fixed", "random", "loaded")  # loaded: an attack's poison, applied to networks already trained
+
+
+def _check_header(meta: dict, path: Path) -> None:
+    """The header's fields hold values a set can have and agree with the dataset it names, so that a tampered or
+    foreign file is refused here in one line, not later by a network of the wrong shape or a traceback."""
+    from distill.data import get_spec  # noqa: PLC0415
+    from distill.methods import METHODS  # noqa: PLC0415
+    from distill.models import MODELS  # noqa: PLC0415
+
+    try:
+        spec = get_spec(str(meta["dataset"]))
+    except DistillError:
+        raise DistillError(f"{path}: made from an unknown dataset, {meta['dataset']!r}") from None
+    expected_shape = [spec.channels, spec.size, spec.size]
+    _check(meta["num_classes"] == len(spec.class_names) and meta["image_shape"] == expected_shape, path,
+           f"{spec.name} has {len(spec.class_names)} classes of {expected_shape} images; the header says "
+           f"{meta['num_classes']} classes of {meta['image_shape']}")
+    for key in ("ipc", "steps", "epochs"):
+        value = meta[key]
+        _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, path,
+               f"{key} must be a whole number of at least 1, got {value!r}")
+    _check(meta["method"] in METHODS, path, f"unknown method {meta['method']!r}")
+    _check(meta["arch"] in MODELS, path, f"unknown network {meta['arch']!r}")
+    _check(meta["init"] in INIT_MODES, path, f"init must be one of {', '.join(INIT_MODES)}, got {meta['init']!r}")
+    for key in ("mean", "std"):
+        value = meta[key]
+        _check(isinstance(value, list) and len(value) == spec.channels
+               and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value),
+               path, f"{key} must be {spec.channels} number(s), one per channel, got {value!r}")
+    _check(all(v > 0 for v in meta["std"]), path, "std must be positive")
+    names = meta.get("class_names")
+    _check(names is None or (isinstance(names, list) and len(names) == meta["num_classes"]
+                             and all(isinstance(n, str) for n in names)), path,
+           f"class_names must be {meta['num_classes']} names, got {names!r}")
 
 
 def _network(meta: dict):

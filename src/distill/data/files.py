@@ -67,6 +67,15 @@ def _missing_message(spec: DatasetSpec, folder: Path, missing: list[str], reason
     )
 
 
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this attempt made, deepest first, stopping at the first that is not empty."""
+    for path in folders:
+        try:
+            path.rmdir()
+        except OSError:
+            return
+
+
 def ensure_files(spec: DatasetSpec, folder: Path, download: bool = True) -> None:
     """Raise a clear `DistillError` unless every file of `spec` is in `folder`; fetch what is missing if allowed."""
     missing = [item for item in spec.files if not (folder / item.name).is_file()]
@@ -79,6 +88,7 @@ def ensure_files(spec: DatasetSpec, folder: Path, download: bool = True) -> None
     if not download or not fetchable:
         reason = "downloads are off" if fetchable else "this dataset has no download source"
         raise DistillError(_missing_message(spec, folder, names, reason))
+    made = [path for path in (folder, *folder.parents) if not path.exists()]  # deepest first
     try:
         if spec.archive is not None and not all(item.url for item in missing):
             archive_path = folder / spec.archive.name
@@ -90,6 +100,7 @@ def ensure_files(spec: DatasetSpec, folder: Path, download: bool = True) -> None
             for item in missing:
                 _download(item, folder / item.name)
     except (OSError, tarfile.TarError) as exc:
+        _remove_empty(made)  # a failed download leaves no empty folders behind in the data root
         raise DistillError(_missing_message(spec, folder, names, f"download failed: {exc}")) from None
     still_missing = [item.name for item in spec.files if not (folder / item.name).is_file()]
     if still_missing:
