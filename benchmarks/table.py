@@ -142,6 +142,15 @@ def sota_table() -> str:
     return "\n".join(rows)
 
 
+def outside_file_note(result: dict) -> str:
+    """For a sweep whose `--as-distilled` file was never committed: where the results file says how it was made."""
+    path = result["command"].partition("--as-distilled ")[2].split(" ")[0]
+    if not path or (HERE.parent / path).is_file():
+        return ""
+    return (f" ({path} is not in the repository: `as_distilled_made_by` in "
+            f"benchmarks/results/{result['name']}.json says how it was made)")
+
+
 def teacher_table() -> str:
     """Teacher labels (benchmarks/teacher_sweep.py): each blend's validation and test accuracy on a committed set;
     validation chooses, the chosen row in bold, then the uniform-smoothing control."""
@@ -151,7 +160,7 @@ def teacher_table() -> str:
         r = json.loads(path.read_text())
         n = r["n_eval_nets"]
         for i, b in enumerate(r["blends"]):
-            command = f"`{r['command']}`" if i == 0 else "″"
+            command = (f"`{r['command']}`" + outside_file_note(r) if i == 0 else "″")
             top = f"{b['top_probability']:.3f}" if "top_probability" in b else "—"
             chosen = (b["weight"], b["temperature"]) == (r["chosen"]["weight"], r["chosen"]["temperature"])
             mark = "**" if chosen else ""
@@ -241,9 +250,10 @@ def main() -> None:
         "set's labels are (1 − W) × its own + W × the full-data ConvNet's predictions at temperature T, the blend " \
         "the validation split chose (\"Teacher labels\" below).\n\n" + \
         methods_table() + \
-        "\n\nTowards the state of the art (issue 5): each experiment is one change to a preset, 30 minutes of " \
-        "distillation on the 2-core CPU; then the best 1-per-class sets trained without `distill` " \
-        "(examples/train_plain.py).\n\n" + sota_table() + \
+        "\n\nTowards the state of the art (issue 5): each experiment is one change to a preset or to a set it " \
+        "made, its distillation time and machine in its row (30 minutes on the 2-core CPU for the first ones, " \
+        "minutes of one GPU or hours of one CPU thread for later ones); then the best 1-per-class sets trained " \
+        "without `distill` (examples/train_plain.py).\n\n" + sota_table() + \
         "\n\nTeacher labels (issue 5): a committed set's labels blended with the full-data network's predictions, " \
         "mean ± std over fresh ConvNets trained with the set's own evaluation; the validation split chooses the " \
         "blend (bold), the test split is only reported.\n\n" + teacher_table() + \
