@@ -110,8 +110,9 @@ def _train_on_set(model, start, synset: SyntheticSet, protocol: str, sgd: SGDCon
     if protocol in ("fixed", "schedule"):  # a learned schedule is a few steps: no bar
         return train_with_schedule(model, start, synset)
     device = next(iter(start.values())).device
-    return train_sgd(model, start, synset.images.detach().to(device), synset.labels.to(device), sgd, generator,
-                     augment=augment, progress=progress)
+    targets = synset.targets().detach().to(device)  # learned labels where the set still learns them
+    return train_sgd(model, start, synset.images.detach().to(device), targets, sgd, generator, augment=augment,
+                     progress=progress)
 
 
 def _check_n_nets(n_nets: int) -> None:

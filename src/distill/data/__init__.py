@@ -243,12 +243,32 @@ def _normalise(images: np.ndarray, spec: DatasetSpec) -> torch.Tensor:
     return (x - mean) / std
 
 
+def _check_split(spec: DatasetSpec, folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    """Files that parse but hold the wrong thing (another size of image, labels out of range or of another shape)
+    are refused here: read on, they would crash deep in a network or, worse, report an accuracy that means nothing
+    (a label file of shape [N, 1] compares every prediction with every label)."""
+    size, channels = spec.size, spec.channels
+    expected = (size, size) if channels == 1 else (size, size, channels)
+    if images.ndim != len(expected) + 1 or tuple(images.shape[1:]) != expected:
+        raise DistillError(f"{folder}: the {split} images have shape {list(images.shape)}, expected [N, "
+                           f"{', '.join(map(str, expected))}] for {spec.name}; the files are not {spec.name}'s")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DistillError(f"{folder}: the {split} labels have shape {list(labels.shape)}, expected one per image "
+                           f"([{len(images)}])")
+    k = len(spec.class_names)
+    if len(labels) and (labels.min() < 0 or labels.max() >= k):
+        raise DistillError(f"{folder}: the {split} labels run from {labels.min()} to {labels.max()}, outside "
+                           f"{spec.name}'s classes 0..{k - 1}; the files are damaged or not {spec.name}'s")
+
+
 def load_task(name: str, root: str | os.PathLike | None = None, download: bool = True) -> Task:
     """Read a dataset from the data root (fetching missing files if allowed) and split off the validation set."""
     spec = get_spec(name)
     folder = data_root(root) / spec.folder
     ensure_files(spec, folder, download=download)
     train_x, train_y, test_x, test_y = spec.read(folder)
+    _check_split(spec, folder, "training", train_x, train_y)
+    _check_split(spec, folder, "test", test_x, test_y)
     train = _normalise(train_x, spec)
     test = _normalise(test_x, spec)
     train_y_t, test_y_t = torch.from_numpy(train_y), torch.from_numpy(test_y)

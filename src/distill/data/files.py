@@ -67,6 +67,21 @@ def _missing_message(spec: DatasetSpec, folder: Path, missing: list[str], reason
     )
 
 
+def _extract_safely(tar: tarfile.TarFile, folder: Path) -> None:
+    """Unpack with tarfile's 'data' filter (nothing outside `folder`, no links out, no devices). Pythons before
+    3.10.12 / 3.11.4 have no filters; there the members are checked by hand: plain files and folders inside
+    `folder` only."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(folder, filter="data")
+        return
+    root = folder.resolve()
+    for member in tar.getmembers():
+        target = (folder / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or root not in (target, *target.parents):
+            raise tarfile.TarError(f"refusing archive member {member.name!r}: not a plain file inside {folder}")
+    tar.extractall(folder)
+
+
 def _remove_empty(folders: list[Path]) -> None:
     """Remove the folders this attempt made, deepest first, stopping at the first that is not empty."""
     for path in folders:
@@ -95,7 +110,7 @@ def ensure_files(spec: DatasetSpec, folder: Path, download: bool = True) -> None
             if not archive_path.is_file():
                 _download(spec.archive, archive_path)
             with tarfile.open(archive_path) as tar:
-                tar.extractall(folder, filter="data")
+                _extract_safely(tar, folder)
         else:
             for item in missing:
                 _download(item, folder / item.name)

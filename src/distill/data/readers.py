@@ -29,6 +29,8 @@ def read_idx_gz(path: Path) -> np.ndarray:
     if zero != 0 or dtype_code != 0x08:
         raise DistillError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
     header_end = 4 + 4 * ndim
+    if len(raw) < header_end:
+        raise DistillError(f"{path} ends inside its IDX header; the file is damaged")
     shape = struct.unpack(f">{ndim}I", raw[4:header_end])
     expected = int(np.prod(shape))
     if len(raw) - header_end != expected:
@@ -86,9 +88,12 @@ def read_usps_h5(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
     try:
         with h5py.File(path, "r") as handle:
-            data = np.asarray(handle[split]["data"][:], dtype=np.float32)
-            target = np.asarray(handle[split]["target"][:], dtype=np.int64)
-    except (OSError, KeyError) as exc:
+            group = handle[split]
+            if not isinstance(group, h5py.Group):
+                raise DistillError(f"{path} is not a valid usps.h5 file ('{split}' is not a group)")
+            data = np.asarray(group["data"][:], dtype=np.float32)
+            target = np.asarray(group["target"][:], dtype=np.int64)
+    except (OSError, KeyError, ValueError, TypeError) as exc:
         raise DistillError(f"{path} is not a valid usps.h5 file ({exc})") from None
     if data.ndim != 2 or data.shape[1] != 256 or len(data) != len(target):
         raise DistillError(f"{path}: {split}/data has shape {data.shape}, expected [N, 256] with one target each")
