@@ -11,7 +11,7 @@ from distill import models
 from distill.errors import DistillError
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params, no_grad_in_chunks
 
-ARCHS = ("mlp", "lenet", "convnet", "alexnet", "vgg11", "resnet18")
+ARCHS = ("mlp", "lenet", "convnet", "convnet_dc", "alexnet", "vgg11", "resnet18")
 SHAPES = ((1, 28, 28), (3, 32, 32))
 
 
@@ -105,3 +105,14 @@ def test_small_digits_images_still_fit(arch):
 def test_too_small_images_are_refused_clearly(arch, shape, message):
     with pytest.raises(DistillError, match=message.replace("(", r"\(")):
         create_model(arch, shape, 10)
+
+
+def test_convnet_dc_pads_only_mnist_sized_images_as_the_dc_code_does():
+    """On 28x28 one-channel images the DC code's ConvNet pads its first convolution by 3 (maps 32-16-8-4); on every
+    other shape it is GUIDE's ConvNet, parameter for parameter."""
+    dc, plain = create_model("convnet_dc", (1, 28, 28), 10), create_model("convnet", (1, 28, 28), 10)
+    assert dc.features[0].padding == (3, 3) and dc.classifier.in_features == 128 * 4 * 4
+    assert plain.features[0].padding == (1, 1) and plain.classifier.in_features == 128 * 3 * 3
+    for shape in ((3, 32, 32), (1, 16, 16), (1, 8, 8)):
+        same = [p.shape for p in create_model("convnet_dc", shape, 10).parameters()]
+        assert same == [p.shape for p in create_model("convnet", shape, 10).parameters()], shape
