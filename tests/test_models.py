@@ -116,3 +116,9 @@ def test_convnet_dc_pads_only_mnist_sized_images_as_the_dc_code_does():
     for shape in ((3, 32, 32), (1, 16, 16), (1, 8, 8)):
         same = [p.shape for p in create_model("convnet_dc", shape, 10).parameters()]
         assert same == [p.shape for p in create_model("convnet", shape, 10).parameters()], shape
+
+
+def test_convnet_dc_exposes_features_to_the_methods_that_compare_them():
+    from distill.api import DistillConfig
+
+    DistillConfig(dataset="mnist", method="frepo", arch="convnet_dc", init="random").validate()
