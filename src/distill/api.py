@@ -440,6 +440,14 @@ FREE_ON_RESUME = ("eval_nets", "eval_augment", "eval_epochs", "max_minutes", "te
 # teacher labels) without distilling again, and a run stopped by its time limit can go on with another
 
 
+def free_on_resume(config: DistillConfig) -> tuple[str, ...]:
+    """FREE_ON_RESUME, less the evaluation's augmentation and epochs where they shape the steps themselves: the
+    `unroll` stage trains through the evaluation, and `--validation standard` validates (so keeps sets) with it."""
+    if config.method == "unroll" or config.validation == "standard":
+        return tuple(name for name in FREE_ON_RESUME if name not in ("eval_augment", "eval_epochs"))
+    return FREE_ON_RESUME
+
+
 def validation_accuracy(config: DistillConfig, task: Task):
     """The validator the loop calls every `eval_every` steps: held-out split, never the test split. Sets with a
     learned schedule train with it (from their fixed network, or three random ones); the others train one random
@@ -535,7 +543,7 @@ def distill(
         method.setup(task, synset, progress)
         loop_result = run_loop(method, synset, config.loop(), validate=validation_accuracy(config, task),
                                checkpoint_dir=out_path, resume=resume, run_config=asdict(config), progress=progress,
-                               free_on_resume=FREE_ON_RESUME)
+                               free_on_resume=free_on_resume(config))
     final = as_distilled = synset.detached()
     if config.teacher_labels:
         final = with_teacher_labels(final, task, config.teacher_labels, config.teacher_temperature, progress)

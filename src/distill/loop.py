@@ -190,12 +190,18 @@ def checkpoint_step(path: Path) -> int | None:
 
 
 def save_checkpoint(path: Path, state: _State, step: int, guard_scale: float, result: LoopResult, config: dict,
-                    best: dict[str, torch.Tensor] | None = None, method_state: dict[str, torch.Tensor] | None = None):
+                    best: dict[str, torch.Tensor] | None = None, method_state: dict[str, torch.Tensor] | None = None,
+                    good: tuple[int, dict[str, torch.Tensor]] | None = None):
+    """Everything the loop needs to go on exactly as if never stopped: the set and optimiser, the best set so far,
+    the method's own state and the divergence guard's fallback (`good`: the step and state it would roll back to)."""
     meta = {"step": str(step), "guard_scale": repr(guard_scale), "history": json.dumps(result.history),
             "seconds": repr(result.seconds), "rollbacks": str(result.rollbacks), "config": json.dumps(config),
             "best": json.dumps([result.best_step, result.best_val])}
     tensors = {k: v.cpu().contiguous() for k, v in state.tensors().items()}
     tensors.update({f"best.{k}": v.cpu().contiguous() for k, v in (best or {}).items()})
+    if good is not None:
+        meta["good_step"] = str(good[0])
+        tensors.update({f"good.{k}": v.cpu().contiguous() for k, v in good[1].items()})
     tensors.update({f"method.{k}": v.detach().cpu().contiguous() for k, v in (method_state or {}).items()})
     _atomic_write(path, lambda name: save_file(tensors, name, metadata=meta))
 
@@ -236,7 +242,7 @@ def run_loop(
         if pinned(json.loads(saved_meta["config"])) != pinned(json.loads(json.dumps(run_config))):
             raise DistillError(f"--resume: {checkpoint} was written by a run with different options; "
                                "use the same options, or start afresh with --force")
-        state.restore({k: v for k, v in saved_tensors.items() if not k.startswith(("best.", "method."))})
+        state.restore({k: v for k, v in saved_tensors.items() if not k.startswith(("best.", "method.", "good."))})
         if hasattr(method, "load_state_dict"):
             method.load_state_dict({k[len("method."):]: v for k, v in saved_tensors.items() if k.startswith("method.")})
         best = {k[len("best."):]: v.to(synset.images.device) for k, v in saved_tensors.items() if k.startswith("best.")}
@@ -245,7 +251,9 @@ def run_loop(
         result.history = json.loads(saved_meta["history"])
         result.seconds, result.rollbacks = float(saved_meta["seconds"]), int(saved_meta["rollbacks"])
 
-    good = (start_step, state.snapshot())
+    # the guard's fallback: where an uninterrupted run would roll back to (checkpoints before it kept none: here)
+    saved_good = {k[len("good."):]: v for k, v in saved_tensors.items() if k.startswith("good.")} if resume else {}
+    good = (int(saved_meta["good_step"]), saved_good) if saved_good else (start_step, state.snapshot())
     began = time.perf_counter() - result.seconds
     last_val = result.history[-1].get("val_acc") if result.history else None
     # closed however the loop ends, so that a Ctrl-C's message is not drawn over by a bar left open
@@ -305,7 +313,7 @@ def run_loop(
             result.seconds = time.perf_counter() - began
             if checkpoint is not None and (step % config.checkpoint_every == 0 or last_step):
                 save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best,
-                                method.state_dict() if hasattr(method, "state_dict") else None)
+                                method.state_dict() if hasattr(method, "state_dict") else None, good)
             if out_of_time and step < config.iterations:
                 bar.write(f"time limit of {config.time_limit / 60:g} min reached at step {step} of {config.iterations}")
                 break

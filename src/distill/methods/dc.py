@@ -10,8 +10,8 @@ trajectory of its own: a fresh network every `outer_loop` steps, trained for `in
 synthetic set between two updates of the images (the paper's inner and outer loops).
 
 One outer-loop step of the paper is one step of our loop, so the loop (optimiser, decay, checkpoints, validation)
-stays the shared one. The network between steps is state of this method: a resumed run starts a fresh network at the
-step it resumes from, which is exact when checkpoints fall on outer-loop boundaries (the presets' do).
+stays the shared one. The network between steps is state of this method, checkpointed with the set
+(`state_dict`), so a run resumed at any step goes on with the network an uninterrupted run has there.
 """
 
 from __future__ import annotations
@@ -77,6 +77,17 @@ class GradientMatching:
         default_outer, default_inner = LOOPS.get(ipc, (10, 50) if ipc >= 10 else (1, 1))
         self.outer_loop = self.options.outer_loop or default_outer
         self.inner_loop = self.options.inner_loop or default_inner
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The network carried from step to step within an outer loop, for checkpoints (exact resume)."""
+        return {} if self.params is None else {f"net.{k}": v.detach() for k, v in self.params.items()}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        """Put the checkpointed network back, in the network's own parameter order (the loss sums layer by layer,
+        so another order would round differently). A checkpoint without one starts a fresh network, as before."""
+        device = self.task.train_x.device
+        order = [name for name, _ in self.model.named_parameters()]
+        self.params = {name: state[f"net.{name}"].to(device) for name in order} if state else None
 
     def _network_for(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> dict:
         """A fresh network at the start of each outer loop; otherwise the current one after `inner_loop` more epochs

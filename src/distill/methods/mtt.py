@@ -55,10 +55,10 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
     key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
     path = cache_root() / f"{task.spec.name}-{arch}-expert{seed}-{key}.safetensors"
     device = task.train_x.device
-    if path.is_file():
-        flat = load_file(str(path))
-        return [{k.split(".", 1)[1]: v.to(device) for k, v in flat.items() if k.startswith(f"e{e}.")}
-                for e in range(options.train_epochs + 1)]
+    if path.is_file():  # in the network's parameter order, as a trajectory trained here has it: the loss sums over
+        flat = load_file(str(path))  # the parameters in that order, and another would round differently
+        order = [name for name, _ in model.named_parameters()]
+        return [{name: flat[f"e{e}.{name}"].to(device) for name in order} for e in range(options.train_epochs + 1)]
     generator = torch.Generator().manual_seed(20_000 + seed)
     params = init_params(model, generator, scheme, device=device)
     trajectory = [params]
