@@ -253,3 +253,17 @@ def test_a_folder_that_takes_no_new_files_is_refused_before_the_run(tmp_path):
     only when it saved its result, after the whole distillation."""
     with pytest.raises(DistillError, match="does not take new files"):
         distill.distill(out="/proc/distill-run", progress=False)
+
+
+def test_attack_pools_stay_disjoint():
+    """The crafting pool's seeds run from 0; from 500 on they would include the validation and held-out victims."""
+    with pytest.raises(DistillError, match="--craft-victims can be at most 500"):
+        AttackConfig(dataset="digits", craft_victims=501).validate()
+    with pytest.raises(DistillError, match="cannot exceed --craft-victims"):
+        AttackConfig(dataset="digits", craft_victims=2, nets_per_step=3).validate()
+
+
+def test_a_poison_larger_than_the_attacked_class_is_refused_before_any_victim_trains(monkeypatch):
+    monkeypatch.setattr("distill.poison.victim_pool", lambda *a, **k: pytest.fail("victims trained"))
+    with pytest.raises(DistillError, match="the poison needs 120 images of the attacked class"):
+        distill.attack(dataset="digits", ipc=12, progress=False)  # digits has 115 training images of class 3

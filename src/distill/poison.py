@@ -89,6 +89,13 @@ class AttackConfig:
                 raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.real_batch < 2:
             raise DistillError("--real-batch must be at least 2")
+        if self.craft_victims > VALIDATION_SEED:  # seeds from VALIDATION_SEED on belong to the other two pools
+            raise DistillError(f"--craft-victims can be at most {VALIDATION_SEED}: the crafting pool's seeds run from 0, "
+                               f"and {VALIDATION_SEED} on are the validation and held-out victims, which it must not "
+                               "include")
+        if self.nets_per_step > self.craft_victims:
+            raise DistillError(f"nets_per_step ({self.nets_per_step}) cannot exceed --craft-victims "
+                               f"({self.craft_victims})")
 
     def as_distill_config(self) -> DistillConfig:
         return DistillConfig(dataset=self.dataset, method="attack", arch=self.arch, ipc=self.ipc, steps=self.steps,
@@ -208,9 +215,10 @@ def label_flip_baseline(task: Task, like: SyntheticSet, judge, held_out: PoisonM
 
 
 def _start_from_label_flip(synset: SyntheticSet, task: Task, config: AttackConfig) -> None:
-    """Start exactly where the label-flipping baseline is: every poison image a real image of the attacked class,
-    labelled as the target (forget: labels spread over all the other classes). The optimisation then reshapes the
-    pixels and the schedule so the flip carries over to unseen victims without hurting the other classes."""
+    """Start as label flipping does: every poison image a real image of the attacked class, labelled as the target
+    (forget: labels spread over all the other classes, where the baseline uses the next class). The images are other
+    draws than the baseline's and the schedule starts at `init_lr`; the optimisation then reshapes the pixels and
+    the schedule so the flip carries over to unseen victims without hurting the other classes."""
     k = task.num_classes
     if config.target is not None:
         labels = torch.full_like(synset.labels, config.target)
@@ -224,6 +232,16 @@ def _start_from_label_flip(synset: SyntheticSet, task: Task, config: AttackConfi
     with torch.no_grad():
         if config.image_init == "real":
             synset.images.copy_(task.train_x[pick])
+
+
+def check_attacked_class_size(task: Task, config: AttackConfig) -> None:
+    """Every poison image (and every image of the label-flipping baseline) is a distinct real image of the attacked
+    class: refuse, before any victim trains, a poison larger than that class."""
+    needed = config.ipc * task.num_classes * config.steps
+    have = int((task.train_y == config.attacked).sum())
+    if needed > have:
+        raise DistillError(f"the poison needs {needed} images of the attacked class (--ipc x classes x --steps), and "
+                           f"{task.spec.name} has {have} training images of class {config.attacked}")
 
 
 @dataclass
@@ -253,6 +271,7 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     if out_path is not None:
         prepare_output(out_path, force, resume)
     task = load_task(config.dataset, data_root).to(target_device)
+    check_attacked_class_size(task, config)
     crafting = victim_pool(task, config.arch, range(config.craft_victims), progress)
     held_out = victim_pool(task, config.arch, range(HELD_OUT_SEED, HELD_OUT_SEED + config.eval_victims), progress)
     judges = victim_pool(task, config.arch, range(VALIDATION_SEED, VALIDATION_SEED + VALIDATION_VICTIMS), progress)
