@@ -65,7 +65,7 @@ def run(
                                                     "given as --image-init); coresets: random, herding, kcenter. "
                                                     "Default: the most accurate one benchmarked for the dataset and "
                                                     "--ipc where there is one, else dd."),
-    arch: Optional[str] = typer.Option(None, help="Network: lenet, convnet, mlp, alexnet, vgg11, resnet18 "
+    arch: Optional[str] = typer.Option(None, help="Network: lenet, convnet, convnet_dc, mlp, alexnet, vgg11, resnet18 "
                                                   "(default: the method's, see presets)."),
     ipc: Optional[int] = typer.Option(None, help="Synthetic images per class (per step for dd). Default 1."),
     steps: Optional[int] = typer.Option(None, help="Gradient steps in the learned schedule (dd)."),
@@ -237,7 +237,7 @@ def eval_command(
     file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
     protocol: str = typer.Option("auto", help="auto, fixed, schedule or standard (README: Evaluation protocol)."),
     arch: Optional[str] = typer.Option(None, help="Network to train (default: the one the set was made for): mlp, "
-                                                  "lenet, convnet, alexnet, vgg11, resnet18."),
+                                                  "lenet, convnet, convnet_dc, alexnet, vgg11, resnet18."),
     nets: int = typer.Option(5, help="Networks to train (fixed init always uses its one network)."),
     augment: str = typer.Option("", help="Augment the standard protocol's training: dsa, dc (DC's MNIST "
                                          "augmentation), or a strategy like crop_scale_rotate (default: none)."),
