@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +21,7 @@ import distill
 from distill.report import write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import device_name, git_commit  # noqa: E402
+from common import copy_atomic, device_name, git_commit, run_main  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 COMMON = dict(arch="lenet", ipc=1, steps=1, epochs=3, iterations=1500, lr_images=0.03, decay_every=500,
@@ -74,18 +73,18 @@ def main() -> None:
         "command": f"DISTILL_DATA=../shared/data python benchmarks/attack.py {args.name}",
         "config": asdict(distill.AttackConfig(**options)),
     }
-    (HERE / "results").mkdir(exist_ok=True)
-    write_json(result, HERE / "results" / f"attack-{args.name}.json")
-    if args.name in ARTIFACTS:
+    if args.name in ARTIFACTS:  # the poison first, its results file last: a failed copy leaves the two in step
         stem = ARTIFACTS[args.name]
         (HERE / "artifacts").mkdir(exist_ok=True)
-        shutil.copyfile(out / "synset.safetensors", HERE / "artifacts" / f"{stem}.safetensors")
-        shutil.copyfile(out / "grid.png", HERE / "artifacts" / f"{stem}.png")
-        shutil.copyfile(out / "confusion.png", HERE / "artifacts" / f"{stem}-confusion.png")
+        copy_atomic(out / "synset.safetensors", HERE / "artifacts" / f"{stem}.safetensors")
+        copy_atomic(out / "grid.png", HERE / "artifacts" / f"{stem}.png")
+        copy_atomic(out / "confusion.png", HERE / "artifacts" / f"{stem}-confusion.png")
+    (HERE / "results").mkdir(exist_ok=True)
+    write_json(result, HERE / "results" / f"attack-{args.name}.json")
     print(json.dumps({k: result[k] for k in ("name", "attack_success_mean", "others_drop_mean", "n_eval_victims")}
                      | {f"{name}_{key}": result[name][stat]["mean"] for name in ("label_flip", "label_flip_matched")
                         for key, stat in (("success", "after_success"), ("others_drop", "others_drop"))}))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

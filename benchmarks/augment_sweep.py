@@ -24,7 +24,7 @@ import json
 import sys
 
 import torch
-from common import HERE, committed_set, device_name, git_commit, measure_on_splits
+from common import HERE, committed_set, device_name, git_commit, measure_on_splits, positive_int, run_main
 
 import distill
 from distill.api import pick_device
@@ -45,7 +45,7 @@ def main() -> None:
     parser.add_argument("name", help="a results file under benchmarks/results (without .json) with its artifact")
     parser.add_argument("--augments", required=True, help="comma-separated augmentations, the set's own among them "
                         "(none, dsa, dc, or a strategy such as crop_flip)")
-    parser.add_argument("--nets", type=int, default=5)
+    parser.add_argument("--nets", type=positive_int, default=5)
     parser.add_argument("--device", default=None, help="where the networks train (default: a GPU when there is one)")
     args = parser.parse_args()
     config, artifact = committed_set(args.name)
@@ -83,4 +83,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import HERE, cpu_name, git_commit
+from common import HERE, cpu_name, git_commit, positive_int, run_main
 
 import torch
 from distill.data import data_root
@@ -45,7 +45,7 @@ def source_set(source: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", choices=sorted(BEST_SOURCES))
-    parser.add_argument("--nets", type=int, default=5)
+    parser.add_argument("--nets", type=positive_int, default=5)
     args = parser.parse_args()
     source = BEST_SOURCES[args.name]
     measured = json.loads((HERE / "results" / f"{source}.json").read_text())
@@ -85,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

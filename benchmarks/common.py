@@ -83,11 +83,39 @@ def measure_on_splits(synset, task, n_nets: int, augment: str, sgd) -> dict:
 
 
 def git_commit() -> str:
+    """HEAD, marked `-dirty` when tracked files differ from it: a result from uncommitted code says so."""
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE,
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=HERE,
                               check=True).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, cwd=HERE, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+    return f"{head}-dirty" if changed else head
+
+
+def copy_atomic(source: Path, destination: Path) -> None:
+    """Copy through a temporary file renamed into place: a committed artifact is never left half written."""
+    partial = destination.with_name(f".{destination.name}.partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, destination)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (--nets)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def run_main(main) -> None:
+    """Run a benchmark script's main: a problem the user can fix (a DistillError) ends as one line on stderr and a
+    non-zero exit, as on the command line, not as a traceback."""
+    try:
+        sys.exit(main())
+    except distill.DistillError as exc:
+        sys.exit(f"{Path(sys.argv[0]).name}: error: {exc}")
 
 
 def run_name(setting: str, seed: int) -> str:
@@ -136,14 +164,14 @@ def run_setting(name: str, options: dict, command: str, artifact: str | None = N
         "git_commit": git_commit(), "command": command + (f" --seed {seed}" if seed else ""),
         "config": config, **gpu_sharing(r["device"]), **(extra or {}),
     }
+    if artifact:  # the set first, its results file last: a failed copy leaves the two in step
+        (HERE / "artifacts").mkdir(exist_ok=True)
+        copy_atomic(out / "synset.safetensors", HERE / "artifacts" / f"{artifact}.safetensors")
+        copy_atomic(out / "grid.png", HERE / "artifacts" / f"{artifact}.png")
+        if run.history:
+            copy_atomic(out / "val_curve.png", HERE / "artifacts" / f"{artifact}-val.png")
     (HERE / "results").mkdir(exist_ok=True)
     write_json(result, HERE / "results" / f"{name}.json")
-    if artifact:
-        (HERE / "artifacts").mkdir(exist_ok=True)
-        shutil.copyfile(out / "synset.safetensors", HERE / "artifacts" / f"{artifact}.safetensors")
-        shutil.copyfile(out / "grid.png", HERE / "artifacts" / f"{artifact}.png")
-        if run.history:
-            shutil.copyfile(out / "val_curve.png", HERE / "artifacts" / f"{artifact}-val.png")
     print(json.dumps({k: result[k] for k in ("name", "accuracy_mean", "accuracy_std", "n_eval_nets",
                                               "distill_seconds")}))
     return result

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import time
 from pathlib import Path
 
 import torch
-from common import HERE, device_name, git_commit
+from common import HERE, device_name, git_commit, positive_int, run_main
 
 import distill
 from distill.report import write_json
@@ -28,13 +27,15 @@ ARCHS = ("mlp", "lenet", "convnet", "alexnet", "vgg11", "resnet18")
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("file", type=Path)
-    parser.add_argument("--nets", type=int, default=5)
+    parser.add_argument("--nets", type=positive_int, default=5)
     parser.add_argument("--augment", default="", help="standard-protocol augmentation (default: none)")
     parser.add_argument("--epochs", type=int, default=0)
     parser.add_argument("--lr", type=float, default=0.0, help="standard-protocol learning rate (default: the set's "
                         "learned one if it has one, else 0.01)")
     parser.add_argument("--archs", default=",".join(ARCHS))
     parser.add_argument("--device", default=None)
+    parser.add_argument("--replace", action="store_true", help="start a new table where the results file holds one "
+                        "of another set or protocol (without it, that is refused: its rows would be lost)")
     args = parser.parse_args()
     unknown = sorted(set(args.archs.split(",")) - set(ARCHS))
     if unknown:
@@ -43,6 +44,12 @@ def main() -> None:
         synset = distill.load(args.file)
     except distill.DistillError as exc:
         parser.error(str(exc))
+    path, earlier, same = earlier_table(args)
+    if earlier and not same and not args.replace:
+        parser.error(f"{path.relative_to(HERE.parent)} holds the table of {earlier.get('set')} with augment "
+                     f"{earlier.get('augment')}, {earlier.get('epochs')} epochs; measuring {set_key(args.file)} with "
+                     f"augment {args.augment or 'none'}, {args.epochs} epochs would drop its rows: use the same set "
+                     "and protocol, or pass --replace")
     for arch in args.archs.split(","):
         began = time.perf_counter()
         result = distill.evaluate(synset, protocol="standard", arch=arch, n_nets=args.nets, device=args.device,
@@ -58,14 +65,11 @@ def save_row(args: argparse.Namespace, synset, arch: str, row: dict) -> None:
     """Add one network's row to the set's table as soon as it is measured (a long run killed later keeps it). Runs
     over different --archs of one set and protocol fill one table; the file is read just before each write, so two
     such runs side by side both land."""
-    name = args.file.name.removesuffix(".safetensors")
-    path = HERE / "results" / f"cross-arch-{name}.json"
-    earlier = json.loads(path.read_text()) if path.is_file() else {}
-    same = (earlier.get("set"), earlier.get("augment"), earlier.get("epochs")) == (str(args.file),
-                                                                                  args.augment or "none", args.epochs)
+    path, earlier, same = earlier_table(args)
+    name = path.stem.removeprefix("cross-arch-")
     rows = {**(earlier["archs"] if same else {}), arch: row}
     rows = {a: rows[a] for a in ARCHS if a in rows}  # the table's order, whatever order runs came in
-    result = {"name": f"cross-arch-{name}", "set": str(args.file), "dataset": synset.meta["dataset"],
+    result = {"name": f"cross-arch-{name}", "set": set_key(args.file), "dataset": synset.meta["dataset"],
               "method": synset.meta["method"], "ipc": synset.meta["ipc"], "distilled_with": synset.meta["arch"],
               "labels": earlier.get("labels", labels_of(synset)) if same else labels_of(synset),
               "augment": args.augment or "none", "epochs": args.epochs, "archs": rows,
@@ -73,6 +77,26 @@ def save_row(args: argparse.Namespace, synset, arch: str, row: dict) -> None:
               "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
               "git_commit": git_commit(), "command": command_for(args)}
     write_json(result, path)
+
+
+def set_key(file: Path) -> str:
+    """How a table names its set: the path from the repository's root where the file is in it (so an absolute path
+    and a relative one name the same set), else the absolute path."""
+    resolved = file.resolve()
+    try:
+        return str(resolved.relative_to(HERE.parent))
+    except ValueError:
+        return str(resolved)
+
+
+def earlier_table(args: argparse.Namespace) -> tuple[Path, dict, bool]:
+    """The set's results file, the table it holds (empty if none), and whether that table is of this set and
+    protocol (so a new row joins it rather than replacing it)."""
+    path = HERE / "results" / f"cross-arch-{args.file.name.removesuffix('.safetensors')}.json"
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    same = (earlier.get("set"), earlier.get("augment"), earlier.get("epochs")) == (
+        set_key(args.file), args.augment or "none", args.epochs)
+    return path, earlier, same
 
 
 def labels_of(synset) -> str:
@@ -97,4 +121,4 @@ def command_for(args: argparse.Namespace, arch: str | None = None) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import sys
 from dataclasses import asdict
 
-from common import HERE, run_name, run_setting
+from common import HERE, copy_atomic, run_main, run_name, run_setting
 
 from distill import presets
 from distill.api import DistillConfig
@@ -117,9 +115,9 @@ def select(headline: str, device: str | None) -> None:
               "candidates": [{"name": n, "seed": r["config"]["seed"], "best_val_acc": r["best_val_acc"],
                               "accuracy_mean": r["accuracy_mean"], "distill_seconds": r["distill_seconds"]}
                              for n, r in candidates]}
-    write_json(result, HERE / "results" / f"{headline}.json")
     for suffix, source in ((".safetensors", "synset.safetensors"), (".png", "grid.png"), ("-val.png", "val_curve.png")):
-        shutil.copyfile(HERE / "runs" / chosen_name / source, HERE / "artifacts" / f"{headline}{suffix}")
+        copy_atomic(HERE / "runs" / chosen_name / source, HERE / "artifacts" / f"{headline}{suffix}")
+    write_json(result, HERE / "results" / f"{headline}.json")  # last: a failed copy leaves results and set in step
     print(json.dumps({k: result[k] for k in ("name", "selected", "accuracy_mean", "candidates")}))
 
 
@@ -146,4 +144,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

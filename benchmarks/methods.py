@@ -11,9 +11,8 @@ asks for the MNIST 1-per-class ones, benchmarks/artifacts/mnist-<method>-ipc1.sa
 from __future__ import annotations
 
 import json
-import sys
 
-from common import run_setting, setting_parser
+from common import run_main, run_setting, setting_parser
 
 from distill.presets import PUBLISHED
 
@@ -50,4 +49,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

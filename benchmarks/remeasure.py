@@ -32,7 +32,7 @@ import os
 import subprocess
 import sys
 
-from common import HERE, git_commit
+from common import HERE, git_commit, run_main
 
 import distill
 from distill import presets
@@ -184,4 +184,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -2,7 +2,7 @@
 issue's 30 minutes of distillation on the 2-core CPU, or --max-minutes; the `-gpu` settings run in a GPU session,
 benchmarks/gpu_plan.txt), writing benchmarks/results/<name>.json.
 
-    DISTILL_DATA=../shared/data python benchmarks/sota.py mnist-dc-ipc1-cpu30
+    DISTILL_DATA=../shared/data python benchmarks/sota.py mnist-frepo-ipc1-dsa-cpu30
     DISTILL_DATA=../shared/data python benchmarks/sota.py --list
 
 Every setting goes through the shipped presets (as `distill run` does) plus the options written here, its `change`
@@ -16,10 +16,9 @@ artifacts (benchmarks/best.py).
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import asdict
 
-from common import run_setting, setting_parser
+from common import run_main, run_setting, setting_parser
 
 from distill.methods.frepo import FRePoOptions
 from distill.presets import EVAL_AUGMENTS, PUBLISHED
@@ -556,4 +555,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

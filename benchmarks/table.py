@@ -3,16 +3,19 @@ a command behind it).
 
     python benchmarks/table.py           # print the table
     python benchmarks/table.py --write   # replace the table between the markers in README.md
+    python benchmarks/table.py --check   # exit 1 unless README.md holds exactly this table (a test runs it)
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 from distill.methods import get_method
 from distill.presets import PUBLISHED
+from distill.synset import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
@@ -261,15 +264,29 @@ def main() -> None:
         "protocol under each augmentation (300 epochs without, 1000 with), mean ± std over fresh ConvNets; the " \
         "validation split chooses (bold), the test split is only reported.\n\n" + augment_table() + \
         "\n\nCross-architecture (test %, mean ± std over fresh networks of each kind):\n\n" + cross_arch_table()
-    if "--write" not in sys.argv:
+    args = parse_args()
+    if not (args.write or args.check):
         print(text)
         return
     readme = README.read_text()
     if BEGIN not in readme or END not in readme:
         sys.exit(f"README.md lacks the markers {BEGIN} ... {END}")
     head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    README.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    current, tail = rest.split(END, 1)
+    if args.check:
+        if current != f"\n{text}\n":
+            sys.exit("README.md's tables differ from benchmarks/results: run python benchmarks/table.py --write")
+        print("README.md's tables match benchmarks/results")
+        return
+    atomic_write_text(README, f"{head}{BEGIN}\n{text}\n{END}{tail}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--write", action="store_true", help="replace the README's tables with these")
+    action.add_argument("--check", action="store_true", help="exit 1 unless the README's tables are these")
+    return parser.parse_args()
 
 
 if __name__ == "__main__":

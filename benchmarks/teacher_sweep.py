@@ -1,9 +1,11 @@
 """Choose how much teacher label a committed set gets (`--teacher-labels`, `--teacher-temperature`) on the held-out
 validation split, never on the test split.
 
-    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py mnist-frepo-ipc1
     DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc1
-    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py mnist-mtt-ipc10 --blends 0:2,0.5:4 --no-control
+    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc10 --blends 0:2,0.5:4,1:4 \
+        --no-control --as-distilled benchmarks/artifacts/fashion-mnist-frepo-ipc10-as-distilled.safetensors
+
+(A committed set that already holds its blend is refused: sweep the set as distilled, given as --as-distilled.)
 
 For each blend in BLENDS (weight 0 is the set as distilled) it relabels benchmarks/artifacts/<name>.safetensors
 (distill.teacher), trains 5 fresh networks with the set's own evaluation (its results file's eval_augment and
@@ -25,14 +27,14 @@ import sys
 from pathlib import Path
 
 import torch
-from common import HERE, committed_set, device_name, git_commit, measure_on_splits
+from common import HERE, committed_set, device_name, git_commit, measure_on_splits, positive_int, run_main
 
 import distill
 from distill.api import pick_device
 from distill.data import load_task
 from distill.evaluate import standard_sgd
 from distill.errors import DistillError
-from distill.teacher import check_not_blended, with_teacher_labels
+from distill.teacher import check_not_blended, check_teacher_options, with_teacher_labels
 from distill.report import write_json
 from distill.synset import SyntheticSet
 
@@ -48,13 +50,18 @@ def parse_blends(text: str) -> tuple[tuple[float, float], ...]:
         raise argparse.ArgumentTypeError(f"expected weight:temperature pairs such as 0:2,0.5:4; got {text!r}")
     if not any(w == 0 for w, _ in blends):
         raise argparse.ArgumentTypeError("the blends must include weight 0 (the set as distilled) to compare with")
+    for weight, temperature in blends:  # every blend checked now, not after the ones before it have trained
+        try:
+            check_teacher_options(weight, temperature)
+        except DistillError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return blends
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("name", help="a results file under benchmarks/results (without .json) with its artifact")
-    parser.add_argument("--nets", type=int, default=5)
+    parser.add_argument("--nets", type=positive_int, default=5)
     parser.add_argument("--blends", type=parse_blends, default=BLENDS, help="weight:temperature pairs, comma "
                         "separated, weight 0 among them (default: " + ",".join(f"{w:g}:{t:g}" for w, t in BLENDS) + ")")
     parser.add_argument("--no-control", action="store_true", help="skip the uniform-smoothing control row")
@@ -117,4 +124,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

@@ -20,7 +20,7 @@ import json
 import sys
 
 import torch
-from common import HERE, cpu_name, git_commit
+from common import HERE, cpu_name, git_commit, run_main
 
 import distill
 from distill.data import load_task
@@ -61,4 +61,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main)

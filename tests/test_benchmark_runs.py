@@ -21,3 +21,63 @@ def test_a_second_seed_keeps_its_own_set_and_leaves_the_committed_one(monkeypatc
     assert committed.read_bytes() == b"the committed set"
     assert (tmp_path / "artifacts" / "digits-random-ipc1-seed1.safetensors").is_file()
     assert (tmp_path / "results" / "digits-random-ipc1-seed1.json").is_file()
+
+
+def _script(*args, timeout=120):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          cwd=BENCHMARKS.parent, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def test_the_readme_tables_are_the_results_files():
+    """Every number in the README's tables comes from a committed results file: table.py --check rebuilds them."""
+    done = _script(BENCHMARKS / "table.py", "--check")
+    assert done.returncode == 0, done.stderr
+
+
+def test_benchmark_scripts_report_user_errors_in_one_line(tmp_path):
+    """A DistillError in a benchmark script is one line and a non-zero exit, as on the command line; --nets 0 is
+    refused by the parser."""
+    missing = _script(BENCHMARKS / "cross_arch.py", tmp_path / "nothing.safetensors", "--archs", "mlp")
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith("cross_arch.py: error:"), missing.stderr
+    nets = _script(BENCHMARKS / "augment_sweep.py", "mnist-frepo-ipc10", "--augments", "dc,dsa", "--nets", "0")
+    assert nets.returncode == 2 and "must be at least 1" in nets.stderr
+
+
+def test_teacher_sweep_refuses_a_bad_blend_before_any_network_trains():
+    done = _script(BENCHMARKS / "teacher_sweep.py", "fashion-mnist-frepo-ipc1", "--blends", "0:2,-1:4")
+    assert done.returncode == 2 and "Traceback" not in done.stderr and "--blends" in done.stderr
+
+
+def test_git_commit_marks_uncommitted_code(monkeypatch, tmp_path):
+    import subprocess
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    common = importlib.import_module("common")
+    repo = tmp_path / "repo"
+    (repo / "benchmarks").mkdir(parents=True)
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q")
+    (repo / "a.txt").write_text("one")
+    git("add", "a.txt")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one")
+    monkeypatch.setattr(common, "HERE", repo / "benchmarks")
+    clean = common.git_commit()
+    assert len(clean) == 40 and not clean.endswith("-dirty")
+    (repo / "a.txt").write_text("two")
+    assert common.git_commit() == f"{clean}-dirty"
+
+
+def test_cross_arch_never_drops_a_committed_tables_rows():
+    """Another protocol (or the same set named by an absolute path) used to replace the whole table with one row."""
+    table = BENCHMARKS / "results" / "cross-arch-mnist-frepo-ipc10.json"
+    before = table.read_bytes()
+    done = _script(BENCHMARKS / "cross_arch.py", BENCHMARKS / "artifacts" / "mnist-frepo-ipc10.safetensors",
+                   "--archs", "mlp", "--nets", "1", "--augment", "dsa", "--epochs", "100")
+    assert done.returncode == 2 and "would drop its rows" in done.stderr
+    assert "holds the table of benchmarks/artifacts/mnist-frepo-ipc10.safetensors" in done.stderr  # one name
+    assert table.read_bytes() == before
