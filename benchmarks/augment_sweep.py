@@ -10,8 +10,9 @@ are shifted or mirrored. For each augmentation named (`none`, `dsa`, `dc` or a s
 set's own, its results file's eval_augment, must be among them so that the others are compared with it on the same
 networks' seeds) this trains `--nets` fresh networks on benchmarks/artifacts/<name>.safetensors, labels as committed,
 and measures each on the validation split and the test split. It writes benchmarks/results/augment-sweep-<name>.json
-after every augmentation (`complete` false until the last, so a long sweep stopped early keeps what it measured),
-with the one validation picks; the test numbers are reported beside it, not used to choose.
+when the last augmentation is measured (before that, after every one, to augment-sweep-<name>.json.partial beside it,
+`complete` false: a long sweep stopped early keeps what it measured, and never replaces a complete one), with the one
+validation picks; the test numbers are reported beside it, not used to choose.
 
 At 10 images per class one network with augmentation took about 7 minutes of one CPU thread (1000 epochs of 100
 images), one without about 2 minutes (300 epochs); at 1 per class, under a minute.
@@ -64,6 +65,7 @@ def main() -> None:
     device = pick_device(args.device)
     task = load_task(config["dataset"]).to(device)
     out = HERE / "results" / f"augment-sweep-{args.name}.json"
+    partial = out.with_name(f"{out.name}.partial")  # not *.json: the README's tables read only finished sweeps
     command = (f"DISTILL_DATA=../shared/data python benchmarks/augment_sweep.py {args.name} --augments "
                + ",".join(augments) + (f" --nets {args.nets}" if args.nets != 5 else ""))
     rows = []
@@ -75,11 +77,14 @@ def main() -> None:
         print(json.dumps({k: v for k, v in row.items() if not k.endswith("accuracies")}), flush=True)
         rows.append(row)
         chosen = max(rows, key=lambda r: r["validation"]["mean"])
+        complete = len(rows) == len(augments)
+        # a sweep stopped early keeps what it measured, beside the results file, never over a complete one there
         write_json({"name": f"augment-sweep-{args.name}", "set": args.name, "dataset": config["dataset"],
-                    "n_eval_nets": args.nets, "rows": rows, "complete": len(rows) == len(augments),
+                    "n_eval_nets": args.nets, "rows": rows, "complete": complete,
                     "chosen": chosen["augment"], "device": device_name(str(device)),
                     "threads": torch.get_num_threads(), "torch": torch.__version__, "git_commit": git_commit(),
-                    "command": command}, out)
+                    "command": command}, out if complete else partial)
+    partial.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

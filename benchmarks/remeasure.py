@@ -106,7 +106,12 @@ def main() -> None:
     if not path.is_file():
         sys.exit(f"{args.name}: no results file benchmarks/results/{args.name}.json to measure again")
     old = json.loads(path.read_text())
-    config = dict(old["config"])
+    config = old.get("config") if isinstance(old.get("config"), dict) else {}
+    row = "{}-{}-ipc{}".format(*(config.get(k) for k in ("dataset", "method", "ipc")))
+    if "change" in old or row != args.name:  # an experiment's or a script's own options are not the preset's
+        sys.exit(f"{args.name}: not a preset row's results file (methods.py <dataset>-<method>-ipc<N>); remeasure.py "
+                 "measures those again under the preset's evaluation, and would overwrite this file's own options")
+    config = dict(config)
     defaults = DistillConfig()  # for options older results files do not record
     preset = presets.resolve(dataset=config["dataset"], method=config["method"], ipc=config["ipc"])
     changed = {k: preset[k] for k in FREE_ON_RESUME

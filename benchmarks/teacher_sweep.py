@@ -2,7 +2,7 @@
 validation split, never on the test split.
 
     DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc1
-    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc10 --blends 0:2,0.5:4,1:4 \
+    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc10 --blends 0:2,0.5:4,1:4 \\
         --no-control --as-distilled benchmarks/artifacts/fashion-mnist-frepo-ipc10-as-distilled.safetensors
 
 (A committed set that already holds its blend is refused: sweep the set as distilled, given as --as-distilled.)

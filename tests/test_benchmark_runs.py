@@ -81,3 +81,51 @@ def test_cross_arch_never_drops_a_committed_tables_rows():
     assert done.returncode == 2 and "would drop its rows" in done.stderr
     assert "holds the table of benchmarks/artifacts/mnist-frepo-ipc10.safetensors" in done.stderr  # one name
     assert table.read_bytes() == before
+
+
+def test_an_augmentation_sweep_stopped_early_never_replaces_a_complete_one(monkeypatch, tmp_path):
+    import json
+    import sys
+
+    import torch
+
+    from distill.synset import SyntheticSet, save
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    common, sweep = importlib.import_module("common"), importlib.import_module("augment_sweep")
+    for module in (common, sweep):
+        monkeypatch.setattr(module, "HERE", tmp_path)
+    (tmp_path / "results").mkdir()
+    meta = {"dataset": "digits", "num_classes": 10, "image_shape": [1, 8, 8], "mean": [0.5], "std": [0.5],
+            "method": "dm", "arch": "convnet", "ipc": 1, "steps": 1, "epochs": 1, "init": "random"}
+    save(SyntheticSet(torch.randn(10, 1, 8, 8), torch.arange(10), meta), tmp_path / "artifacts" / "s.safetensors")
+    (tmp_path / "results" / "s.json").write_text(json.dumps({"config": {"dataset": "digits", "eval_augment": "",
+                                                                         "eval_epochs": 0}}))
+    complete = tmp_path / "results" / "augment-sweep-s.json"
+    complete.write_text('{"complete": true}')
+    calls = []
+
+    def measured_then_stopped(*args):
+        calls.append(args)
+        if len(calls) > 1:
+            raise KeyboardInterrupt
+        return {"validation": {"mean": 0.5, "std": 0.0}, "test": {"mean": 0.5, "std": 0.0}}
+
+    monkeypatch.setattr(sweep, "measure_on_splits", measured_then_stopped)
+    monkeypatch.setattr(sys, "argv", ["augment_sweep.py", "s", "--augments", "none,dsa", "--nets", "1"])
+    try:
+        sweep.main()
+    except KeyboardInterrupt:
+        pass
+    assert complete.read_text() == '{"complete": true}'
+    partial = json.loads((tmp_path / "results" / "augment-sweep-s.json.partial").read_text())
+    assert partial["complete"] is False and [r["augment"] for r in partial["rows"]] == ["none"]
+
+
+def test_remeasure_refuses_results_that_are_not_a_preset_row():
+    """It used to rewrite the dd headline's own evaluation (one network) with the dd preset's (five)."""
+    headline = BENCHMARKS / "results" / "mnist-dd-fixed-10img.json"
+    before = headline.read_bytes()
+    done = _script(BENCHMARKS / "remeasure.py", "mnist-dd-fixed-10img", "--because", "a test")
+    assert done.returncode == 1 and "not a preset row's results file" in done.stderr
+    assert headline.read_bytes() == before
