@@ -539,6 +539,9 @@ def main() -> None:
                         help="distillation time limit (a resumed run's earlier minutes count)")
     parser.add_argument("--resume", action="store_true",
                         help="continue a killed run of this setting from its last checkpoint")
+    parser.add_argument("--iterations", type=int, default=0,
+                        help="stop after this many steps (with --max-minutes 0: a time-limited run's steps_taken, "
+                             "which repeats it on any machine)")
     args = parser.parse_args()
     if args.list or not args.name:
         for name, setting in SETTINGS.items():
@@ -549,6 +552,9 @@ def main() -> None:
     command = f"DISTILL_DATA=../shared/data python benchmarks/sota.py {args.name}"
     if args.max_minutes != CPU_MINUTES:
         command += f" --max-minutes {args.max_minutes:g}"
+    if args.iterations:
+        options["iterations"] = args.iterations
+        command += f" --iterations {args.iterations}"
     key = (options["dataset"], options["method"], options["ipc"])
     run_setting(args.name, options, command, seed=args.seed, device=args.device, resume=args.resume,
                 extra={"change": setting["change"], "published": PUBLISHED.get(key)})

@@ -82,7 +82,10 @@ def main() -> None:
     try:
         check_not_blended(synset)  # now, not after the first blend's networks have trained
     except DistillError as error:
-        sys.exit(f"{artifact}: {error}")
+        where = artifact.relative_to(HERE.parent)
+        sys.exit(f"{artifact}: {error}. Sweep it as distilled: give --as-distilled FILE, the run's "
+                 f"synset-as-distilled.safetensors, or the committed set from before its blend (git log -- {where}, "
+                 f"then git show COMMIT:{where} > FILE)")
     device = pick_device(args.device)
     task = load_task(config["dataset"]).to(device)
     augment = config["eval_augment"]

@@ -129,3 +129,20 @@ def test_remeasure_refuses_results_that_are_not_a_preset_row():
     done = _script(BENCHMARKS / "remeasure.py", "mnist-dd-fixed-10img", "--because", "a test")
     assert done.returncode == 1 and "not a preset row's results file" in done.stderr
     assert headline.read_bytes() == before
+
+
+def test_a_time_limited_setting_can_be_repeated_at_its_recorded_step_count(monkeypatch):
+    """A `-cpu30` setting ends when its time runs out, so its step count depends on the machine; --iterations with
+    --max-minutes 0 repeats the steps its results file took, and the recorded command says so."""
+    import sys
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sota = importlib.import_module("sota")
+    seen = {}
+    monkeypatch.setattr(sota, "run_setting", lambda name, options, command, **kw: seen.update(options=options,
+                                                                                             command=command))
+    monkeypatch.setattr(sys, "argv", ["sota.py", "mnist-frepo-ipc1-dsa-cpu30", "--max-minutes", "0",
+                                      "--iterations", "2495"])
+    sota.main()
+    assert seen["options"]["iterations"] == 2495 and seen["options"]["max_minutes"] == 0
+    assert seen["command"].endswith("sota.py mnist-frepo-ipc1-dsa-cpu30 --max-minutes 0 --iterations 2495")
