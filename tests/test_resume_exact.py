@@ -93,3 +93,22 @@ def test_evaluation_options_are_free_on_resume_only_where_they_do_not_shape_the_
     free = free_on_resume(DistillConfig(**changes))
     assert ("eval_epochs" not in free and "eval_augment" not in free) == pinned
     assert "eval_nets" in free
+
+
+def test_mtt_start_epochs_include_max_start_epoch(digits, monkeypatch, tmp_path):
+    """As its option's comment says: start epochs run from 0 to max_start_epoch, both included."""
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path))
+    options = {"experts": 1, "train_epochs": 3, "max_start_epoch": 1, "expert_epochs": 2, "syn_steps": 1}
+    method, synset = method_and_set(digits, "mtt", options=options)
+    read = []
+
+    class Recording(list):
+        def __getitem__(self, index):
+            read.append(index)
+            return super().__getitem__(index)
+
+    method.experts = [Recording(method.experts[0])]
+    for seed in range(30):
+        method.loss(synset, 0, torch.Generator().manual_seed(seed))
+    starts = set(read[0::2])  # each loss reads its start epoch, then the epoch expert_epochs later
+    assert starts == {0, 1} and set(read[1::2]) == {2, 3}

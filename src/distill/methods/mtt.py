@@ -34,8 +34,9 @@ from distill.train import Params, SGDConfig, cache_root, train_sgd
 class MTTOptions:
     experts: int = 5  # expert trajectories trained (once, cached) on the real data
     expert_epochs: int = 2  # M: how many expert epochs the synthetic steps must cover
-    train_epochs: int = 10  # epochs per expert trajectory (start epochs are drawn below max_start_epoch)
-    max_start_epoch: int = 5
+    train_epochs: int = 10  # epochs per expert trajectory
+    max_start_epoch: int = 5  # start epochs are drawn from 0 to max_start_epoch, both included (the MTT code draws
+    # below it; every committed MTT set was distilled with the top epoch included, so it stays)
     syn_steps: int = 20  # N: gradient steps on the synthetic set per match
     syn_batch: int = 0  # synthetic images per step (0: all of them)
     expert_lr: float = 0.01
