@@ -16,12 +16,11 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from common import HERE, cpu_name, git_commit, positive_int, run_main
+from common import HERE, copy_atomic, cpu_name, git_commit, positive_int, run_main
 
 import torch
 from distill.data import data_root
@@ -54,9 +53,7 @@ def main() -> None:
         sys.exit(f"{source} was evaluated with --augment {augment}, which examples/train_plain.py does not implement")
 
     target = HERE / "artifacts" / f"{args.name}.safetensors"
-    partial = target.with_suffix(".partial")
-    shutil.copyfile(source_set(source), partial)
-    os.replace(partial, target)  # atomic: a reader never sees half a file
+    copy_atomic(source_set(source), target)  # a reader never sees half a file
 
     data = data_root() / measured["dataset"]
     command = [sys.executable, str(EXAMPLE), str(target), str(data), "--nets", str(args.nets),

@@ -112,3 +112,16 @@ def test_mtt_start_epochs_include_max_start_epoch(digits, monkeypatch, tmp_path)
         method.loss(synset, 0, torch.Generator().manual_seed(seed))
     starts = set(read[0::2])  # each loss reads its start epoch, then the epoch expert_epochs later
     assert starts == {0, 1} and set(read[1::2]) == {2, 3}
+
+
+def test_cached_full_data_networks_keep_the_networks_parameter_order(digits, tmp_path, monkeypatch):
+    """The cache behind teachers, victims and coreset features hands a network back in the order one trained here
+    has, as MTT's expert cache does (safetensors returns the tensors sorted by name)."""
+    from distill.train import SGDConfig, trained_network
+
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path))
+    recipe = SGDConfig(epochs=1, batch_size=256, lr=0.01, cosine=True, decay_at_half=False)
+    trained = trained_network(digits, "convnet", 0, recipe, progress=False)
+    cached = trained_network(digits, "convnet", 0, recipe, progress=False)
+    assert list(cached) == list(trained) and list(trained) != sorted(trained)
+    assert all(torch.equal(trained[k], cached[k]) for k in trained)

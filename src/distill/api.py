@@ -86,6 +86,13 @@ def check_common(config, rates: tuple[str, ...]) -> None:
                            f"{decay_factor}")
 
 
+def check_counts(config, names: tuple[str, ...]) -> None:
+    """Counts (images, steps, networks, ...) a run or an attack needs at least one of."""
+    for name in names:
+        if getattr(config, name) < 1:
+            raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Every option of a run. It is stored whole in the artifact and the summary, so any result can be re-made."""
@@ -171,10 +178,8 @@ class DistillConfig:
         """Reject bad options before any data is read or any file is touched."""
         check_common(self, rates=("init_lr", "lr_images", "lr_lrs", "lr_labels"))
         parse_options(get_method(self.method), self.options)
-        for name in ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "eval_every",
-                     "checkpoint_every", "eval_nets"):
-            if getattr(self, name) < 1:
-                raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        check_counts(self, ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "eval_every",
+                            "checkpoint_every", "eval_nets"))
         self.check_applies()
         if self.method == "attack":
             raise DistillError("the poisoning attack has its own command: distill attack")

@@ -189,6 +189,11 @@ def checkpoint_step(path: Path) -> int | None:
         return None
 
 
+def _under(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors saved under `prefix` (`best.`, `method.`, `good.`), keyed without it."""
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 def save_checkpoint(path: Path, state: _State, step: int, guard_scale: float, result: LoopResult, config: dict,
                     best: dict[str, torch.Tensor] | None = None, method_state: dict[str, torch.Tensor] | None = None,
                     good: tuple[int, dict[str, torch.Tensor]] | None = None):
@@ -225,6 +230,7 @@ def run_loop(
     result = LoopResult()
     best: dict[str, torch.Tensor] = {}  # the synthetic tensors that scored best on validation so far
     start_step, guard_scale = 0, 1.0
+    good: tuple[int, dict[str, torch.Tensor]] | None = None  # the divergence guard's fallback (step, state)
     checkpoint = checkpoint_dir / CHECKPOINT_NAME if checkpoint_dir else None
     run_config = run_config or {}
     if resume:
@@ -244,16 +250,17 @@ def run_loop(
                                "use the same options, or start afresh with --force")
         state.restore({k: v for k, v in saved_tensors.items() if not k.startswith(("best.", "method.", "good."))})
         if hasattr(method, "load_state_dict"):
-            method.load_state_dict({k[len("method."):]: v for k, v in saved_tensors.items() if k.startswith("method.")})
-        best = {k[len("best."):]: v.to(synset.images.device) for k, v in saved_tensors.items() if k.startswith("best.")}
+            method.load_state_dict(_under(saved_tensors, "method."))
+        best = {k: v.to(synset.images.device) for k, v in _under(saved_tensors, "best.").items()}
+        # the guard's fallback: where an uninterrupted run would roll back to (checkpoints before it kept none)
+        if "good_step" in saved_meta:
+            good = (int(saved_meta["good_step"]), _under(saved_tensors, "good."))
         result.best_step, result.best_val = json.loads(saved_meta.get("best", "[null, null]"))
         start_step, guard_scale = int(saved_meta["step"]), float(saved_meta["guard_scale"])
         result.history = json.loads(saved_meta["history"])
         result.seconds, result.rollbacks = float(saved_meta["seconds"]), int(saved_meta["rollbacks"])
 
-    # the guard's fallback: where an uninterrupted run would roll back to (checkpoints before it kept none: here)
-    saved_good = {k[len("good."):]: v for k, v in saved_tensors.items() if k.startswith("good.")} if resume else {}
-    good = (int(saved_meta["good_step"]), saved_good) if saved_good else (start_step, state.snapshot())
+    good = good or (start_step, state.snapshot())
     began = time.perf_counter() - result.seconds
     last_val = result.history[-1].get("val_acc") if result.history else None
     # closed however the loop ends, so that a Ctrl-C's message is not drawn over by a bar left open

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from distill import report
-from distill.api import DistillConfig, check_common, initial_synset, pick_device, prepare_output
+from distill.api import DistillConfig, check_common, check_counts, initial_synset, pick_device, prepare_output
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
 from distill.evaluate import mean_std
@@ -83,16 +83,14 @@ class AttackConfig:
             raise DistillError(f"--target must be a class of {spec.name} (0..{k - 1}), got {self.target}")
         if self.target == self.attacked:
             raise DistillError("--target must differ from --attacked (use --forget to erase a class)")
-        for name in ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "craft_victims", "eval_victims",
-                     "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        check_counts(self, ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "craft_victims",
+                            "eval_victims", "eval_every", "checkpoint_every"))
         if self.real_batch < 2:
             raise DistillError("--real-batch must be at least 2")
         if self.craft_victims > VALIDATION_SEED:  # seeds from VALIDATION_SEED on belong to the other two pools
-            raise DistillError(f"--craft-victims can be at most {VALIDATION_SEED}: the crafting pool's seeds run from 0, "
-                               f"and {VALIDATION_SEED} on are the validation and held-out victims, which it must not "
-                               "include")
+            raise DistillError(f"--craft-victims can be at most {VALIDATION_SEED}: the crafting pool's seeds run "
+                               f"from 0, and {VALIDATION_SEED} on are the validation and held-out victims, which it "
+                               "must not include")
         if self.nets_per_step > self.craft_victims:
             raise DistillError(f"nets_per_step ({self.nets_per_step}) cannot exceed --craft-victims "
                                f"({self.craft_victims})")

@@ -257,7 +257,7 @@ def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, i
                     progress: bool = True) -> Params:
     """A network of `arch` trained on the whole training split, cached on disk as safetensors (keyed by dataset,
     network, seed and training configuration) so it is trained only once."""
-    from distill.models import DEFAULT_INIT, create_model, init_params  # noqa: PLC0415
+    from distill.models import DEFAULT_INIT, create_model, in_model_order, init_params  # noqa: PLC0415
 
     scheme = init_scheme or DEFAULT_INIT[arch]
     model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
@@ -269,8 +269,8 @@ def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, i
     if path.is_file():
         try:
             cached = load_file(str(path))
-            if {k: list(v.shape) for k, v in cached.items()} == shapes:
-                return {k: v.to(task.train_x.device) for k, v in cached.items()}
+            if {k: list(v.shape) for k, v in cached.items()} == shapes:  # in the order a network trained here has
+                return in_model_order(model, cached, device=task.train_x.device)
             path.unlink()
         except Exception:  # noqa: BLE001 - a damaged cache entry is simply retrained
             path.unlink(missing_ok=True)

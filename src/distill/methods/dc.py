@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from distill.augment import augmentation_for
 from distill.data import Task
 from distill.methods import ClassSampler, parse_options, register_method
-from distill.models import create_model, init_params
+from distill.models import create_model, in_model_order, init_params
 from distill.synset import SyntheticSet
 from distill.train import SGDConfig, train_sgd
 
@@ -85,9 +85,7 @@ class GradientMatching:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         """Put the checkpointed network back, in the network's own parameter order (the loss sums layer by layer,
         so another order would round differently). A checkpoint without one starts a fresh network, as before."""
-        device = self.task.train_x.device
-        order = [name for name, _ in self.model.named_parameters()]
-        self.params = {name: state[f"net.{name}"].to(device) for name in order} if state else None
+        self.params = in_model_order(self.model, state, "net.", self.task.train_x.device) if state else None
 
     def _network_for(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> dict:
         """A fresh network at the start of each outer loop; otherwise the current one after `inner_loop` more epochs

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
 from distill.methods import parse_options, register_method
-from distill.models import create_model, init_params
+from distill.models import create_model, in_model_order, init_params
 from distill.synset import SyntheticSet
 from distill.train import Params, SGDConfig, cache_root, train_sgd
 
@@ -56,10 +56,9 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
     key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
     path = cache_root() / f"{task.spec.name}-{arch}-expert{seed}-{key}.safetensors"
     device = task.train_x.device
-    if path.is_file():  # in the network's parameter order, as a trajectory trained here has it: the loss sums over
-        flat = load_file(str(path))  # the parameters in that order, and another would round differently
-        order = [name for name, _ in model.named_parameters()]
-        return [{name: flat[f"e{e}.{name}"].to(device) for name in order} for e in range(options.train_epochs + 1)]
+    if path.is_file():  # in the network's parameter order, as a trajectory trained here has it (MTT's loss sums
+        flat = load_file(str(path))  # over the parameters in that order)
+        return [in_model_order(model, flat, f"e{e}.", device) for e in range(options.train_epochs + 1)]
     generator = torch.Generator().manual_seed(20_000 + seed)
     params = init_params(model, generator, scheme, device=device)
     trajectory = [params]

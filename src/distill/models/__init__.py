@@ -127,6 +127,14 @@ def no_grad_in_chunks(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.
         return torch.cat([forward(x[i : i + chunk]) for i in range(0, len(x), chunk)])
 
 
+def in_model_order(model: nn.Module, tensors: dict[str, torch.Tensor], prefix: str = "",
+                   device: torch.device | str | None = None) -> dict[str, torch.Tensor]:
+    """`model`'s parameters taken from `tensors` (keyed `prefix` + name, as a checkpoint or cache file stores them,
+    which safetensors hands back sorted by name), in the network's own order: the order a freshly made parameter
+    dict has, so that sums over the parameters round alike whether the network was trained here or read back."""
+    return {name: tensors[prefix + name].to(device) for name, _ in model.named_parameters()}
+
+
 def model_params(model: nn.Module) -> dict[str, torch.Tensor]:
     """The module's current parameters as a detached name -> tensor dict."""
     return {name: p.detach().clone() for name, p in model.named_parameters()}
