@@ -28,7 +28,7 @@ from distill.augment import augmentation_for
 from distill.data import Task
 from distill.errors import DistillError
 from distill.methods import parse_options, register_method
-from distill.models import create_model, embed, init_params, no_grad_in_chunks
+from distill.models import create_model, embed, in_model_order, init_params, no_grad_in_chunks
 from distill.synset import SyntheticSet
 from distill.teacher import teacher_network
 from distill.train import Params, classification_loss
@@ -163,8 +163,7 @@ class FeatureRegression:
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         device = self.task.train_x.device
         self.ages = [int(a) for a in state["ages"]]
-        self.pool = [{k.split(".", 2)[2]: v.to(device) for k, v in state.items() if k.startswith(f"pool.{i}.")}
-                     for i in range(len(self.ages))]
+        self.pool = [in_model_order(self.model, state, f"pool.{i}.", device) for i in range(len(self.ages))]
 
 
 def native_bfloat16(device: torch.device) -> bool:
