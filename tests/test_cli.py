@@ -132,6 +132,22 @@ def test_unwritable_output_folder(tmp_path):
     assert blocker.read_text() == "not a folder"
 
 
+def test_empty_path_is_refused_not_read_as_the_current_folder(tmp_path):
+    """`--out "$DIR"` with DIR unset passes an empty string, which Path() reads as the current folder: a run would
+    write there and `--data-root ""` would look for (and download) data there. Each path is refused instead."""
+    tiny = tiny_set(tmp_path)
+    commands = [["run", "--out", "", *TINY_RUN], ["attack", "--out", " "], ["relabel", tiny, "--out", ""],
+                ["eval", ""], ["show", ""], ["data", "--data-root", ""], ["eval", tiny, "--data-root", ""]]
+    work = tmp_path / "cwd"
+    work.mkdir()
+    for args in commands:
+        result = subprocess.run([sys.executable, "-m", "distill.cli", *map(str, args)], capture_output=True,
+                                text=True, cwd=work, timeout=120)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "is empty" in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    assert list(work.iterdir()) == []
+
+
 def test_existing_output_needs_force(tmp_path):
     out = tmp_path / "o"
     out.mkdir()

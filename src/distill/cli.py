@@ -29,8 +29,19 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Dataset distillation: squeeze a labelled image dataset into a few synthetic images.")
 
 DEFAULTS = api.DistillConfig()
-DataRoot = typer.Option(None, "--data-root", help="Folder with one sub-folder per dataset (default: $DISTILL_DATA, "
-                                                 "else ~/.cache/distill/data).")
+
+
+def _path(value: str) -> Path:
+    """Every path option and argument: an empty one is almost always an unset shell variable (`--out "$DIR"`), and
+    Path("") would quietly mean the current folder, so it is refused instead of writing or reading there."""
+    if not value.strip():
+        raise typer.BadParameter("is empty; give a path (an unset shell variable?)")
+    return Path(value)
+
+
+DataRoot = typer.Option(None, "--data-root", parser=_path,
+                        help="Folder with one sub-folder per dataset (default: $DISTILL_DATA, else "
+                             "~/.cache/distill/data).")
 Device = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
 
 
@@ -124,7 +135,7 @@ def run(
     max_minutes: Optional[float] = typer.Option(None, help="Stop distilling after this many minutes in all, a "
                                                            "resumed run's earlier minutes included (0: no limit); "
                                                            "the summary records the steps taken."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default: `runs/<dataset>-<method>`)."),
+    out: Optional[Path] = typer.Option(None, parser=_path, help="Output folder (default: `runs/<dataset>-<method>`)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
     resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
     data_root: Optional[Path] = DataRoot,
@@ -194,7 +205,7 @@ def attack_command(
     craft_victims: int = typer.Option(10, help="Victims the poison is crafted against."),
     eval_victims: int = typer.Option(10, help="Held-out victims it is measured on."),
     seed: int = typer.Option(0),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default: `runs/attack-<dataset>-<a>to<t>`)."),
+    out: Optional[Path] = typer.Option(None, parser=_path, help="Output folder (default: `runs/attack-<dataset>-<a>to<t>`)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
     resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
     data_root: Optional[Path] = DataRoot,
@@ -234,7 +245,7 @@ def attack_command(
 
 @app.command(name="eval")
 def eval_command(
-    file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
+    file: Path = typer.Argument(..., parser=_path, help="A .safetensors synthetic set."),
     protocol: str = typer.Option("auto", help="auto, fixed, schedule or standard (README: Evaluation protocol)."),
     arch: Optional[str] = typer.Option(None, help="Network to train (default: the one the set was made for): mlp, "
                                                   "lenet, convnet, convnet_dc, alexnet, vgg11, resnet18."),
@@ -259,11 +270,11 @@ def eval_command(
 
 @app.command()
 def relabel(
-    file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
+    file: Path = typer.Argument(..., parser=_path, help="A .safetensors synthetic set."),
     teacher_labels: float = typer.Option(0.5, help="Share (0 to 1) of each label taken from the full-data "
                                                    "network's predictions."),
     teacher_temperature: float = typer.Option(2.0, help="Temperature of those predictions."),
-    out: Optional[Path] = typer.Option(None, help="Where to save the relabelled set (default: `<file>-teacher"
+    out: Optional[Path] = typer.Option(None, parser=_path, help="Where to save the relabelled set (default: `<file>-teacher"
                                                   ".safetensors` beside it)."),
     force: bool = typer.Option(False, help="Replace --out if it exists."),
     data_root: Optional[Path] = DataRoot,
@@ -280,7 +291,7 @@ def relabel(
 
 @app.command()
 def show(
-    file: Path = typer.Argument(..., help="A .safetensors synthetic set."),
+    file: Path = typer.Argument(..., parser=_path, help="A .safetensors synthetic set."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Describe a synthetic-set file (after validating it)."""
