@@ -135,7 +135,8 @@ def run(
     max_minutes: Optional[float] = typer.Option(None, help="Stop distilling after this many minutes in all, a "
                                                            "resumed run's earlier minutes included (0: no limit); "
                                                            "the summary records the steps taken."),
-    out: Optional[Path] = typer.Option(None, parser=_path, help="Output folder (default: `runs/<dataset>-<method>`)."),
+    out: Optional[Path] = typer.Option(None, parser=_path,
+                                       help="Output folder (default: `runs/<dataset>-<method>`)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
     resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
     data_root: Optional[Path] = DataRoot,
@@ -205,7 +206,8 @@ def attack_command(
     craft_victims: int = typer.Option(10, help="Victims the poison is crafted against."),
     eval_victims: int = typer.Option(10, help="Held-out victims it is measured on."),
     seed: int = typer.Option(0),
-    out: Optional[Path] = typer.Option(None, parser=_path, help="Output folder (default: `runs/attack-<dataset>-<a>to<t>`)."),
+    out: Optional[Path] = typer.Option(None, parser=_path,
+                                       help="Output folder (default: `runs/attack-<dataset>-<a>to<t>`)."),
     force: bool = typer.Option(False, help="Replace the results already in the output folder."),
     resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
     data_root: Optional[Path] = DataRoot,
@@ -274,8 +276,8 @@ def relabel(
     teacher_labels: float = typer.Option(0.5, help="Share (0 to 1) of each label taken from the full-data "
                                                    "network's predictions."),
     teacher_temperature: float = typer.Option(2.0, help="Temperature of those predictions."),
-    out: Optional[Path] = typer.Option(None, parser=_path, help="Where to save the relabelled set (default: `<file>-teacher"
-                                                  ".safetensors` beside it)."),
+    out: Optional[Path] = typer.Option(None, parser=_path, help="Where to save the relabelled set (default: "
+                                                               "`<file>-teacher.safetensors` beside it)."),
     force: bool = typer.Option(False, help="Replace --out if it exists."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
