@@ -130,17 +130,38 @@ def setting_parser(doc: str, names) -> argparse.ArgumentParser:
     parser.add_argument("--list", action="store_true", help="print the settings and exit")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--replace", action="store_true",
+                        help="replace a committed results file (and set) that another command made")
     return parser
 
 
+def check_replaces_only_its_own(name: str, command: str) -> None:
+    """Refuse, before any network trains, to overwrite benchmarks/results/<name>.json made by another command (a
+    preset's row run again with `--iterations 100` to try something would quietly replace its committed result and
+    set). The command that made a file reproduces it and may always replace it; anything else needs --replace."""
+    path = HERE / "results" / f"{name}.json"
+    if not path.is_file():
+        return
+    recorded = json.loads(path.read_text()).get("command")
+    if recorded != command:
+        raise distill.DistillError(
+            f"benchmarks/results/{name}.json was made by `{recorded}`; this command (`{command}`) would replace it "
+            "and its committed set. Run the recorded command to reproduce it, or add --replace to replace it")
+
+
 def run_setting(name: str, options: dict, command: str, artifact: str | None = None, seed: int = 0,
-                device: str | None = None, resume: bool = False, extra: dict | None = None) -> dict:
+                device: str | None = None, resume: bool = False, extra: dict | None = None,
+                replace: bool = False) -> dict:
     """Distill with `options` (through the presets, as `distill run` does), write the results file, and copy the
     set to benchmarks/artifacts/<artifact>.safetensors when asked. A seed other than 0 is part of the name
     (<name>-seed<N>), so runs of one setting with several seeds keep their own results files and their own set
-    files: a second seed's run never replaces the committed set of the first, which its results file describes."""
+    files: a second seed's run never replaces the committed set of the first, which its results file describes.
+    A results file another command made is replaced only with `replace` (check_replaces_only_its_own)."""
     name = run_name(name, seed)
     artifact = run_name(artifact, seed) if artifact else None
+    command += f" --seed {seed}" if seed else ""
+    if not replace:
+        check_replaces_only_its_own(name, command)
     out = HERE / "runs" / name
     run = distill.distill(out=out, force=not resume, resume=resume, device=device, seed=seed, **options)
     r = run.results
@@ -161,7 +182,7 @@ def run_setting(name: str, options: dict, command: str, artifact: str | None = N
         "distill_seconds": r["distill_seconds"], "device": device_name(r["device"]),
         "threads": torch.get_num_threads(), "peak_memory_gb": peak_memory_gb(), "torch": torch.__version__,
         "python": platform.python_version(),
-        "git_commit": git_commit(), "command": command + (f" --seed {seed}" if seed else ""),
+        "git_commit": git_commit(), "command": command,
         "config": config, **gpu_sharing(r["device"]), **(extra or {}),
     }
     if artifact:  # the set first, its results file last: a failed copy leaves the two in step

@@ -128,6 +128,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
     parser.add_argument("--resume", action="store_true", help="continue a killed run of this setting")
+    parser.add_argument("--replace", action="store_true",
+                        help="replace a committed results file (and set) that another command made")
     args = parser.parse_args()
     if args.list or not args.name:
         for name, options in SETTINGS.items():
@@ -140,7 +142,7 @@ def main() -> None:
         return
     run_setting(args.name, SETTINGS[args.name], f"DISTILL_DATA=../shared/data python benchmarks/dd.py {args.name}",
                 artifact=args.name if args.name in ARTIFACTS else None, seed=args.seed, device=args.device,
-                resume=args.resume)
+                resume=args.resume, replace=args.replace)
 
 
 if __name__ == "__main__":

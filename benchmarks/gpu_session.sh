@@ -79,7 +79,9 @@ bench() {  # minutes, then settings with their options, separated by ';'
         local name=${words[0]}
         [ -e "$logs/STOP-$(method_of "$name")" ] && continue
         local limit=(); [ "$minutes" != 0 ] && limit=(--max-minutes "$minutes")
-        python3 "benchmarks/$script" "${words[@]}" "${limit[@]}" >"$logs/$name.log" 2>&1 \
+        # the device machine works on a copy: what comes back is committed, or not, by hand
+        local replace=(); case $script in methods.py|sota.py|dd.py) replace=(--replace) ;; esac
+        python3 "benchmarks/$script" "${words[@]}" "${limit[@]}" "${replace[@]}" >"$logs/$name.log" 2>&1 \
             && echo "done: $name" || echo "FAILED: $name (see $logs/$name.log)"
     done
 }

@@ -45,7 +45,7 @@ def main() -> None:
             command += f" --{option.replace('_', '-')} {value if isinstance(value, int) else format(value, 'g')}"
     run_setting(args.name, options, command,
                 artifact=args.name, seed=args.seed, device=args.device, resume=args.resume,
-                extra={"published": PUBLISHED.get(key)})
+                extra={"published": PUBLISHED.get(key)}, replace=args.replace)
 
 
 if __name__ == "__main__":

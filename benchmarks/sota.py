@@ -557,7 +557,7 @@ def main() -> None:
         command += f" --iterations {args.iterations}"
     key = (options["dataset"], options["method"], options["ipc"])
     run_setting(args.name, options, command, seed=args.seed, device=args.device, resume=args.resume,
-                extra={"change": setting["change"], "published": PUBLISHED.get(key)})
+                extra={"change": setting["change"], "published": PUBLISHED.get(key)}, replace=args.replace)
 
 
 if __name__ == "__main__":

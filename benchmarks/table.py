@@ -256,7 +256,8 @@ def main() -> None:
         "\n\nTowards the state of the art (issue 5): each experiment is one change to a preset or to a set it " \
         "made, its distillation time and machine in its row (30 minutes on the 2-core CPU for the first ones, " \
         "minutes of one GPU or hours of one CPU thread for later ones; a row its time limit ended repeats on any " \
-        "machine with `--max-minutes 0 --iterations <its steps>`); then the best 1-per-class sets trained " \
+        "machine with `--max-minutes 0 --iterations <its steps>`, plus `--replace` to let it replace the row); " \
+        "then the best 1-per-class sets trained " \
         "without `distill` (examples/train_plain.py).\n\n" + sota_table() + \
         "\n\nTeacher labels (issue 5): a committed set's labels blended with the full-data network's predictions, " \
         "mean ± std over fresh ConvNets trained with the set's own evaluation; the validation split chooses the " \

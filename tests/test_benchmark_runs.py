@@ -146,3 +146,65 @@ def test_a_time_limited_setting_can_be_repeated_at_its_recorded_step_count(monke
     sota.main()
     assert seen["options"]["iterations"] == 2495 and seen["options"]["max_minutes"] == 0
     assert seen["command"].endswith("sota.py mnist-frepo-ipc1-dsa-cpu30 --max-minutes 0 --iterations 2495")
+
+
+def test_a_preset_row_run_with_other_options_is_refused_unless_replace(monkeypatch, tmp_path):
+    """`methods.py NAME --iterations 3` (trying something) used to replace NAME's committed results and set; the
+    command that made a file may still replace it, and --replace lets any other through."""
+    results = BENCHMARKS / "results" / "mnist-frepo-ipc50.json"
+    before = results.read_bytes()
+    done = _script(BENCHMARKS / "methods.py", "mnist-frepo-ipc50", "--iterations", "3")
+    assert done.returncode == 1 and "--replace" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert results.read_bytes() == before
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    common = importlib.import_module("common")
+    monkeypatch.setattr(common, "HERE", tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "n.json").write_text('{"command": "python benchmarks/methods.py n"}')
+    common.check_replaces_only_its_own("n", "python benchmarks/methods.py n")
+    common.check_replaces_only_its_own("new-name", "anything")
+    try:
+        common.check_replaces_only_its_own("n", "python benchmarks/methods.py n --iterations 3")
+        raise AssertionError("a different command was let through")
+    except common.distill.DistillError as exc:
+        assert "methods.py n`" in str(exc)
+    replaced = common.run_setting("n", dict(dataset="digits", method="random", arch="mlp", ipc=1, eval_nets=1),
+                                  "python benchmarks/methods.py n --iterations 3", replace=True)
+    assert replaced["command"] == "python benchmarks/methods.py n --iterations 3"
+
+
+def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
+    """The guard compares commands as text, so a change to how a script spells its command would refuse every
+    committed row's own command: each methods.py, sota.py and dd.py results file's recorded command must reach the
+    distillation (stubbed here) without --replace."""
+    import json
+    import shlex
+    import sys
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    common = importlib.import_module("common")
+
+    class Reached(Exception):
+        pass
+
+    def distill_stub(**_options):
+        raise Reached
+
+    monkeypatch.setattr(common.distill, "distill", distill_stub)
+    checked = 0
+    for path in sorted((BENCHMARKS / "results").glob("*.json")):
+        words = shlex.split(json.loads(path.read_text()).get("command", ""))
+        script = next((w for w in words if w in ("benchmarks/methods.py", "benchmarks/sota.py", "benchmarks/dd.py")),
+                      None)
+        if script is None:
+            continue
+        module = importlib.import_module(Path(script).stem)
+        monkeypatch.setattr(sys, "argv", words[words.index(script):])
+        if Path(script).stem == "dd":  # a headline reuses finished candidates; none are finished in a clone
+            monkeypatch.setattr(module, "finished", lambda *_args: None)
+        try:
+            module.main()
+        except Reached:
+            checked += 1
+    assert checked >= 100
