@@ -48,8 +48,10 @@ def main() -> None:
                         "(none, dsa, dc, or a strategy such as crop_flip)")
     parser.add_argument("--nets", type=positive_int, default=5)
     parser.add_argument("--device", default=None, help="where the networks train (default: a GPU when there is one)")
+    parser.add_argument("--at", default=None, metavar="COMMIT",
+                        help="sweep the set (and its results file's evaluation) as committed at COMMIT")
     args = parser.parse_args()
-    config, artifact = committed_set(args.name)
+    config, artifact = committed_set(args.name, args.at)
     augments = [a.strip().lower() for a in args.augments.split(",") if a.strip()]
     if own_augment(config) not in augments:
         sys.exit(f"--augments must include the set's own evaluation augmentation, {own_augment(config)!r}, to compare "
@@ -67,7 +69,8 @@ def main() -> None:
     out = HERE / "results" / f"augment-sweep-{args.name}.json"
     partial = out.with_name(f"{out.name}.partial")  # not *.json: the README's tables read only finished sweeps
     command = (f"DISTILL_DATA=../shared/data python benchmarks/augment_sweep.py {args.name} --augments "
-               + ",".join(augments) + (f" --nets {args.nets}" if args.nets != 5 else ""))
+               + ",".join(augments) + (f" --nets {args.nets}" if args.nets != 5 else "")
+               + (f" --at {args.at}" if args.at else ""))
     rows = []
     for augment in augments:
         own = augment == own_augment(config)

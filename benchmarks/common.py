@@ -62,13 +62,41 @@ def gpu_sharing(device: str) -> dict:
     return {"processes_on_device": int(runs), "mps": os.environ.get("DISTILL_MPS") == "1"}
 
 
-def committed_set(name: str) -> tuple[dict, Path]:
+def committed_set(name: str, at: str | None = None) -> tuple[dict, Path]:
     """A committed benchmark set's run configuration (benchmarks/results/<name>.json) and its set file
-    (benchmarks/artifacts/<name>.safetensors); exits with what is missing when either is."""
+    (benchmarks/artifacts/<name>.safetensors); exits with what is missing when either is. With `at` (a commit), both
+    as committed then, the set copied to benchmarks/runs/at-<commit>/: a sweep recorded on a set that has changed
+    since (a teacher blend, a longer run) is repeated on the set it measured."""
     results_file, artifact = HERE / "results" / f"{name}.json", HERE / "artifacts" / f"{name}.safetensors"
-    if not (results_file.is_file() and artifact.is_file()):
-        sys.exit(f"{name}: needs benchmarks/results/{name}.json and benchmarks/artifacts/{name}.safetensors")
-    return json.loads(results_file.read_text())["config"], artifact
+    if at is None:
+        if not (results_file.is_file() and artifact.is_file()):
+            sys.exit(f"{name}: needs benchmarks/results/{name}.json and benchmarks/artifacts/{name}.safetensors")
+        return json.loads(results_file.read_text())["config"], artifact
+    found = git_output("rev-parse", "--verify", "--quiet", f"{at}^{{commit}}")
+    if found is None:
+        raise distill.DistillError(f"--at {at}: not a commit of this repository")
+    commit = found.decode().strip()
+    blobs = {}
+    for path in (results_file, artifact):
+        where = path.relative_to(HERE.parent).as_posix()
+        blobs[path] = git_output("show", f"{commit}:{where}")
+        if blobs[path] is None:
+            raise distill.DistillError(f"--at {at}: commit {commit[:12]} has no {where}")
+    copy = HERE / "runs" / f"at-{commit[:12]}" / artifact.name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    partial = copy.with_name(f".{copy.name}.partial")
+    partial.write_bytes(blobs[artifact])
+    os.replace(partial, copy)
+    return json.loads(blobs[results_file])["config"], copy
+
+
+def git_output(*args: str) -> bytes | None:
+    """A git command's output in this repository, None when it fails (no such commit or file, no git)."""
+    try:
+        done = subprocess.run(["git", *args], capture_output=True, cwd=HERE)
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def measure_on_splits(synset, task, n_nets: int, augment: str, sgd) -> dict:

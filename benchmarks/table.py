@@ -154,6 +154,13 @@ def outside_file_note(result: dict) -> str:
             f"benchmarks/results/{result['name']}.json says how it was made)")
 
 
+def sweep_command(result: dict) -> str:
+    """A sweep's command that repeats it at HEAD: where its set has changed since (a teacher blend, a longer run), the
+    results file's `set_as_of` names the commit whose set it measured, and --at sweeps that one."""
+    at = result.get("set_as_of")
+    return f"{result['command']} --at {at[:12]}" if at and " --at " not in result["command"] else result["command"]
+
+
 def teacher_table() -> str:
     """Teacher labels (benchmarks/teacher_sweep.py): each blend's validation and test accuracy on a committed set;
     validation chooses, the chosen row in bold, then the uniform-smoothing control."""
@@ -163,7 +170,7 @@ def teacher_table() -> str:
         r = json.loads(path.read_text())
         n = r["n_eval_nets"]
         for i, b in enumerate(r["blends"]):
-            command = (f"`{r['command']}`" + outside_file_note(r) if i == 0 else "″")
+            command = (f"`{sweep_command(r)}`" + outside_file_note(r) if i == 0 else "″")
             top = f"{b['top_probability']:.3f}" if "top_probability" in b else "—"
             chosen = (b["weight"], b["temperature"]) == (r["chosen"]["weight"], r["chosen"]["temperature"])
             mark = "**" if chosen else ""
@@ -261,7 +268,8 @@ def main() -> None:
         "without `distill` (examples/train_plain.py).\n\n" + sota_table() + \
         "\n\nTeacher labels (issue 5): a committed set's labels blended with the full-data network's predictions, " \
         "mean ± std over fresh ConvNets trained with the set's own evaluation; the validation split chooses the " \
-        "blend (bold), the test split is only reported.\n\n" + teacher_table() + \
+        "blend (bold), the test split is only reported; where a set has changed since its sweep, `--at COMMIT` " \
+        "sweeps it as committed then.\n\n" + teacher_table() + \
         "\n\nEvaluation augmentation (issue 5): a committed set, labels as committed, trained with the standard " \
         "protocol under each augmentation (300 epochs without, 1000 with), mean ± std over fresh ConvNets; the " \
         "validation split chooses (bold), the test split is only reported.\n\n" + augment_table() + \

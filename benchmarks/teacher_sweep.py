@@ -5,7 +5,9 @@ validation split, never on the test split.
     DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc10 --blends 0:2,0.5:4,1:4 \\
         --no-control --as-distilled benchmarks/artifacts/fashion-mnist-frepo-ipc10-as-distilled.safetensors
 
-(A committed set that already holds its blend is refused: sweep the set as distilled, given as --as-distilled.)
+(A committed set that already holds its blend is refused: sweep the set as distilled, given as --as-distilled, or
+the set as committed before its blend, `--at COMMIT`. The README's table names each sweep's commit where its set has
+changed since, so its command repeats the sweep on the set it measured.)
 
 For each blend in BLENDS (weight 0 is the set as distilled) it relabels benchmarks/artifacts/<name>.safetensors
 (distill.teacher), trains 5 fresh networks with the set's own evaluation (its results file's eval_augment and
@@ -71,8 +73,10 @@ def main() -> None:
                         "(the run's synset-as-distilled.safetensors; for a run older than that file, `distill run "
                         "--resume --teacher-labels 0` on a copy of its folder writes it): its images must be the "
                         "committed set's")
+    parser.add_argument("--at", default=None, metavar="COMMIT",
+                        help="sweep the set (and its results file's evaluation) as committed at COMMIT")
     args = parser.parse_args()
-    config, artifact = committed_set(args.name)
+    config, artifact = committed_set(args.name, args.at)
     synset = distill.load(artifact)
     if args.as_distilled:
         own = distill.load(args.as_distilled)
@@ -82,10 +86,10 @@ def main() -> None:
     try:
         check_not_blended(synset)  # now, not after the first blend's networks have trained
     except DistillError as error:
-        where = artifact.relative_to(HERE.parent)
+        where = f"benchmarks/artifacts/{args.name}.safetensors"
         sys.exit(f"{artifact}: {error}. Sweep it as distilled: give --as-distilled FILE, the run's "
-                 f"synset-as-distilled.safetensors, or the committed set from before its blend (git log -- {where}, "
-                 f"then git show COMMIT:{where} > FILE)")
+                 f"synset-as-distilled.safetensors, or --at COMMIT, a commit from before its blend (git log -- "
+                 f"{where})")
     device = pick_device(args.device)
     task = load_task(config["dataset"]).to(device)
     augment = config["eval_augment"]
@@ -117,6 +121,8 @@ def main() -> None:
         command += " --no-control"
     if args.as_distilled:
         command += f" --as-distilled {args.as_distilled}"
+    if args.at:
+        command += f" --at {args.at}"
     write_json({"name": f"teacher-sweep-{args.name}", "set": args.name, "eval_augment": augment or "none",
                 "eval_epochs": sgd.epochs, "n_eval_nets": args.nets, "blends": rows,
                 "chosen": {"weight": chosen["weight"], "temperature": chosen["temperature"]},

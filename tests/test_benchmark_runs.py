@@ -208,3 +208,51 @@ def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
         except Reached:
             checked += 1
     assert checked >= 100
+
+
+def test_every_teacher_sweep_in_the_readme_repeats_on_the_set_it_measured(monkeypatch):
+    """13 of the 16 recorded sweep commands were refused once their sets took their blends; the README's command
+    (table.sweep_command: --at the commit whose set a sweep measured) must reach its first network with that set:
+    the as-distilled labels' mean top probability is the sweep's first row's."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+
+    import pytest
+
+    if subprocess.run(["git", "cat-file", "-e", "a1bdaae7539b^{commit}"], cwd=BENCHMARKS).returncode != 0:
+        pytest.skip("needs the repository's history (a shallow clone lacks the sweeps' commits)")
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    sweep, table = importlib.import_module("teacher_sweep"), importlib.import_module("table")
+
+    class Reached(Exception):
+        pass
+
+    def first_network(synset, *_args):
+        probabilities = synset.target_probabilities()
+        raise Reached(probabilities.max(1).values.mean().item() if synset.labels.ndim == 2 else 1.0)
+
+    class NoData:
+        num_classes = 10
+
+        def to(self, _device):
+            return self
+
+    monkeypatch.setattr(sweep, "measure_on_splits", first_network)
+    monkeypatch.setattr(sweep, "load_task", lambda _name: NoData())
+    checked = 0
+    for path in sorted((BENCHMARKS / "results").glob("teacher-sweep-*.json")):
+        result = json.loads(path.read_text())
+        if table.outside_file_note(result):  # its set as distilled was never committed
+            continue
+        words = shlex.split(table.sweep_command(result))
+        monkeypatch.setattr(sys, "argv", words[words.index("benchmarks/teacher_sweep.py"):])
+        with pytest.raises(Reached) as reached:
+            sweep.main()
+        assert reached.value.args[0] == pytest.approx(result["blends"][0]["top_probability"], abs=1e-4), path.name
+        checked += 1
+    assert checked >= 15
+    common = importlib.import_module("common")
+    with pytest.raises(common.distill.DistillError, match="not a commit"):
+        common.committed_set("mnist-dc-ipc1", at="no-such-commit")
