@@ -72,22 +72,41 @@ def committed_set(name: str, at: str | None = None) -> tuple[dict, Path]:
         if not (results_file.is_file() and artifact.is_file()):
             sys.exit(f"{name}: needs benchmarks/results/{name}.json and benchmarks/artifacts/{name}.safetensors")
         return json.loads(results_file.read_text())["config"], artifact
+    config = json.loads(blob_at(at, results_file))["config"]
+    return config, file_at(at, artifact)
+
+
+def commit_of(at: str) -> str:
+    """The full hash `at` (a commit, tag or branch) names in this repository."""
     found = git_output("rev-parse", "--verify", "--quiet", f"{at}^{{commit}}")
     if found is None:
         raise distill.DistillError(f"--at {at}: not a commit of this repository")
-    commit = found.decode().strip()
-    blobs = {}
-    for path in (results_file, artifact):
-        where = path.relative_to(HERE.parent).as_posix()
-        blobs[path] = git_output("show", f"{commit}:{where}")
-        if blobs[path] is None:
-            raise distill.DistillError(f"--at {at}: commit {commit[:12]} has no {where}")
-    copy = HERE / "runs" / f"at-{commit[:12]}" / artifact.name
+    return found.decode().strip()
+
+
+def blob_at(at: str, path: Path) -> bytes:
+    """A repository file's bytes as committed at `at`."""
+    commit = commit_of(at)
+    try:
+        where = path.resolve().relative_to(HERE.parent).as_posix()
+    except ValueError:
+        raise distill.DistillError(f"--at {at}: {path} is not in the repository") from None
+    blob = git_output("show", f"{commit}:{where}")
+    if blob is None:
+        raise distill.DistillError(f"--at {at}: commit {commit[:12]} has no {where}")
+    return blob
+
+
+def file_at(at: str, path: Path) -> Path:
+    """A repository file as committed at `at`, copied (atomically) to benchmarks/runs/at-<commit>/ for the scripts
+    that read a path: a sweep or table recorded on a set that has changed since is repeated on the set it measured."""
+    blob = blob_at(at, path)
+    copy = HERE / "runs" / f"at-{commit_of(at)[:12]}" / path.name
     copy.parent.mkdir(parents=True, exist_ok=True)
     partial = copy.with_name(f".{copy.name}.partial")
-    partial.write_bytes(blobs[artifact])
+    partial.write_bytes(blob)
     os.replace(partial, copy)
-    return json.loads(blobs[results_file])["config"], copy
+    return copy
 
 
 def git_output(*args: str) -> bytes | None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import HERE, device_name, git_commit, positive_int, run_main
+from common import HERE, device_name, file_at, git_commit, positive_int, run_main
 
 import distill
 from distill.report import write_json
@@ -36,12 +36,14 @@ def main() -> None:
     parser.add_argument("--device", default=None)
     parser.add_argument("--replace", action="store_true", help="start a new table where the results file holds one "
                         "of another set or protocol (without it, that is refused: its rows would be lost)")
+    parser.add_argument("--at", default=None, metavar="COMMIT", help="measure FILE as committed at COMMIT (a "
+                        "table of a set that has since taken other labels keeps measuring the set it holds)")
     args = parser.parse_args()
     unknown = sorted(set(args.archs.split(",")) - set(ARCHS))
     if unknown:
         parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(ARCHS)}")
     try:
-        synset = distill.load(args.file)
+        synset = distill.load(file_at(args.at, args.file) if args.at else args.file)
     except distill.DistillError as exc:
         parser.error(str(exc))
     path, earlier, same = earlier_table(args)
@@ -117,6 +119,7 @@ def command_for(args: argparse.Namespace, arch: str | None = None) -> str:
     command += f" --augment {args.augment}" if args.augment else ""
     command += f" --epochs {args.epochs}" if args.epochs else ""
     command += f" --lr {args.lr:g}" if args.lr else ""
+    command += f" --at {args.at}" if args.at else ""
     return command
 
 

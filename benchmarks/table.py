@@ -154,11 +154,11 @@ def outside_file_note(result: dict) -> str:
             f"benchmarks/results/{result['name']}.json says how it was made)")
 
 
-def sweep_command(result: dict) -> str:
-    """A sweep's command that repeats it at HEAD: where its set has changed since (a teacher blend, a longer run), the
-    results file's `set_as_of` names the commit whose set it measured, and --at sweeps that one."""
+def pinned(command: str, result: dict) -> str:
+    """A recorded command that repeats its measurement at HEAD: where the set has changed since (a teacher blend, a
+    longer run), the results file's `set_as_of` names the commit whose set it measured, and --at measures that one."""
     at = result.get("set_as_of")
-    return f"{result['command']} --at {at[:12]}" if at and " --at " not in result["command"] else result["command"]
+    return f"{command} --at {at[:12]}" if at and " --at " not in command else command
 
 
 def teacher_table() -> str:
@@ -170,7 +170,7 @@ def teacher_table() -> str:
         r = json.loads(path.read_text())
         n = r["n_eval_nets"]
         for i, b in enumerate(r["blends"]):
-            command = (f"`{sweep_command(r)}`" + outside_file_note(r) if i == 0 else "″")
+            command = (f"`{pinned(r['command'], r)}`" + outside_file_note(r) if i == 0 else "″")
             top = f"{b['top_probability']:.3f}" if "top_probability" in b else "—"
             chosen = (b["weight"], b["temperature"]) == (r["chosen"]["weight"], r["chosen"]["temperature"])
             mark = "**" if chosen else ""
@@ -211,7 +211,7 @@ def cross_arch_table() -> str:
     for path in sorted((HERE / "results").glob("cross-arch-*.json")):
         r = json.loads(path.read_text())
         archs = list(r["archs"])
-        commands = dict.fromkeys(a.get("command", r["command"]) for a in r["archs"].values())
+        commands = dict.fromkeys(pinned(a.get("command", r["command"]), r) for a in r["archs"].values())
         epochs = r.get("epochs") or (300 if r["augment"] == "none" else 1000)
         marked = any(draws_mark(r["augment"], a) for a in r["archs"].values())
         labels = f"; {r['labels']}" if "labels" in r else ""

@@ -212,7 +212,7 @@ def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
 
 def test_every_teacher_sweep_in_the_readme_repeats_on_the_set_it_measured(monkeypatch):
     """13 of the 16 recorded sweep commands were refused once their sets took their blends; the README's command
-    (table.sweep_command: --at the commit whose set a sweep measured) must reach its first network with that set:
+    (table.pinned: --at the commit whose set a sweep measured) must reach its first network with that set:
     the as-distilled labels' mean top probability is the sweep's first row's."""
     import json
     import shlex
@@ -246,7 +246,7 @@ def test_every_teacher_sweep_in_the_readme_repeats_on_the_set_it_measured(monkey
         result = json.loads(path.read_text())
         if table.outside_file_note(result):  # its set as distilled was never committed
             continue
-        words = shlex.split(table.sweep_command(result))
+        words = shlex.split(table.pinned(result["command"], result))
         monkeypatch.setattr(sys, "argv", words[words.index("benchmarks/teacher_sweep.py"):])
         with pytest.raises(Reached) as reached:
             sweep.main()
