@@ -25,7 +25,8 @@ import json
 import sys
 
 import torch
-from common import HERE, committed_set, device_name, git_commit, measure_on_splits, positive_int, run_main
+from common import (HERE, committed_set, device_name, git_commit, measure_on_splits, positive_int, run_main,
+                    short_commit)
 
 import distill
 from distill.api import pick_device
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--at", default=None, metavar="COMMIT",
                         help="sweep the set (and its results file's evaluation) as committed at COMMIT")
     args = parser.parse_args()
+    args.at = short_commit(args.at)
     config, artifact = committed_set(args.name, args.at)
     augments = [a.strip().lower() for a in args.augments.split(",") if a.strip()]
     if own_augment(config) not in augments:

@@ -84,6 +84,11 @@ def commit_of(at: str) -> str:
     return found.decode().strip()
 
 
+def short_commit(at: str | None) -> str | None:
+    """`--at` as a script records it: the commit's hash, not a name that moves (HEAD~3, a branch)."""
+    return commit_of(at)[:12] if at else None
+
+
 def blob_at(at: str, path: Path) -> bytes:
     """A repository file's bytes as committed at `at`."""
     commit = commit_of(at)

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import HERE, device_name, file_at, git_commit, positive_int, run_main
+from common import HERE, device_name, file_at, git_commit, positive_int, run_main, short_commit
 
 import distill
 from distill.report import write_json
@@ -43,6 +43,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown network(s) {', '.join(unknown)}; choose from {', '.join(ARCHS)}")
     try:
+        args.at = short_commit(args.at)
         synset = distill.load(file_at(args.at, args.file) if args.at else args.file)
     except distill.DistillError as exc:
         parser.error(str(exc))

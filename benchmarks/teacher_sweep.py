@@ -29,7 +29,8 @@ import sys
 from pathlib import Path
 
 import torch
-from common import HERE, committed_set, device_name, git_commit, measure_on_splits, positive_int, run_main
+from common import (HERE, committed_set, device_name, git_commit, measure_on_splits, positive_int, run_main,
+                    short_commit)
 
 import distill
 from distill.api import pick_device
@@ -76,6 +77,7 @@ def main() -> None:
     parser.add_argument("--at", default=None, metavar="COMMIT",
                         help="sweep the set (and its results file's evaluation) as committed at COMMIT")
     args = parser.parse_args()
+    args.at = short_commit(args.at)
     config, artifact = committed_set(args.name, args.at)
     synset = distill.load(artifact)
     if args.as_distilled:
