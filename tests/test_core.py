@@ -290,6 +290,22 @@ def test_ema_resumes_exactly(tmp_path):
     assert not math.isclose(float(whole.images.detach().sum()), 1.0)  # the average, not the last state, was resumed
 
 
+def test_an_optimiser_state_entry_of_none_is_not_saved():
+    """torch 2.2 and 2.3's SGD without momentum stores `momentum_buffer: None` for every tensor; snapshots (the
+    divergence guard's, every 10 steps) and checkpoints crashed on it ("Could not infer dtype of NoneType")."""
+    from distill.loop import LoopConfig, _State
+
+    synset = SyntheticSet(torch.zeros(1, 1, 1, 1, requires_grad=True), torch.zeros(1, dtype=torch.long),
+                          {"num_classes": 2})
+    state = _State(synset, LoopConfig(optimizer="sgd", momentum=0.0))
+    image = synset.images
+    state.optimiser.state[image] = {"momentum_buffer": None}
+    saved = state.snapshot()
+    assert sorted(saved) == ["synset.images"]
+    state.restore(saved)
+    assert state.optimiser.state_dict()["state"] == {}
+
+
 def test_validation_curve_draws_a_results_files_history_that_has_no_losses(tmp_path):
     """A results file keeps only (step, validation) pairs; its curve is redrawn from them (a GPU session brings back
     no pictures), so the plot must not need the outer loss that a live run's history has."""

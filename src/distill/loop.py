@@ -111,6 +111,8 @@ class _State:
         out = {f"synset.{name}": tensor.detach() for name, tensor in self.synset.named_trainable().items()}
         for index, state in self.optimiser.state_dict()["state"].items():
             for name, value in state.items():
+                if value is None:  # torch 2.2-2.3's SGD keeps momentum_buffer None without momentum: nothing to save
+                    continue
                 out[f"adam.{index}.{name}"] = torch.as_tensor(value).detach()
         out.update({f"ema.{name}": tensor for name, tensor in self.ema.items()})
         return out
