@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import HERE, device_name, file_at, git_commit, positive_int, run_main, short_commit
+from common import HERE, commit_of, device_name, file_at, git_commit, positive_int, run_main, short_commit
 
 import distill
 from distill.report import write_json
@@ -49,10 +49,11 @@ def main() -> None:
         parser.error(str(exc))
     path, earlier, same = earlier_table(args)
     if earlier and not same and not args.replace:
-        parser.error(f"{path.relative_to(HERE.parent)} holds the table of {earlier.get('set')} with augment "
-                     f"{earlier.get('augment')}, {earlier.get('epochs')} epochs; measuring {set_key(args.file)} with "
-                     f"augment {args.augment or 'none'}, {args.epochs} epochs would drop its rows: use the same set "
-                     "and protocol, or pass --replace")
+        parser.error(f"{path.relative_to(HERE.parent)} holds the table of {earlier.get('set')}{as_of(earlier)} "
+                     f"with augment {earlier.get('augment')}, {earlier.get('epochs')} epochs; measuring "
+                     f"{set_key(args.file)}{as_of(table_key(args))} with augment {args.augment or 'none'}, "
+                     f"{args.epochs} epochs would drop its rows: use the same set and protocol (the table's --at "
+                     "included), or pass --replace")
     for arch in args.archs.split(","):
         began = time.perf_counter()
         result = distill.evaluate(synset, protocol="standard", arch=arch, n_nets=args.nets, device=args.device,
@@ -79,6 +80,8 @@ def save_row(args: argparse.Namespace, synset, arch: str, row: dict) -> None:
               "device": device_name(args.device or ("cuda" if torch.cuda.is_available() else "cpu")),
               "threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
               "git_commit": git_commit(), "command": command_for(args)}
+    if args.at:
+        result["set_as_of"] = commit_of(args.at)
     write_json(result, path)
 
 
@@ -93,13 +96,25 @@ def set_key(file: Path) -> str:
 
 
 def earlier_table(args: argparse.Namespace) -> tuple[Path, dict, bool]:
-    """The set's results file, the table it holds (empty if none), and whether that table is of this set and
-    protocol (so a new row joins it rather than replacing it)."""
+    """The set's results file, the table it holds (empty if none), and whether that table is of this set (as
+    committed at the same --at, if any) and protocol, so a new row joins it rather than replacing it."""
     path = HERE / "results" / f"cross-arch-{args.file.name.removesuffix('.safetensors')}.json"
     earlier = json.loads(path.read_text()) if path.is_file() else {}
-    same = (earlier.get("set"), earlier.get("augment"), earlier.get("epochs")) == (
-        set_key(args.file), args.augment or "none", args.epochs)
-    return path, earlier, same
+    return path, earlier, table_key(earlier) == table_key(args)
+
+
+def table_key(table: dict | argparse.Namespace) -> dict:
+    """What a table's rows share, from a results file's table or from this run's arguments: the set (and the commit
+    it was read at, `set_as_of`, where it is not the working tree's), the augmentation and the epochs."""
+    if isinstance(table, dict):
+        return {"set": table.get("set"), "set_as_of": table.get("set_as_of"), "augment": table.get("augment"),
+                "epochs": table.get("epochs")}
+    return {"set": set_key(table.file), "set_as_of": commit_of(table.at) if table.at else None,
+            "augment": table.augment or "none", "epochs": table.epochs}
+
+
+def as_of(key: dict) -> str:
+    return f" as committed at {key['set_as_of'][:12]}" if key.get("set_as_of") else ""
 
 
 def labels_of(synset) -> str:

@@ -1,6 +1,7 @@
 """benchmarks/common.py's run_setting, the one place every named benchmark writes its results and its set."""
 
 import importlib
+import json
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -80,6 +81,18 @@ def test_cross_arch_never_drops_a_committed_tables_rows():
                    "--archs", "mlp", "--nets", "1", "--augment", "dsa", "--epochs", "100")
     assert done.returncode == 2 and "would drop its rows" in done.stderr
     assert "holds the table of benchmarks/artifacts/mnist-frepo-ipc10.safetensors" in done.stderr  # one name
+    assert table.read_bytes() == before
+
+
+def test_cross_arch_keeps_a_table_of_a_set_as_committed_earlier_apart_from_the_set_now():
+    """The MNIST MTT table measures the set before it took teacher labels (--at): a row of today's set, with the
+    table's own protocol, would have joined it unmarked."""
+    table = BENCHMARKS / "results" / "cross-arch-mnist-mtt-ipc10.json"
+    before = table.read_bytes()
+    assert json.loads(before)["set_as_of"].startswith("d23865f")
+    done = _script(BENCHMARKS / "cross_arch.py", "benchmarks/artifacts/mnist-mtt-ipc10.safetensors", "--archs", "mlp",
+                   "--nets", "1", "--augment", "dsa", "--epochs", "300", "--lr", "0.01")
+    assert done.returncode == 2 and "as committed at d23865f" in done.stderr and "would drop its rows" in done.stderr
     assert table.read_bytes() == before
 
 
