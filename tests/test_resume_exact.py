@@ -125,3 +125,18 @@ def test_cached_full_data_networks_keep_the_networks_parameter_order(digits, tmp
     cached = trained_network(digits, "convnet", 0, recipe, progress=False)
     assert list(cached) == list(trained) and list(trained) != sorted(trained)
     assert all(torch.equal(trained[k], cached[k]) for k in trained)
+
+
+def test_an_unwritable_network_cache_warns_and_the_run_keeps_its_network(digits, tmp_path, monkeypatch):
+    """DISTILL_CACHE in a folder nothing can be written to (a read-only home) used to end a run with a traceback
+    after the whole distillation, when the full-data network was saved; the cache only saves time."""
+    from distill.train import SGDConfig, trained_network
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DISTILL_CACHE", str(blocker / "models"))
+    recipe = SGDConfig(epochs=1, batch_size=256, lr=0.01, cosine=True, decay_at_half=False)
+    with pytest.warns(UserWarning, match="not cached and will be trained again"):
+        trained = trained_network(digits, "lenet", 0, recipe, progress=False)
+    assert trained and all(torch.isfinite(v).all() for v in trained.values())
+    assert blocker.read_text() == "not a folder" and sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]

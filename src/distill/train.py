@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +21,9 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from distill.errors import DistillError
 from distill.models import no_grad_in_chunks
+from distill.synset import _atomic_write
 
 Params = dict[str, torch.Tensor]
 
@@ -278,8 +281,10 @@ def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, i
     params = init_params(model, generator, scheme, device=task.train_x.device)
     label = f"train {arch} on full {task.spec.name} (seed {seed})" if progress else None
     params = train_sgd(model, params, task.train_x, task.train_y, config, generator, progress=label)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.cpu().contiguous() for k, v in params.items()}, str(tmp))
-    os.replace(tmp, path)
+    tensors = {k: v.cpu().contiguous() for k, v in params.items()}
+    try:  # through a temporary file of its own: two runs training the same network never share one
+        _atomic_write(path, lambda name: save_file(tensors, name))
+    except DistillError as exc:  # the cache only saves time: an unwritable one must not cost the run
+        warnings.warn(f"{exc}: the full-data network is not cached and will be trained again next time (set "
+                      "DISTILL_CACHE to a folder that can be written)", stacklevel=2)
     return params
