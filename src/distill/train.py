@@ -281,10 +281,16 @@ def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, i
     params = init_params(model, generator, scheme, device=task.train_x.device)
     label = f"train {arch} on full {task.spec.name} (seed {seed})" if progress else None
     params = train_sgd(model, params, task.train_x, task.train_y, config, generator, progress=label)
-    tensors = {k: v.cpu().contiguous() for k, v in params.items()}
-    try:  # through a temporary file of its own: two runs training the same network never share one
-        _atomic_write(path, lambda name: save_file(tensors, name))
-    except DistillError as exc:  # the cache only saves time: an unwritable one must not cost the run
-        warnings.warn(f"{exc}: the full-data network is not cached and will be trained again next time (set "
-                      "DISTILL_CACHE to a folder that can be written)", stacklevel=2)
+    save_cached(path, {k: v.cpu().contiguous() for k, v in params.items()}, "the full-data network")
     return params
+
+
+def save_cached(path: Path, tensors: dict[str, torch.Tensor], what: str, metadata: dict | None = None) -> None:
+    """Keep trained networks under cache_root(): through a temporary file of its own (two runs training the same
+    network never share one), and only a warning where the cache cannot be written, since it only saves time and
+    an unwritable one (a read-only home) must not cost the run that trained them."""
+    try:
+        _atomic_write(path, lambda name: save_file(tensors, name, metadata=metadata))
+    except DistillError as exc:
+        warnings.warn(f"{exc}: {what} is not cached and will be trained again next time (set DISTILL_CACHE to a "
+                      "folder that can be written)", stacklevel=2)
