@@ -96,12 +96,14 @@ def run(
                                              help="Learn a rate per step and per parameter tensor (dd), or one per "
                                                   "step (default)."),
     learn_labels: Optional[bool] = typer.Option(None, "--learn-labels/--hard-labels",
-                                                help="Learn soft labels too, saved as probabilities (dd)."),
+                                                help="Learn soft labels too, saved as probabilities (dd, frepo, "
+                                                     "unroll)."),
     lr_labels: Optional[float] = typer.Option(None, help="Step size for the label logits (--learn-labels)."),
     optimizer: Optional[str] = typer.Option(None, help="Outer optimiser: adam or sgd (with --momentum)."),
     momentum: Optional[float] = typer.Option(None, help="Momentum of the sgd outer optimiser."),
     decay_every: Optional[int] = typer.Option(None, help="Halve the step sizes every N steps (0: never)."),
-    real_batch: Optional[int] = typer.Option(None, help="Real images per outer step (dd)."),
+    real_batch: Optional[int] = typer.Option(None, help="Real images per outer step (dd, unroll; the other "
+                                                        "methods take --opt real_batch=N)."),
     nets_per_step: Optional[int] = typer.Option(None, help="Networks sampled per outer step (dd)."),
     opt: list[str] = typer.Option([], "--opt", help="A method's own option, key=value (repeatable), e.g. "
                                                     "--opt real_batch=128 for dm."),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, Protocol
 
 import torch
@@ -19,7 +20,8 @@ class Method(Protocol):
     - `learns_schedule` (default True): whether its sets carry learned per-step learning rates (`dd`, `attack`), or
       are plain images trained with the standard protocol (`dc`, `dm`, `mtt` ...);
     - `Options`: a dataclass of its own hyperparameters, filled from `DistillConfig.options` (`--opt key=value`),
-      so a new method adds its knobs without touching the shared configuration;
+      so a new method adds its knobs without touching the shared configuration; its `check(method)` refuses values
+      out of range (with `check_count` / `check_positive`), so a bad one is one line before any data loads;
     - `finish(synset)`: called once after the loop, to move what it learned beyond the images into the metadata;
     - `state_dict()` / `load_state_dict(tensors)`: state carried from step to step (an online pool of networks),
       saved in checkpoints so a resumed run continues exactly.
@@ -83,7 +85,27 @@ def parse_options(factory: Callable[..., Method], options: dict) -> object | Non
             values[key] = kind(raw) if kind is not bool else str(raw).lower() in ("1", "true", "yes", "on")
         except (TypeError, ValueError):
             raise DistillError(f"option {key}={raw!r} of method {factory.name!r} must be a {kind.__name__}") from None
-    return spec(**values)
+    parsed = spec(**values)
+    if hasattr(parsed, "check"):  # ranges too: DistillConfig.validate calls this, so before any data or network
+        parsed.check(factory.name)
+    return parsed
+
+
+def check_count(method: str, name: str, value: int, zero: str = "") -> None:
+    """A count option (images, steps, networks, epochs) must be at least 1: zero or a negative one would crash deep
+    in a run or, as a slice bound, silently take another number. `zero` names what 0 means where it has a meaning
+    (a default, "all of them"), and then 0 is accepted."""
+    if zero and value < 0:
+        raise DistillError(f"{method}: --opt {name} must be 0 ({zero}) or more, got {value}")
+    if not zero and value < 1:
+        raise DistillError(f"{method}: --opt {name} must be at least 1, got {value}")
+
+
+def check_positive(method: str, name: str, value: float) -> None:
+    """A step size, strength or scale option must be finite and above 0: nan, inf, 0 or a negative one would train
+    nothing, diverge or fail far into a run."""
+    if not (math.isfinite(value) and value > 0):
+        raise DistillError(f"{method}: --opt {name} must be positive and finite, got {value}")
 
 
 def learns_schedule(name: str) -> bool:

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from distill.augment import augmentation_for
 from distill.data import Task
-from distill.methods import ClassSampler, parse_options, register_method
+from distill.methods import ClassSampler, check_count, check_positive, parse_options, register_method
 from distill.models import create_model, in_model_order, init_params
 from distill.synset import SyntheticSet
 from distill.train import SGDConfig, train_sgd
@@ -41,6 +41,15 @@ class DCOptions:
     lr_net: float = 0.01  # SGD step size of the network trained between image updates
     train_batch: int = 256
     augment: str = "none"  # "dsa": siamese augmentation (that is the `dsa` method), "none", or a strategy string
+
+    def check(self, method: str) -> None:
+        """Refuse counts below 1 (the loop lengths may be 0, the paper's value) and a step size that is not a
+        positive number, before any data loads."""
+        check_count(method, "real_batch", self.real_batch)
+        check_count(method, "outer_loop", self.outer_loop, zero="the paper's value for this ipc")
+        check_count(method, "inner_loop", self.inner_loop, zero="the paper's value for this ipc")
+        check_positive(method, "lr_net", self.lr_net)
+        check_count(method, "train_batch", self.train_batch)
 
 
 def gradient_distance(real: list[torch.Tensor], syn: list[torch.Tensor]) -> torch.Tensor:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
-from distill.methods import ClassSampler, parse_options, register_method
+from distill.methods import ClassSampler, check_count, parse_options, register_method
 from distill.models import create_model, embed, init_params, no_grad_in_chunks
 from distill.synset import SyntheticSet
 
@@ -24,6 +24,10 @@ from distill.synset import SyntheticSet
 class DMOptions:
     real_batch: int = 256  # real images per class per step (the paper's batch_real)
     augment: str = "dsa"  # "dsa" (the dataset's DSA strategy), "none", or an explicit strategy like "crop_scale"
+
+    def check(self, method: str) -> None:
+        """Refuse a real batch below 1 before any data loads (0 crashed the loss, a negative one sliced off images)."""
+        check_count(method, "real_batch", self.real_batch)
 
 
 @register_method("dm")

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from distill.augment import augmentation_for
 from distill.data import Task
 from distill.errors import DistillError
-from distill.methods import parse_options, register_method
+from distill.methods import check_count, check_positive, parse_options, register_method
 from distill.models import create_model, embed, in_model_order, init_params, no_grad_in_chunks
 from distill.synset import SyntheticSet
 from distill.teacher import teacher_network
@@ -65,6 +65,21 @@ class FRePoOptions:
     # CPU emulates bfloat16, 14 times slower a step than float32) the batch runs in float32 with a warning: the
     # option only ever trades speed, never what the set learns
 
+    def check(self, method: str) -> None:
+        """Refuse counts below 1, more networks a step than the pool holds, rates, strengths and scales that are not
+        positive numbers, and unknown choices, before any data loads or the teacher trains."""
+        for key, allowed in (("loss", LOSSES), ("real_dtype", REAL_DTYPES), ("real_targets", REAL_TARGETS)):
+            value = getattr(self, key)
+            if value not in allowed:
+                raise DistillError(f"{method}: --opt {key} must be one of {', '.join(allowed)}, got {value!r}")
+        for name in ("pool_size", "online_steps", "real_batch"):
+            check_count(method, name, getattr(self, name))
+        if not 1 <= self.nets_per_step <= self.pool_size:
+            raise DistillError(f"{method}: --opt nets_per_step must be between 1 and pool_size "
+                               f"({self.pool_size}), got {self.nets_per_step}")
+        for name in ("model_lr", "ridge", "ce_scale", "teacher_temperature"):
+            check_positive(method, name, getattr(self, name))
+
 
 @register_method("frepo")
 class FeatureRegression:
@@ -78,16 +93,6 @@ class FeatureRegression:
         self.options: FRePoOptions = parse_options(type(self), config.options)
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
-        for key, allowed in (("loss", LOSSES), ("real_dtype", REAL_DTYPES), ("real_targets", REAL_TARGETS)):
-            value = getattr(self.options, key)
-            if value not in allowed:
-                raise DistillError(f"frepo: --opt {key} must be one of {', '.join(allowed)}, got {value!r}")
-        if not 1 <= self.options.nets_per_step <= self.options.pool_size:
-            raise DistillError(f"frepo: --opt nets_per_step must be between 1 and pool_size "
-                               f"({self.options.pool_size}), got {self.options.nets_per_step}")
-        if not self.options.teacher_temperature > 0:
-            raise DistillError("frepo: --opt teacher_temperature must be positive, "
-                               f"got {self.options.teacher_temperature}")
         self.task = task
         self.real_bfloat16 = self.options.real_dtype == "bfloat16" and native_bfloat16(task.train_x.device)
         # what the run actually did where it differs from what was asked (recorded in the run's results)

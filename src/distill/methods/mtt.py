@@ -24,7 +24,8 @@ from torch.nn import functional as F
 
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
-from distill.methods import parse_options, register_method
+from distill.errors import DistillError
+from distill.methods import check_count, check_positive, parse_options, register_method
 from distill.models import create_model, in_model_order, init_params
 from distill.synset import SyntheticSet
 from distill.train import Params, SGDConfig, cache_root, train_sgd
@@ -42,6 +43,19 @@ class MTTOptions:
     expert_lr: float = 0.01
     expert_batch: int = 256
     augment: str = "dsa"
+
+    def check(self, method: str) -> None:
+        """Refuse counts below 1 (the start epoch may be 0, the synthetic batch 0 for all images), a step size that is
+        not a positive number, and start epochs whose target lies past the trajectory's end, before any expert
+        trains."""
+        for name in ("experts", "expert_epochs", "train_epochs", "syn_steps", "expert_batch"):
+            check_count(method, name, getattr(self, name))
+        check_count(method, "max_start_epoch", self.max_start_epoch, zero="always start at the initialisation")
+        check_count(method, "syn_batch", self.syn_batch, zero="all the synthetic images")
+        check_positive(method, "expert_lr", self.expert_lr)
+        if self.max_start_epoch + self.expert_epochs > self.train_epochs:
+            raise DistillError(f"{method}: --opt max_start_epoch + expert_epochs ({self.max_start_epoch} + "
+                               f"{self.expert_epochs}) must not exceed train_epochs ({self.train_epochs})")
 
 
 def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MTTOptions, augment: DSA | None,
@@ -87,10 +101,6 @@ class TrajectoryMatching:
     def __init__(self, config):
         self.config = config
         self.options: MTTOptions = parse_options(type(self), config.options)
-        if self.options.max_start_epoch + self.options.expert_epochs > self.options.train_epochs:
-            from distill.errors import DistillError  # noqa: PLC0415
-
-            raise DistillError("mtt: max_start_epoch + expert_epochs must not exceed train_epochs")
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         self.task = task
