@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch.func import functional_call
 from torch.nn import functional as F
 
@@ -28,7 +27,7 @@ from distill.errors import DistillError
 from distill.methods import check_count, check_positive, parse_options, register_method
 from distill.models import create_model, in_model_order, init_params
 from distill.synset import SyntheticSet
-from distill.train import Params, SGDConfig, cache_root, train_sgd
+from distill.train import Params, SGDConfig, cache_root, save_cached, train_sgd
 
 
 @dataclass(frozen=True)
@@ -83,11 +82,8 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
         params = train_sgd(model, params, task.train_x, task.train_y, sgd, generator, augment=augment,
                            progress=label if progress else None)
         trajectory.append(params)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    save_file({f"e{e}.{k}": v.cpu().contiguous() for e, p in enumerate(trajectory) for k, v in p.items()}, str(tmp),
-              metadata={"key": key_src})
-    os.replace(tmp, path)
+    save_cached(path, {f"e{e}.{k}": v.cpu().contiguous() for e, p in enumerate(trajectory) for k, v in p.items()},
+                f"expert {seed}'s trajectory", metadata={"key": key_src})
     return trajectory
 
 
