@@ -25,7 +25,8 @@ from distill.augment import DSA, augmentation_for, augmentation_label
 from distill.data import Task
 from distill.errors import DistillError
 from distill.models import DEFAULT_INIT, create_model, init_params
-from distill.synset import SyntheticSet
+from distill.presets import canonical_names
+from distill.synset import SyntheticSet, check_not_poison, check_set
 from distill.train import SGDConfig, accuracy, full_data_config, train_sgd, train_with_schedule, trained_network
 
 PROTOCOLS = ("auto", "fixed", "schedule", "standard")
@@ -71,7 +72,11 @@ class EvalResult:
 
 
 def resolve_protocol(synset: SyntheticSet, protocol: str) -> str:
-    """`auto` picks the setting the set was distilled for: its fixed network, its schedule, or standard SGD."""
+    """`auto` picks the setting the set was distilled for: its fixed network, its schedule, or standard SGD. The
+    set is checked first, as `load` checks a file (a set made in memory may not have been), and a poison is refused:
+    every evaluation starts here, so nothing is refused only after the data is read or deep inside training."""
+    check_set(synset, "the set to evaluate")
+    check_not_poison(synset, "fresh networks trained on it measure nothing")
     if protocol not in PROTOCOLS:
         raise DistillError(f"unknown protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
     if synset.meta.get("lr_role") == "standard":
@@ -148,14 +153,17 @@ def evaluate_set(
     if augmentation is not None and protocol != "standard":
         raise DistillError("augmentation applies to the standard protocol only")
     sgd = sgd or standard_sgd(synset, augment)
-    arch = arch or synset.meta.get("arch", "convnet")
-    if protocol in ("fixed", "schedule") and arch != synset.meta.get("arch"):
-        raise DistillError(f"the learned schedule belongs to {synset.meta.get('arch')}; evaluate other networks "
+    arch = canonical_names({"arch": arch or synset.meta["arch"]})["arch"]  # `LeNet` is lenet, before any comparison
+    device = task.test_x.device
+    model = create_model(arch, task.image_shape, task.num_classes).to(device)  # an unknown name is refused here
+    own_network = arch == synset.meta["arch"]
+    if protocol in ("fixed", "schedule") and not own_network:
+        raise DistillError(f"the learned schedule belongs to {synset.meta['arch']}; evaluate other networks "
                            "with --protocol standard")
     _check_n_nets(n_nets)
-    scheme = init_scheme or synset.meta.get("init_scheme") or DEFAULT_INIT.get(arch, "default")
-    device = task.test_x.device
-    model = create_model(arch, task.image_shape, task.num_classes).to(device)
+    # the set's initialiser is the one of the network it was distilled with; another network starts as it would
+    # anywhere else (LeNet xavier, ConvNet PyTorch's default), or a cross-architecture row would measure the pairing
+    scheme = init_scheme or (synset.meta.get("init_scheme") if own_network else None) or DEFAULT_INIT[arch]
     runs = 1 if protocol == "fixed" else n_nets
     accuracies, val_accuracies = [], []
     began = time.perf_counter()

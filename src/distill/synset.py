@@ -24,8 +24,8 @@ from safetensors.torch import load_file, save_file
 from distill.errors import DistillError
 
 FORMAT = "distill.synset/1"
-REQUIRED_META = ("format", "dataset", "num_classes", "image_shape", "mean", "std", "method", "arch", "ipc", "steps",
-                 "epochs", "init")
+REQUIRED_META = ("dataset", "num_classes", "image_shape", "mean", "std", "method", "arch", "ipc", "steps", "epochs",
+                 "init")  # besides "format", which only a file has
 JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "steps", "epochs", "config", "results",
              "class_names", "attack", "teacher_labels", "started_from")
 
@@ -140,11 +140,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def save(synset: SyntheticSet, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write `synset` to a .safetensors file atomically; refuses to replace an existing file unless `overwrite`."""
+    """Write `synset` to a .safetensors file atomically; refuses to replace an existing file unless `overwrite`, and
+    refuses a set `load` would refuse (`check_set`) before writing anything, so no file is made that cannot be read."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise DistillError(f"{path} exists; pass --force (overwrite=True) to replace it")
     s = synset.detached()
+    check_set(s, f"cannot save {path}")
     tensors = {"images": s.images.float().cpu().contiguous(), "labels": s.labels.cpu().contiguous()}
     if s.log_lrs is not None:
         tensors["lrs"] = s.log_lrs.exp().float().cpu().contiguous()
@@ -179,9 +181,9 @@ def _read_raw(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, header
 
 
-def _check(condition: bool, path: Path, message: str) -> None:
+def _check(condition: bool, where: str | os.PathLike, message: str) -> None:
     if not condition:
-        raise DistillError(f"{path}: {message}")
+        raise DistillError(f"{where}: {message}")
 
 
 def load(path: str | os.PathLike) -> SyntheticSet:
@@ -190,8 +192,6 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     tensors, header = _read_raw(path)
     _check(header.get("format") == FORMAT, path, f"not a distill synthetic set (format {header.get('format')!r}, "
                                                  f"expected {FORMAT!r})")
-    missing = [k for k in REQUIRED_META if k not in header]
-    _check(not missing, path, f"header lacks {', '.join(missing)}")
     meta: dict = {}
     for key, value in header.items():
         if key == "format":
@@ -204,58 +204,89 @@ def load(path: str | os.PathLike) -> SyntheticSet:
         else:
             meta[key] = value
     _check("images" in tensors and "labels" in tensors, path, "needs tensors 'images' and 'labels'")
-    images, labels = tensors["images"], tensors["labels"]
+    lrs = tensors.get("lrs")
+    init = {k[len("init."):]: v for k, v in tensors.items() if k.startswith("init.")}
+    synset = SyntheticSet(tensors["images"], tensors["labels"], meta, None if lrs is None else tensors.get("step"),
+                          None if lrs is None else lrs.log(), init or None)
+    check_set(synset, path)
+    unknown = set(tensors) - {"images", "labels", "lrs", "step"} - {f"init.{k}" for k in init}
+    _check(not unknown, path, f"unexpected tensors {sorted(unknown)}")
+    return synset
+
+
+def _as_stored(meta: dict, where: str | os.PathLike) -> dict:
+    """`meta` as a file's header gives it back: its JSON fields through JSON (a tuple comes back a list), so that a
+    set in memory is judged by what its file would hold."""
+    try:
+        return {k: json.loads(json.dumps(v)) if k in JSON_META else v for k, v in meta.items()}
+    except (TypeError, ValueError) as exc:
+        raise DistillError(f"{where}: a header field cannot be stored as JSON ({exc})") from None
+
+
+def check_set(synset: SyntheticSet, where: str | os.PathLike = "the set") -> None:
+    """Everything a set must satisfy to be trained on, one `DistillError` naming the first problem (after `where`, a
+    file's path or what was being done). `load` runs it on what it read, `save` before writing (so it never writes a
+    file `load` refuses) and evaluation before training (so a hand-made set with a label out of range or images of
+    the wrong size is one line, not an IndexError or a shape mismatch deep inside training)."""
+    meta = _as_stored(synset.meta, where)
+    missing = [k for k in REQUIRED_META if k not in meta]
+    _check(not missing, where, f"header (meta) lacks {', '.join(missing)}")
+    images, labels = synset.images.detach(), synset.labels.detach()
     shape = meta["image_shape"]
     num_classes = meta["num_classes"]
-    _check(isinstance(num_classes, int) and num_classes >= 2, path, "num_classes must be an integer >= 2")
-    _check(isinstance(shape, list) and len(shape) == 3, path, "image_shape must be [C, H, W]")
-    _check_header(meta, path)
-    _check(images.dtype == torch.float32 and images.ndim == 4 and list(images.shape[1:]) == shape, path,
-           f"images have shape {list(images.shape)} ({images.dtype}), expected float32 [N, {', '.join(map(str, shape))}]")
+    _check(isinstance(num_classes, int) and num_classes >= 2, where, "num_classes must be an integer >= 2")
+    _check(isinstance(shape, list) and len(shape) == 3, where, "image_shape must be [C, H, W]")
+    _check_header(meta, where)
+    _check(images.dtype == torch.float32 and images.ndim == 4 and list(images.shape[1:]) == shape, where,
+           f"images have shape {list(images.shape)} ({images.dtype}), "
+           f"expected float32 [N, {', '.join(map(str, shape))}]")
     n = images.shape[0]
-    _check(n > 0, path, "holds no images")
+    _check(n > 0, where, "holds no images")
     per_set = meta["ipc"] * num_classes * meta["steps"]
-    _check(n == per_set, path, f"holds {n} images, but ipc x classes x steps = {meta['ipc']} x {num_classes} x "
-                               f"{meta['steps']} = {per_set}")
-    _check(bool(torch.isfinite(images).all()), path, "images contain NaN or infinity")
+    _check(n == per_set, where, f"holds {n} images, but ipc x classes x steps = {meta['ipc']} x {num_classes} x "
+                                f"{meta['steps']} = {per_set}")
+    _check(bool(torch.isfinite(images).all()), where, "images contain NaN or infinity")
     if labels.ndim == 1:
-        _check(labels.dtype == torch.int64 and labels.shape[0] == n, path, f"labels must be int64 [{n}]")
-        _check(bool(((labels >= 0) & (labels < num_classes)).all()), path, f"labels outside 0..{num_classes - 1}")
+        _check(labels.dtype == torch.int64 and labels.shape[0] == n, where, f"labels must be int64 [{n}]")
+        _check(bool(((labels >= 0) & (labels < num_classes)).all()), where, f"labels outside 0..{num_classes - 1}")
     else:
-        _check(labels.dtype == torch.float32 and list(labels.shape) == [n, num_classes], path,
+        _check(labels.dtype == torch.float32 and list(labels.shape) == [n, num_classes], where,
                f"soft labels must be float32 [{n}, {num_classes}], got {list(labels.shape)}")
-        _check(bool((labels >= 0).all()) and bool(torch.allclose(labels.sum(1), torch.ones(n), atol=1e-3)), path,
+        _check(bool((labels >= 0).all()) and bool(torch.allclose(labels.sum(1), torch.ones_like(labels[:, 0]),
+                                                                 atol=1e-3)), where,
                "soft labels must be probabilities (non-negative rows summing to 1)")
-    steps, epochs = int(meta["steps"]), int(meta["epochs"])
-    log_lrs = step = None
-    if "lrs" in tensors:
-        lrs, step = tensors["lrs"], tensors.get("step")
-        _check(lrs.ndim in (1, 2) and lrs.shape[0] == steps * epochs, path,
+    steps, epochs = meta["steps"], meta["epochs"]
+    if synset.log_lrs is not None:
+        lrs, step = synset.lrs.detach(), synset.step
+        _check(lrs.ndim in (1, 2) and lrs.shape[0] == steps * epochs, where,
                f"lrs must have steps x epochs = {steps * epochs} rows, got {list(lrs.shape)}")
         if lrs.ndim == 2:
             columns = _parameter_count(meta)
-            _check(lrs.shape[1] == columns, path,
+            _check(lrs.shape[1] == columns, where,
                    f"per-layer lrs need one column per parameter tensor of a {meta['arch']} "
                    f"({columns}), got {lrs.shape[1]}")
-        _check(bool(torch.isfinite(lrs).all()) and bool((lrs > 0).all()), path, "lrs must be positive and finite")
-        _check(step is not None and step.dtype == torch.int64 and list(step.shape) == [n], path,
+        _check(bool(torch.isfinite(lrs).all()) and bool((lrs > 0).all()), where, "lrs must be positive and finite")
+        _check(step is not None and step.dtype == torch.int64 and list(step.shape) == [n], where,
                f"a set with lrs needs 'step' int64 [{n}]")
-        _check(bool(((step >= 0) & (step < steps)).all()), path, f"step values outside 0..{steps - 1}")
-        log_lrs = lrs.log()
-    init = {k[len("init."):]: v for k, v in tensors.items() if k.startswith("init.")}
-    if init:
-        _check_init(init, meta, path)
+        _check(bool(((step >= 0) & (step < steps)).all()), where, f"step values outside 0..{steps - 1}")
+    if synset.init_params:
+        _check_init(synset.init_params, meta, where)
     if meta["init"] == "fixed":
-        _check(bool(init), path, "init is 'fixed' but the file stores no init.* network")
-    unknown = set(tensors) - {"images", "labels", "lrs", "step"} - {f"init.{k}" for k in init}
-    _check(not unknown, path, f"unexpected tensors {sorted(unknown)}")
-    return SyntheticSet(images, labels, meta, step, log_lrs, init or None)
+        _check(bool(synset.init_params), where, "init is 'fixed' but the set stores no initial network (init.*)")
+
+
+def check_not_poison(synset: SyntheticSet, consequence: str) -> None:
+    """Refuse a poison (init `loaded`, made by `distill attack`) where a set to train on is expected: it is made to be
+    applied to networks already trained, so `consequence` (what doing it anyway would give) says why it is refused."""
+    if synset.meta.get("init") == "loaded":
+        raise DistillError(f"this set is a poison (init 'loaded') for networks already trained: {consequence}; "
+                           "`distill show` prints its measured effect, `distill attack` crafts and measures a new one")
 
 
 INIT_MODES = ("fixed", "random", "loaded")  # loaded: an attack's poison, applied to networks already trained
 
 
-def _check_header(meta: dict, path: Path) -> None:
+def _check_header(meta: dict, where: str | os.PathLike) -> None:
     """The header's fields hold values a set can have and agree with the dataset it names, so that a tampered or
     foreign file is refused here in one line, not later by a network of the wrong shape or a traceback."""
     from distill.data import get_spec  # noqa: PLC0415
@@ -265,27 +296,27 @@ def _check_header(meta: dict, path: Path) -> None:
     try:
         spec = get_spec(str(meta["dataset"]))
     except DistillError:
-        raise DistillError(f"{path}: made from an unknown dataset, {meta['dataset']!r}") from None
+        raise DistillError(f"{where}: made from an unknown dataset, {meta['dataset']!r}") from None
     expected_shape = [spec.channels, spec.size, spec.size]
-    _check(meta["num_classes"] == len(spec.class_names) and meta["image_shape"] == expected_shape, path,
+    _check(meta["num_classes"] == len(spec.class_names) and meta["image_shape"] == expected_shape, where,
            f"{spec.name} has {len(spec.class_names)} classes of {expected_shape} images; the header says "
            f"{meta['num_classes']} classes of {meta['image_shape']}")
     for key in ("ipc", "steps", "epochs"):
         value = meta[key]
-        _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, path,
+        _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, where,
                f"{key} must be a whole number of at least 1, got {value!r}")
-    _check(meta["method"] in METHODS, path, f"unknown method {meta['method']!r}")
-    _check(meta["arch"] in MODELS, path, f"unknown network {meta['arch']!r}")
-    _check(meta["init"] in INIT_MODES, path, f"init must be one of {', '.join(INIT_MODES)}, got {meta['init']!r}")
+    _check(meta["method"] in METHODS, where, f"unknown method {meta['method']!r}")
+    _check(meta["arch"] in MODELS, where, f"unknown network {meta['arch']!r}")
+    _check(meta["init"] in INIT_MODES, where, f"init must be one of {', '.join(INIT_MODES)}, got {meta['init']!r}")
     for key in ("mean", "std"):
         value = meta[key]
         _check(isinstance(value, list) and len(value) == spec.channels
                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value),
-               path, f"{key} must be {spec.channels} number(s), one per channel, got {value!r}")
-    _check(all(v > 0 for v in meta["std"]), path, "std must be positive")
+               where, f"{key} must be {spec.channels} number(s), one per channel, got {value!r}")
+    _check(all(v > 0 for v in meta["std"]), where, "std must be positive")
     names = meta.get("class_names")
     _check(names is None or (isinstance(names, list) and len(names) == meta["num_classes"]
-                             and all(isinstance(n, str) for n in names)), path,
+                             and all(isinstance(n, str) for n in names)), where,
            f"class_names must be {meta['num_classes']} names, got {names!r}")
 
 
@@ -305,12 +336,12 @@ def _parameter_count(meta: dict) -> int:
     return len(list(model.parameters()))
 
 
-def _check_init(init: dict[str, torch.Tensor], meta: dict, path: Path) -> None:
+def _check_init(init: dict[str, torch.Tensor], meta: dict, where: str | os.PathLike) -> None:
     """The stored initial network must be exactly the parameters of the named architecture."""
     expected = {k: list(v.shape) for k, v in _network(meta).named_parameters()}
     got = {k: list(v.shape) for k, v in init.items()}
-    _check(expected == got, path, f"stored init network does not match a {meta['arch']} for this data")
-    _check(all(bool(torch.isfinite(v).all()) for v in init.values()), path, "init network has NaN or infinity")
+    _check(expected == got, where, f"stored init network does not match a {meta['arch']} for this data")
+    _check(all(bool(torch.isfinite(v).all()) for v in init.values()), where, "init network has NaN or infinity")
 
 
 def describe(synset: SyntheticSet) -> dict:

@@ -27,7 +27,7 @@ from torch.func import functional_call
 from distill.data import Task
 from distill.errors import DistillError
 from distill.models import create_model, no_grad_in_chunks
-from distill.synset import SyntheticSet
+from distill.synset import SyntheticSet, check_not_poison
 from distill.train import Params, full_data_config, trained_network
 
 
@@ -55,7 +55,10 @@ def teacher_probabilities(synset: SyntheticSet, task: Task, temperature: float, 
 
 
 def check_not_blended(synset: SyntheticSet) -> None:
-    """Refuse a set whose labels already hold teacher predictions: blending again would count the teacher twice."""
+    """Refuse a set the teacher must not relabel: one whose labels already hold teacher predictions (blending again
+    would count the teacher twice), or a poison, whose labels are the attack (`distill relabel` and the blend of a
+    run both check here, the former before the data is read)."""
+    check_not_poison(synset, "the teacher's labels would undo the attack and make no set to train on")
     if "teacher_labels" in synset.meta:
         raise DistillError(f"this set's labels already hold teacher predictions ({synset.meta['teacher_labels']}); "
                            "blend the set as distilled instead, so the teacher is not counted twice")
