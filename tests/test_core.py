@@ -62,10 +62,10 @@ def test_pickle_and_wrong_shapes_rejected(tmp_path):
     with pytest.raises(DistillError, match="pickle"):
         load(tmp_path / "p.safetensors")
     s = _synset()
-    s.meta["image_shape"] = [1, 9, 9]
-    save(s, tmp_path / "w.safetensors")
+    s.meta["image_shape"] = [1, 9, 9]  # refused when saved, so no file load would refuse is ever written
     with pytest.raises(DistillError, match="shape"):
-        load(tmp_path / "w.safetensors")
+        save(s, tmp_path / "w.safetensors")
+    assert not (tmp_path / "w.safetensors").exists()
 
 
 def test_hypergradient_matches_finite_differences():
@@ -228,9 +228,9 @@ def test_per_layer_lrs_round_trip_and_wrong_columns_rejected(tmp_path):
     back = load(save(s, tmp_path / "layers.safetensors"))
     assert back.lrs.shape == (2, len(s.init_params)) and torch.allclose(back.lrs, s.lrs)
     s.log_lrs = torch.zeros(2, len(s.init_params) + 1)
-    save(s, tmp_path / "wrong.safetensors")
     with pytest.raises(DistillError, match="one column per parameter tensor"):
-        load(tmp_path / "wrong.safetensors")
+        save(s, tmp_path / "wrong.safetensors")
+    assert not (tmp_path / "wrong.safetensors").exists()
 
 
 def test_per_layer_lrs_need_a_method_that_learns_a_schedule():
@@ -358,7 +358,10 @@ def test_training_bars_advance_every_batch_and_name_each_network(monkeypatch):
 
     RecordingBar.made = []
     task = load_task("digits")
-    synset = SyntheticSet(task.train_x[:10].clone(), task.train_y[:10].clone(), {"dataset": "digits", "arch": "mlp"})
+    meta = {"dataset": "digits", "num_classes": 10, "image_shape": [1, 8, 8], "mean": list(task.spec.mean),
+            "std": list(task.spec.std), "method": "dm", "arch": "mlp", "ipc": 1, "steps": 1, "epochs": 1,
+            "init": "random"}
+    synset = SyntheticSet(task.train_x[:10].clone(), task.train_y[:10].clone(), meta)
     sgd = SGDConfig(epochs=2)
     evaluate_set(synset, task, "standard", "mlp", n_nets=2, sgd=sgd)
     random_real_baseline(task, synset, "mlp", n_nets=2, sgd=sgd)
