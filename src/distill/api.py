@@ -7,8 +7,11 @@ import hashlib
 import math
 import os
 import platform
+import socket
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -41,20 +44,40 @@ SET_SUFFIX = ".safetensors"
 START_LABEL_FLOOR = 1e-3  # a started set's labels as learned logits: probabilities floored here (a one-hot row has
 # no finite logits), so the true class starts at 0.991 of a hard label
 FEATURE_METHODS = ("dm", "frepo", *CORESET_INITS)  # they compare `embed` features (MLP and LeNet have none)
+LOOP_OPTIONS = ("iterations", "lr_images", "lr_lrs", "lr_labels", "init_lr", "decay_every", "decay_factor", "optimizer",
+                "momentum", "eval_every", "checkpoint_every", "keep_best", "clamp_pixels", "ema", "validation",
+                "max_minutes", "image_init")  # what a coreset takes none of: it picks real images, no loop runs
+FLAGS = {"lr_images": "--lr", "keep_best": "--keep-last"}  # the command line's name where it is not the field's
+
+
+def check_type(name: str, value, expected: type) -> None:
+    """A value given from Python with the wrong type (`ipc="2"`, `n_nets="3"`) is one line, not a TypeError deep
+    inside the work. An int will do for a float; a bool is no number here, though Python counts True an int."""
+    kinds = (int, float) if expected is float else (expected,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and expected is not bool):
+        raise DistillError(f"{name} must be of type {expected.__name__}, got {value!r}")
 
 
 def check_field_types(config) -> None:
-    """A configuration field given from Python with a value of the wrong type (`ipc="2"`) is one line, not a
-    TypeError deep inside validation. A field's type is its default's (an int will do for a float; None only where
-    the field is declared optional)."""
+    """Every field of a configuration (`check_type`); a field's type is its default's, and None is taken only where
+    the field is declared optional."""
     for f in fields(config):
         value, default = getattr(config, f.name), f.default
         if default is MISSING or (value is None and "None" in str(f.type)):
             continue
-        expected = (int, float) if type(default) is float else type(default)
-        a_bool_for_a_number = isinstance(value, bool) and type(default) is not bool  # True is an int too
-        if not isinstance(value, expected) or a_bool_for_a_number:
-            raise DistillError(f"{f.name} must be of type {type(default).__name__}, got {value!r}")
+        check_type(f.name, value, type(default))
+
+
+def given_path(name: str, value) -> Path | None:
+    """A path argument of the Python API as a Path (None: not given). An empty one is refused, as the command line
+    refuses it: Path("") would quietly mean the current folder, and it is most likely an unset variable."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise DistillError(f"{name} must be a path (str or pathlib.Path), got {value!r}")
+    if not os.fspath(value).strip():
+        raise DistillError(f"{name} is empty; give a path (an empty one would mean the current folder)")
+    return Path(value)
 
 
 SEED_LIMIT = 2**32  # seeds 0 .. 2**32 - 1: each outer step's generator is seeded with seed x 1,000,003 + step
@@ -153,11 +176,36 @@ class DistillConfig:
                           optimizer=self.optimizer, momentum=self.momentum)
 
     def check_applies(self) -> None:
-        """Refuse options the method would silently ignore while the summary records them as if they had run: a
-        learned schedule's shape for methods without one, and the dd/unroll real batch and network count for methods
-        that take their own (`--opt real_batch=N`)."""
-        defaults = DistillConfig()
-        given = lambda name: getattr(self, name) != getattr(defaults, name)  # noqa: E731
+        """Refuse options the method would silently ignore while the summary records them as if they had run: the
+        loop's options (and a starting image) for coresets, which only pick real images; a learned schedule's shape
+        and rates for methods without one; the dd/unroll real batch and network count for methods that take their
+        own (`--opt real_batch=N`); momentum without the sgd optimiser; a label step size without learned labels.
+
+        Only options the user gave count: a value that is DistillConfig's default or the one the method's defaults
+        and the shipped preset set for (dataset, method, ipc) is filled in for every run, asked for or not."""
+        defaults, preset = asdict(DistillConfig()), presets.resolve(dataset=self.dataset, method=self.method,
+                                                                   ipc=self.ipc)
+        given = lambda name: getattr(self, name) not in (defaults[name], preset[name])  # noqa: E731
+        flag = lambda name: FLAGS.get(name, f"--{name.replace('_', '-')}")  # noqa: E731
+        method = get_method(self.method)
+        if getattr(method, "selects", False):
+            for name in LOOP_OPTIONS:
+                if given(name):
+                    raise DistillError(f"{flag(name)} shapes a distillation, and {self.method!r} only picks real "
+                                       "images (nothing is distilled or started from); drop it")
+        if not (learns_schedule(self.method) or getattr(method, "learns_train_lr", False)):
+            for name in ("init_lr", "lr_lrs"):
+                if given(name):
+                    raise DistillError(f"{flag(name)} applies to methods that learn a training learning rate (dd's "
+                                       f"schedule, mtt's rate); {self.method!r} learns none")
+        if given("momentum") and self.optimizer != "sgd":
+            raise DistillError(f"--momentum applies to the sgd outer optimiser, and this run uses "
+                               f"{self.optimizer!r}; add --optimizer sgd or drop --momentum")
+        if given("lr_labels") and not self.learn_labels:
+            raise DistillError("--lr-labels is the step size of learned labels; add --learn-labels or drop it")
+        if given("validation") and self.validation in VALIDATIONS and learns_schedule(self.method):
+            raise DistillError(f"--validation chooses how sets trained with the standard protocol are validated; a "
+                               f"{self.method} set is validated with the schedule it learned; drop it")
         if not learns_schedule(self.method):
             for name in ("steps", "epochs"):
                 if given(name):
@@ -240,15 +288,51 @@ class RunResult:
     as_distilled: SyntheticSet | None = None  # the set before its teacher blend, when it has one
 
 
+def backend_available(kind: str) -> bool:
+    """Whether this PyTorch can run on devices of type `kind` here (`torch.xpu.is_available()` and the like); a type
+    with no such module (hpu without its plug-in) cannot."""
+    is_available = getattr(getattr(torch, kind, None), "is_available", None)
+    try:
+        return callable(is_available) and bool(is_available())
+    except Exception:  # noqa: BLE001 - a backend that cannot even say is not one to run on
+        return False
+
+
+def available_devices() -> list[str]:
+    """The device types a run can use here, for messages: cpu, and cuda, mps or the build's accelerator
+    (`torch.accelerator`, torch >= 2.6) where present."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names.append(f"cuda (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    if torch.backends.mps.is_available():
+        names.append("mps")
+    current = getattr(getattr(torch, "accelerator", None), "current_accelerator", None)
+    accelerator = current() if current is not None else None
+    if accelerator is not None and accelerator.type not in ("cuda", "mps") and backend_available(accelerator.type):
+        names.append(accelerator.type)
+    return names
+
+
 def pick_device(device: str | None) -> torch.device:
     """The device a run uses: the one asked for, else a GPU when there is one (runs, evaluation and attacks alike).
-    One asked for that is not there is refused here, in one line, before any data is read."""
+    One asked for that is not there is refused here, in one line, before any data is read: PyTorch itself fails
+    later, each device type in its own way (an AssertionError for xpu, a missing module for hpu)."""
     if not device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         chosen = torch.device(device)
     except RuntimeError:
         raise DistillError(f"--device {device!r} is not a device name (cpu, cuda, cuda:1, mps ...)") from None
+    if chosen.type == "meta":
+        raise DistillError(f"--device meta holds tensors without values, so nothing can be trained on it; "
+                           f"available here: {', '.join(available_devices())}")
+    if chosen.type not in ("cpu", "cuda", "mps"):
+        if not backend_available(chosen.type):
+            raise DistillError(f"--device {device}: this PyTorch ({torch.__version__}) has no {chosen.type} device "
+                               f"here; available: {', '.join(available_devices())}")
+        count = getattr(getattr(torch, chosen.type), "device_count", lambda: 1)()
+        if chosen.index is not None and chosen.index >= count:
+            raise DistillError(f"--device {device}: there are {count} {chosen.type} device(s) here")
     if chosen.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
@@ -261,23 +345,106 @@ def pick_device(device: str | None) -> torch.device:
     return chosen
 
 
-def prepare_output(out: Path, force: bool, resume: bool) -> None:
-    """Make sure `out` can take a run's files and that we are not about to replace a user's result unasked. Nothing
-    is created here: a run that fails before its first file leaves no empty folder behind (every file is written
-    through `synset._atomic_write`, which makes the folder)."""
+LOCK_NAME = ".distill.lock"  # in an output folder while a run uses it; holds the run's process id and host
+
+
+@contextmanager
+def prepare_output(out: Path, force: bool, resume: bool) -> Iterator[None]:
+    """Hold `out` for a run (`with prepare_output(...):` around all of its work): make sure it can take the run's
+    files, that we are not about to replace a user's result unasked, and that no other run is using it. Two runs
+    into one folder used to both do all their work and end with one's set beside the other's checkpoint; now the
+    folder holds a lock file (LOCK_NAME, made with O_EXCL) for as long as the run lasts, and a second run is refused
+    at once. The lock goes when the run ends, however it ends, and so do the folders made here where the run left
+    them empty: a run that fails before its first file leaves no empty folder behind."""
     if force and resume:
         raise DistillError("--resume and --force exclude each other: --resume continues the run in the output "
                            "folder, --force replaces it")
     if out.exists() and not out.is_dir():
         raise DistillError(f"output folder {out} is a file")
-    if resume and not (out / CHECKPOINT_NAME).is_file():
-        raise DistillError(f"--resume: no checkpoint at {out / CHECKPOINT_NAME}, so nothing to continue; drop "
-                           "--resume to start this run afresh")
     check_writable(out)
-    existing = [name for name in (*OUTPUT_NAMES, CHECKPOINT_NAME) if (out / name).exists()]
-    if existing and not (force or resume):
-        raise DistillError(f"{out} already holds a run ({', '.join(existing)}); pass --force to replace it or "
-                           "--resume to continue it")
+    made = make_folders(out)
+    lock = None
+    try:
+        lock = take_lock(out)
+        if resume and not (out / CHECKPOINT_NAME).is_file():
+            raise DistillError(f"--resume: no checkpoint at {out / CHECKPOINT_NAME}, so nothing to continue; drop "
+                               "--resume to start this run afresh")
+        existing = [name for name in (*OUTPUT_NAMES, CHECKPOINT_NAME) if (out / name).exists()]
+        if existing and not (force or resume):
+            raise DistillError(f"{out} already holds a run ({', '.join(existing)}); pass --force to replace it or "
+                               "--resume to continue it")
+        yield
+    finally:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
+        for folder in made:  # the deepest first; one holding anything stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
+def make_folders(out: Path) -> list[Path]:
+    """Make `out` and the folders above it that are missing; returns those made, the deepest first."""
+    missing = []
+    folder = out.absolute()
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+    return missing
+
+
+def take_lock(out: Path) -> Path:
+    """Create `out`/LOCK_NAME, or refuse in one line while another run holds it. A lock whose run is gone (killed
+    with SIGKILL, say: a Ctrl-C still removes it) is taken over, where that can be told: the process it names is
+    not running on this host."""
+    lock = out / LOCK_NAME
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if not lock_is_stale(lock):
+                break
+            lock.unlink(missing_ok=True)
+            continue
+        with os.fdopen(handle, "w") as file:
+            file.write(f"{os.getpid()} {socket.gethostname()}\n")
+        return lock
+    holder = lock_holder(lock)
+    raise DistillError(f"{out} is in use by another run{f' ({holder})' if holder else ''}: wait for it to end, or "
+                       f"give another --out; if no run is using the folder, delete {lock}")
+
+
+def lock_holder(lock: Path) -> str:
+    """What a lock file says of its run ("process 123 on host"), or "" when it cannot be read."""
+    try:
+        pid, host = lock.read_text().split()
+    except (OSError, ValueError):
+        return ""
+    return f"process {pid} on {host}"
+
+
+def lock_is_stale(lock: Path) -> bool:
+    """Whether a lock is gone or its run no longer exists. Unreadable, of another host, or just made and not yet
+    written: not stale (the user is told how to remove it). No process check on Windows, where os.kill ends one."""
+    try:
+        pid, host = lock.read_text().split()
+        pid = int(pid)
+    except FileNotFoundError:
+        return True  # its run just ended
+    except (OSError, ValueError):
+        return False
+    if host != socket.gethostname() or os.name == "nt":
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: another user's process, alive
+        return False
+    return False
 
 
 def check_writable(folder: Path) -> None:
@@ -517,26 +684,36 @@ def distill(
     Options are the fields of `DistillConfig`. Given as keywords, they are completed as the command line completes
     them: the method's defaults and the shipped preset for (dataset, method, ipc), and without `method` the most
     accurate one measured. A `DistillConfig` is taken as it is, with no preset (keywords beside it replace its
-    fields). With `out`, writes the synthetic set, the image grid, the validation curve and a JSON summary there
-    (and checkpoints, so `resume=True` continues a killed run).
+    fields). An option given as None counts as not given, as on the command line. With `out`, writes the synthetic
+    set, the image grid, the validation curve and a JSON summary there (and checkpoints, so `resume=True` continues
+    a killed run); no other run may use that folder meanwhile.
     """
+    if config is not None and not isinstance(config, DistillConfig):
+        raise DistillError(f"config must be a DistillConfig, got {type(config).__name__}; give options as keywords "
+                           "(distill.distill(**options)) to have them completed by the presets")
     unknown = set(options) - {f.name for f in fields(DistillConfig)}
     if unknown:
         raise DistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    options = {name: value for name, value in options.items() if value is not None}
     if config is None:
         config = DistillConfig(**presets.resolve(**options))  # method defaults and the shipped preset, then options
     elif options:
         config = DistillConfig(**presets.canonical_names({**asdict(config), **options}))
     config.validate()
+    out_path, data_root = given_path("out", out), given_path("data_root", data_root)
     target = pick_device(device)
     if resume and getattr(get_method(config.method), "selects", False):
         raise DistillError(f"--resume continues an optimisation, and {config.method!r} only picks real images: "
                            "there is nothing to continue (--force replaces the run in the output folder)")
-    out_path = Path(out) if out is not None else None
-    if out_path is not None:
-        prepare_output(out_path, force, resume)
-    elif resume:
+    if resume and out_path is None:
         raise DistillError("--resume needs the output folder of the run to continue")
+    with prepare_output(out_path, force, resume) if out_path is not None else nullcontext():
+        return run_distillation(config, out_path, data_root, target, force, resume, progress, evaluate)
+
+
+def run_distillation(config: DistillConfig, out_path: Path | None, data_root: Path | None, target: torch.device,
+                     force: bool, resume: bool, progress: bool, evaluate: bool) -> RunResult:
+    """`distill`'s work, once its options are checked and its output folder is held."""
     task = load_task(config.dataset, data_root).to(target)
     synset = initial_synset(config, task, progress)
     method = build_method(config)
@@ -598,10 +775,12 @@ def relabel(
     """Blend the full-data network's predictions into a set's labels (see `distill.teacher`) and save the result to
     `out` (never over an existing file unless `force`)."""
     check_teacher_options(weight, temperature)
+    out, data_root = given_path("out", out), given_path("data_root", data_root)
+    if out is None:
+        raise DistillError("out is needed: the file to save the relabelled set to")
     if not isinstance(synset, SyntheticSet):
-        synset = load(synset)
+        synset = load(given_path("synset", synset))
     check_not_blended(synset)  # before the data is read
-    out = Path(out)
     check_output_file(out, force)
     target = pick_device(device)
     task = load_task(synset.meta["dataset"], data_root).to(target)
@@ -618,14 +797,23 @@ def evaluate(
     data_root: str | os.PathLike | None = None,
     device: str | None = None,
     progress: bool = True,
-    augment: str = "",
-    epochs: int = 0,
-    lr: float = 0.0,
+    augment: str | None = "",
+    epochs: int | None = 0,
+    lr: float | None = 0.0,
 ) -> EvalResult:
     """Measure a synthetic set (or a .safetensors file) on its dataset's test split under `protocol`; `augment`
-    ("dsa", "dc" or a strategy), `epochs` and `lr` (0: the protocol's own) shape the standard protocol (GUIDE §5)."""
+    ("dsa", "dc" or a strategy), `epochs` and `lr` (0: the protocol's own) shape the standard protocol (GUIDE §5).
+    None for any of those three is the same as leaving it out."""
+    augment, epochs, lr = ("" if augment is None else augment, 0 if epochs is None else epochs,
+                           0.0 if lr is None else lr)
+    for name, value, expected in (("protocol", protocol, str), ("n_nets", n_nets, int), ("augment", augment, str),
+                                  ("epochs", epochs, int), ("lr", lr, float)):
+        check_type(name, value, expected)
+    if arch is not None:
+        check_type("arch", arch, str)
+    data_root = given_path("data_root", data_root)
     if not isinstance(synset, SyntheticSet):
-        synset = load(synset)
+        synset = load(given_path("synset", synset))
     standard = resolve_protocol(synset, protocol) == "standard"  # every check before the data is read
     for name, value in (("--lr", lr), ("--epochs", epochs)):
         if value and not standard:  # silently ignored, it would report a training the user did not ask for

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -19,7 +20,8 @@ import torch
 from tqdm.auto import tqdm
 
 from distill import report
-from distill.api import DistillConfig, check_common, check_counts, initial_synset, pick_device, prepare_output
+from distill.api import (DistillConfig, check_common, check_counts, given_path, initial_synset, pick_device,
+                         prepare_output)
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
 from distill.evaluate import mean_std
@@ -42,6 +44,7 @@ def victim_training(task: Task) -> SGDConfig:
 HELD_OUT_SEED = 1000  # held-out victims use seeds 1000, 1001, ...: never the crafting pool's 0, 1, ...
 VALIDATION_SEED = 500  # three more victims, seen by neither pool, choose which step's poison is kept
 VALIDATION_VICTIMS = 3
+IMAGE_INITS = ("real", "noise")  # real: images of the attacked class, as label flipping starts; noise: random pixels
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class AttackConfig:
     ipc: int = 1  # poison size = ipc x classes x steps images (10 for MNIST), all labelled as the target
     steps: int = 1
     epochs: int = 3
-    image_init: str = "real"
+    image_init: str = "real"  # one of IMAGE_INITS
     init_lr: float = 0.003  # victims are confident: a few large steps would wreck every class
     iterations: int = 1500
     lr_images: float = 0.03
@@ -83,6 +86,11 @@ class AttackConfig:
             raise DistillError(f"--target must be a class of {spec.name} (0..{k - 1}), got {self.target}")
         if self.target == self.attacked:
             raise DistillError("--target must differ from --attacked (use --forget to erase a class)")
+        if self.image_init not in IMAGE_INITS:
+            hint = (f"; did you mean {self.image_init.strip().lower()!r}?" if self.image_init.strip().lower() in
+                    IMAGE_INITS else "")
+            raise DistillError(f"image_init of an attack must be one of {', '.join(IMAGE_INITS)} (real: images of the "
+                               f"attacked class; noise: random pixels), got {self.image_init!r}{hint}")
         check_counts(self, ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "craft_victims",
                             "eval_victims", "eval_every", "checkpoint_every"))
         if self.real_batch < 2:
@@ -256,7 +264,11 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
            data_root: str | os.PathLike | None = None, force: bool = False, resume: bool = False,
            device: str | None = None, progress: bool = True, **options) -> AttackResult:
     """Craft a distilled poison against `attacked` (to `target`, or forgotten), then measure it on held-out victims
-    beside the label-flipping baseline. With `out`: the poison, its grid, the confusion matrices and a summary."""
+    beside the label-flipping baseline. With `out`: the poison, its grid, the confusion matrices and a summary (no
+    other run may use that folder meanwhile)."""
+    if config is not None and not isinstance(config, AttackConfig):
+        raise DistillError(f"config must be an AttackConfig, got {type(config).__name__}; give options as keywords "
+                           "(distill.attack(**options))")
     config = config or AttackConfig()
     unknown = set(options) - {f.name for f in fields(AttackConfig)}
     if unknown:
@@ -264,10 +276,17 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     if options:
         config = AttackConfig(**canonical_names({**asdict(config), **options}))
     config.validate()
+    out_path, data_root = given_path("out", out), given_path("data_root", data_root)
     target_device = pick_device(device)
-    out_path = Path(out) if out is not None else None
-    if out_path is not None:
-        prepare_output(out_path, force, resume)
+    if resume and out_path is None:
+        raise DistillError("--resume needs the output folder of the run to continue")
+    with prepare_output(out_path, force, resume) if out_path is not None else nullcontext():
+        return run_attack(config, out_path, data_root, target_device, force, resume, progress)
+
+
+def run_attack(config: AttackConfig, out_path: Path | None, data_root: Path | None, target_device: torch.device,
+               force: bool, resume: bool, progress: bool) -> AttackResult:
+    """`attack`'s work, once its options are checked and its output folder is held."""
     task = load_task(config.dataset, data_root).to(target_device)
     check_attacked_class_size(task, config)
     crafting = victim_pool(task, config.arch, range(config.craft_victims), progress)

@@ -217,14 +217,19 @@ def canonical_names(options: dict) -> dict:
 
 def resolve(**options) -> dict:
     """The full option dict for a run: defaults, then the method's, then the preset, then `options`. Without a
-    method, the best measured one for (dataset, ipc) where there is one (`BEST_METHOD`), else `dd`."""
-    from distill.api import DistillConfig  # noqa: PLC0415
+    method, the best measured one for (dataset, ipc) where there is one (`BEST_METHOD`), else `dd`. An option given
+    as None counts as not given (every field has a value of its own), as on the command line."""
+    from distill.api import DistillConfig, check_type  # noqa: PLC0415
 
     known = {f.name for f in fields(DistillConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise DistillError(f"unknown option(s): {', '.join(unknown)}")
-    options = canonical_names(options)
+    options = canonical_names({name: value for name, value in options.items() if value is not None})
+    # what the lookups and the merge below read, checked before they read it (a list as ipc is no key)
+    for name, expected in (("dataset", str), ("method", str), ("ipc", int), ("options", dict)):
+        if name in options:
+            check_type(name, options[name], expected)
     base = asdict(DistillConfig())
     dataset = options.get("dataset", base["dataset"])
     ipc = options.get("ipc", base["ipc"])

@@ -1,0 +1,266 @@
+"""Checks at the public entry points, each found by a user: two runs into one output folder, options a method ignores
+recorded as if they had run, wrong types and None from Python, an attack's unchecked `image_init`, and device types
+PyTorch has no device for. Each is refused in one line before any work (or, for the folder lock, before any file)."""
+
+import importlib
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import distill
+from distill import api, presets
+from distill.api import LOCK_NAME, DistillConfig, pick_device
+from distill.errors import DistillError
+from distill.poison import AttackConfig
+from distill.synset import SyntheticSet, save
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+TINY = dict(dataset="digits", iterations=2, eval_every=2, checkpoint_every=2, progress=False, evaluate=False)
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "distill.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=120)
+
+
+def assert_one_line_error(result, fragment):
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert fragment in lines[0], lines[0]
+
+
+def hold(folder: Path, pid: int | None = None) -> Path:
+    """The lock a running run holds on `folder` (this process's, which is alive, unless `pid` is given)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / LOCK_NAME
+    lock.write_text(f"{os.getpid() if pid is None else pid} {socket.gethostname()}\n")
+    return lock
+
+
+def tiny_set(folder: Path) -> Path:
+    synset = SyntheticSet(torch.randn(10, 1, 8, 8), torch.arange(10),
+                          {"dataset": "digits", "num_classes": 10, "image_shape": [1, 8, 8], "mean": [0.5],
+                           "std": [0.5], "method": "dd", "arch": "lenet", "ipc": 1, "steps": 1, "epochs": 1,
+                           "init": "random"}, torch.zeros(10, dtype=torch.long), torch.tensor([0.02]).log())
+    return save(synset, folder / "tiny.safetensors")
+
+
+# Defect 1: one output folder, one run at a time
+
+
+def test_a_second_run_into_a_held_folder_is_refused_before_writing_anything(tmp_path):
+    out = tmp_path / "same"
+    lock = hold(out)
+    for force in (False, True):  # --force replaces a finished run, never one still running
+        with pytest.raises(DistillError, match=f"in use by another run.*delete {lock}"):
+            distill.distill(**TINY, out=out, force=force)
+    assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+    assert lock.read_text() == f"{os.getpid()} {socket.gethostname()}\n"  # the running run's lock is left alone
+    with pytest.raises(DistillError, match="in use by another run"):  # attacks too, before any victim trains
+        distill.attack(dataset="digits", iterations=1, craft_victims=1, eval_victims=1, out=out, progress=False)
+    assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+
+
+def test_the_command_line_refuses_a_held_folder_in_one_line(tmp_path):
+    lock = hold(tmp_path / "same")
+    assert_one_line_error(cli("run", "--dataset", "digits", "--iterations", "2", "--out", tmp_path / "same"),
+                          f"if no run is using the folder, delete {lock}")
+
+
+def test_a_run_holds_the_lock_while_it_works_and_leaves_none_behind(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    seen = []
+    real_loop = api.run_loop
+
+    def watched_loop(*args, **kwargs):
+        seen.append((out / LOCK_NAME).read_text().split()[0])
+        return real_loop(*args, **kwargs)
+
+    monkeypatch.setattr(api, "run_loop", watched_loop)
+    run = distill.distill(**TINY, out=out)
+    assert seen == [str(os.getpid())]
+    assert not (out / LOCK_NAME).exists()
+    assert run.files["synset"].is_file()
+
+
+def test_an_interrupted_run_releases_the_lock_and_leaves_no_empty_folder(tmp_path, monkeypatch):
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "run_loop", interrupted)
+    out = tmp_path / "a" / "b"
+    with pytest.raises(KeyboardInterrupt):
+        distill.distill(**TINY, out=out)
+    assert not (tmp_path / "a").exists()
+
+
+def test_a_lock_whose_run_is_gone_is_taken_over(tmp_path):
+    """A run killed with SIGKILL cannot remove its lock: the next run finds its process gone and goes on."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = tmp_path / "killed"
+    hold(out, pid=gone.pid)
+    distill.distill(**TINY, out=out)
+    assert (out / "synset.safetensors").is_file() and not (out / LOCK_NAME).exists()
+
+
+# Defect 4: options a method would ignore
+
+
+def resolved(**options) -> DistillConfig:
+    """A configuration as `distill run` builds it: the given options over the method's defaults and the preset."""
+    return DistillConfig(**presets.resolve(dataset="digits", **options))
+
+
+@pytest.mark.parametrize("options, fragment", [
+    ({"method": "herding", "iterations": 500}, "--iterations shapes a distillation, and 'herding' only picks"),
+    ({"method": "herding", "lr_images": 3.0}, "--lr shapes a distillation"),
+    ({"method": "kcenter", "ema": 0.5}, "--ema shapes a distillation"),
+    ({"method": "herding", "max_minutes": 2.0}, "--max-minutes shapes a distillation"),
+    ({"method": "herding", "clamp_pixels": True}, "--clamp-pixels shapes a distillation"),
+    ({"method": "herding", "keep_best": False}, "--keep-last shapes a distillation"),
+    ({"method": "random", "image_init": "noise"}, "--image-init shapes a distillation"),
+    ({"method": "random", "image_init": "runs/m-dc/synset.safetensors"}, "--image-init shapes a distillation"),
+    ({"method": "dm", "init_lr": 5.0}, "--init-lr applies to methods that learn a training learning rate"),
+    ({"method": "dm", "lr_lrs": 3.0}, "--lr-lrs applies to methods that learn a training learning rate"),
+    ({"optimizer": "adam", "momentum": 0.9}, "--momentum applies to the sgd outer optimiser"),
+    ({"method": "mtt", "momentum": 0.9}, "--momentum applies to the sgd outer optimiser"),
+    ({"method": "dm", "lr_labels": 0.1}, "--lr-labels is the step size of learned labels"),
+    ({"method": "dd", "validation": "standard"}, "a dd set is validated with the schedule it learned"),
+])
+def test_options_a_method_ignores_are_refused(options, fragment):
+    with pytest.raises(DistillError, match=fragment):
+        resolved(**options).validate()
+
+
+@pytest.mark.parametrize("options", [
+    {"method": "herding"}, {"method": "random", "seed": 3, "eval_nets": 2},  # a coreset's own and evaluation's
+    {"method": "mtt", "init_lr": 0.05, "lr_lrs": 0.1}, {"method": "dd", "init_lr": 0.05, "lr_lrs": 0.1},
+    {"method": "dc", "momentum": 0.9}, {"method": "dc", "optimizer": "adam"},  # the preset's momentum is no choice
+    {"optimizer": "sgd", "momentum": 0.9}, {"method": "frepo", "learn_labels": True, "lr_labels": 0.1},
+    {"method": "unroll", "learn_labels": False},  # its preset's label step size is not the user's
+    {"method": "dm", "validation": "standard", "image_init": "noise"},
+])
+def test_those_options_still_work_where_they_apply(options):
+    resolved(**options).validate()
+
+
+def test_the_command_line_refuses_a_coreset_with_loop_options_in_one_line(tmp_path):
+    result = cli("run", "--dataset", "digits", "--method", "herding", "--iterations", "500", "--lr", "3", "--ema",
+                 "0.5", "--image-init", "noise", "--clamp-pixels", "--out", tmp_path / "o")
+    assert_one_line_error(result, "--iterations shapes a distillation")
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_preset_and_committed_benchmark_command_is_still_accepted(monkeypatch):
+    """The new refusals must not refuse a shipped setting: every preset, and every methods.py, sota.py and dd.py
+    results file's recorded command, reaches the distillation with its options validated (the distillation itself
+    stubbed)."""
+    for dataset, method, ipc in presets.PRESETS:
+        DistillConfig(**presets.resolve(dataset=dataset, method=method, ipc=ipc)).validate()
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    common = importlib.import_module("common")
+
+    class Reached(Exception):
+        pass
+
+    def validated(out=None, force=False, resume=False, device=None, **options):
+        DistillConfig(**presets.resolve(**options)).validate()
+        raise Reached
+
+    monkeypatch.setattr(common.distill, "distill", validated)
+    checked = 0
+    for path in sorted((BENCHMARKS / "results").glob("*.json")):
+        words = shlex.split(json.loads(path.read_text()).get("command", ""))
+        script = next((w for w in words if w in ("benchmarks/methods.py", "benchmarks/sota.py", "benchmarks/dd.py")),
+                      None)
+        if script is None:
+            continue
+        module = importlib.import_module(Path(script).stem)
+        monkeypatch.setattr(sys, "argv", words[words.index(script):])
+        if Path(script).stem == "dd":  # a headline reuses finished candidates; none are finished in a clone
+            monkeypatch.setattr(module, "finished", lambda *_args: None)
+        with pytest.raises(Reached):
+            module.main()
+        checked += 1
+    assert checked >= 100
+
+
+# Defect 9: the Python API's types
+
+
+def test_wrong_types_from_python_are_one_line(tmp_path):
+    tiny = tiny_set(tmp_path)
+    with pytest.raises(DistillError, match="n_nets must be of type int, got '3'"):
+        distill.evaluate(tiny, n_nets="3")
+    with pytest.raises(DistillError, match="config must be a DistillConfig, got dict"):
+        distill.distill({"ipc": 2})
+    with pytest.raises(DistillError, match="config must be an AttackConfig, got dict"):
+        distill.attack({"ipc": 2})
+    with pytest.raises(DistillError, match="ipc must be of type int, got"):
+        distill.distill(dataset="digits", ipc=[2])  # a list used to fail in the preset lookup as unhashable
+    with pytest.raises(DistillError, match="options must be of type dict"):
+        distill.distill(dataset="digits", options=["real_batch=8"])
+
+
+def test_none_is_not_given(tmp_path):
+    assert presets.resolve(dataset="mnist", ipc=1, method=None)["method"] == presets.BEST_METHOD[("mnist", 1)]
+    run = distill.distill(**TINY, method=None, options=None, ipc=None)  # was a TypeError, and method=None refused
+    assert run.synset.meta["config"]["method"] == "dd" and run.synset.meta["config"]["options"] == {}
+    result = distill.evaluate(tiny_set(tmp_path), n_nets=1, augment=None, epochs=None, lr=None, progress=False)
+    assert result.n_nets == 1  # augment=None was an AttributeError inside the augmentation
+
+
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DistillError, match="out is empty"):
+        distill.distill(**TINY, out="")
+    with pytest.raises(DistillError, match="data_root is empty"):
+        distill.distill(**TINY, data_root=" ")
+    with pytest.raises(DistillError, match="out is empty"):
+        distill.attack(dataset="digits", out="")
+    assert list(tmp_path.iterdir()) == []
+
+
+# Defect 10: the attack's starting images
+
+
+@pytest.mark.parametrize("image_init, fragment", [("Real", "did you mean 'real'"), ("herding", "got 'herding'")])
+def test_an_attack_refuses_a_start_it_does_not_take(image_init, fragment):
+    with pytest.raises(DistillError, match=f"image_init of an attack must be one of real, noise.*{fragment}"):
+        distill.attack(dataset="digits", image_init=image_init, iterations=1, craft_victims=1, eval_victims=1,
+                       progress=False)
+    replace(AttackConfig(dataset="digits"), image_init="noise").validate()
+
+
+def test_an_attack_resumed_without_a_folder_says_so():
+    with pytest.raises(DistillError, match="--resume needs the output folder of the run to continue"):
+        distill.attack(dataset="digits", resume=True, progress=False)
+
+
+# Defect 11: device types PyTorch has no device for
+
+
+@pytest.mark.parametrize("device", ["xpu", "hpu", "meta", "mtia:0"])
+def test_a_device_type_that_is_not_there_is_one_line(device):
+    kind = device.split(":")[0]
+    if kind != "meta" and api.backend_available(kind):
+        pytest.skip(f"this machine has a {kind} device")
+    with pytest.raises(DistillError, match="available.*cpu"):
+        pick_device(device)
+
+
+def test_eval_on_an_absent_device_type_is_one_line(tmp_path):
+    tiny = tiny_set(tmp_path)
+    assert_one_line_error(cli("eval", tiny, "--device", "meta"), "--device meta")
+    if not api.backend_available("xpu"):
+        assert_one_line_error(cli("eval", tiny, "--device", "xpu"), "has no xpu device here")
