@@ -190,7 +190,7 @@ def test_a_preset_row_run_with_other_options_is_refused_unless_replace(monkeypat
 def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
     """The guard compares commands as text, so a change to how a script spells its command would refuse every
     committed row's own command: each methods.py, sota.py and dd.py results file's recorded command must reach the
-    distillation (stubbed here) without --replace."""
+    distillation (stubbed here) without --replace, its options accepted as the distillation would validate them."""
     import json
     import shlex
     import sys
@@ -201,7 +201,11 @@ def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
     class Reached(Exception):
         pass
 
-    def distill_stub(**_options):
+    from distill import presets
+    from distill.api import DistillConfig
+
+    def distill_stub(out=None, force=False, resume=False, device=None, **options):
+        DistillConfig(**presets.resolve(**options)).validate()
         raise Reached
 
     monkeypatch.setattr(common.distill, "distill", distill_stub)
