@@ -11,7 +11,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -349,13 +349,19 @@ LOCK_NAME = ".distill.lock"  # in an output folder while a run uses it; holds th
 
 
 @contextmanager
-def prepare_output(out: Path, force: bool, resume: bool) -> Iterator[None]:
+def prepare_output(out: Path | None, force: bool, resume: bool) -> Iterator[None]:
     """Hold `out` for a run (`with prepare_output(...):` around all of its work): make sure it can take the run's
     files, that we are not about to replace a user's result unasked, and that no other run is using it. Two runs
     into one folder used to both do all their work and end with one's set beside the other's checkpoint; now the
     folder holds a lock file (LOCK_NAME, made with O_EXCL) for as long as the run lasts, and a second run is refused
     at once. The lock goes when the run ends, however it ends, and so do the folders made here where the run left
-    them empty: a run that fails before its first file leaves no empty folder behind."""
+    them empty: a run that fails before its first file leaves no empty folder behind. Without `out` (a run kept in
+    memory) there is nothing to hold, and nothing to resume."""
+    if out is None:
+        if resume:
+            raise DistillError("--resume needs the output folder of the run to continue")
+        yield
+        return
     if force and resume:
         raise DistillError("--resume and --force exclude each other: --resume continues the run in the output "
                            "folder, --force replaces it")
@@ -705,9 +711,7 @@ def distill(
     if resume and getattr(get_method(config.method), "selects", False):
         raise DistillError(f"--resume continues an optimisation, and {config.method!r} only picks real images: "
                            "there is nothing to continue (--force replaces the run in the output folder)")
-    if resume and out_path is None:
-        raise DistillError("--resume needs the output folder of the run to continue")
-    with prepare_output(out_path, force, resume) if out_path is not None else nullcontext():
+    with prepare_output(out_path, force, resume):
         return run_distillation(config, out_path, data_root, target, force, resume, progress, evaluate)
 
 

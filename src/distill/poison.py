@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import statistics
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -278,9 +277,7 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
     config.validate()
     out_path, data_root = given_path("out", out), given_path("data_root", data_root)
     target_device = pick_device(device)
-    if resume and out_path is None:
-        raise DistillError("--resume needs the output folder of the run to continue")
-    with prepare_output(out_path, force, resume) if out_path is not None else nullcontext():
+    with prepare_output(out_path, force, resume):
         return run_attack(config, out_path, data_root, target_device, force, resume, progress)
 
 
