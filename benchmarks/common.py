@@ -72,8 +72,8 @@ def committed_set(name: str, at: str | None = None) -> tuple[dict, Path]:
         if not (results_file.is_file() and artifact.is_file()):
             sys.exit(f"{name}: needs benchmarks/results/{name}.json and benchmarks/artifacts/{name}.safetensors")
         return json.loads(results_file.read_text())["config"], artifact
-    config = json.loads(blob_at(at, results_file))["config"]
-    return config, file_at(at, artifact)
+    commit = commit_of(at)
+    return json.loads(blob_at(commit, results_file))["config"], file_at(commit, artifact)
 
 
 def commit_of(at: str) -> str:
@@ -89,24 +89,24 @@ def short_commit(at: str | None) -> str | None:
     return commit_of(at)[:12] if at else None
 
 
-def blob_at(at: str, path: Path) -> bytes:
-    """A repository file's bytes as committed at `at`."""
-    commit = commit_of(at)
+def blob_at(commit: str, path: Path) -> bytes:
+    """A repository file's bytes as committed at `commit` (a hash commit_of or short_commit gave)."""
     try:
         where = path.resolve().relative_to(HERE.parent).as_posix()
     except ValueError:
-        raise distill.DistillError(f"--at {at}: {path} is not in the repository") from None
+        raise distill.DistillError(f"--at {commit}: {path} is not in the repository") from None
     blob = git_output("show", f"{commit}:{where}")
     if blob is None:
-        raise distill.DistillError(f"--at {at}: commit {commit[:12]} has no {where}")
+        raise distill.DistillError(f"--at {commit}: commit {commit[:12]} has no {where}")
     return blob
 
 
-def file_at(at: str, path: Path) -> Path:
-    """A repository file as committed at `at`, copied (atomically) to benchmarks/runs/at-<commit>/ for the scripts
-    that read a path: a sweep or table recorded on a set that has changed since is repeated on the set it measured."""
-    blob = blob_at(at, path)
-    copy = HERE / "runs" / f"at-{commit_of(at)[:12]}" / path.name
+def file_at(commit: str, path: Path) -> Path:
+    """A repository file as committed at `commit` (a hash commit_of or short_commit gave), copied (atomically) to
+    benchmarks/runs/at-<commit>/ for the scripts that read a path: a sweep or table recorded on a set that has
+    changed since is repeated on the set it measured."""
+    blob = blob_at(commit, path)
+    copy = HERE / "runs" / f"at-{commit[:12]}" / path.name
     copy.parent.mkdir(parents=True, exist_ok=True)
     partial = copy.with_name(f".{copy.name}.partial")
     partial.write_bytes(blob)
