@@ -3,9 +3,13 @@ recorded as if they had run, wrong types and None from Python, an attack's unche
 PyTorch has no device for. Each is refused in one line before any work (or, for the folder lock, before any file)."""
 
 import os
+import re
+import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,12 +39,47 @@ def assert_one_line_error(result, fragment):
     assert fragment in lines[0], lines[0]
 
 
-def hold(folder: Path, pid: int | None = None) -> Path:
-    """The lock a running run holds on `folder` (this process's, which is alive, unless `pid` is given)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / LOCK_NAME
-    lock.write_text(f"{os.getpid() if pid is None else pid} {socket.gethostname()}\n")
-    return lock
+HOLDER = """import sys
+from pathlib import Path
+from distill.api import prepare_output
+with prepare_output(Path(sys.argv[1]), force=False, resume=False):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@contextmanager
+def another_run(folder: Path) -> Iterator[subprocess.Popen]:
+    """Another process holding `folder` as a run does (inside prepare_output), until its stdin closes or it is
+    killed; yields once it holds the lock."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=120)
+        holder.stdout.close()
+
+
+def is_locked(lock: Path) -> bool:
+    """Whether some open file holds the kernel's lock on `lock` (tried through an open file of our own)."""
+    import fcntl
+    probe = os.open(lock, os.O_RDONLY)
+    try:
+        fcntl.flock(probe, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(probe)
+    return False
+
+
+def refusal(out: Path, pid: int) -> str:
+    """The whole refusal of a held folder, as a pattern: it names the holder and no longer says to delete anything."""
+    return (rf"^{re.escape(str(out))} is in use by another run \(process {pid} on {re.escape(socket.gethostname())}"
+            r"\): wait for it to end, or give another --out$")
 
 
 def tiny_set(folder: Path) -> Path:
@@ -56,21 +95,27 @@ def tiny_set(folder: Path) -> Path:
 
 def test_a_second_run_into_a_held_folder_is_refused_before_writing_anything(tmp_path):
     out = tmp_path / "same"
-    lock = hold(out)
-    for force in (False, True):  # --force replaces a finished run, never one still running
-        with pytest.raises(DistillError, match=f"in use by another run.*delete {lock}"):
-            distill.distill(**TINY, out=out, force=force)
-    assert [p.name for p in out.iterdir()] == [LOCK_NAME]
-    assert lock.read_text() == f"{os.getpid()} {socket.gethostname()}\n"  # the running run's lock is left alone
-    with pytest.raises(DistillError, match="in use by another run"):  # attacks too, before any victim trains
-        distill.attack(dataset="digits", iterations=1, craft_victims=1, eval_victims=1, out=out, progress=False)
-    assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+    lock = out / LOCK_NAME
+    with another_run(out) as holder:
+        written, inode = lock.read_text(), lock.stat().st_ino
+        assert written == f"{holder.pid} {socket.gethostname()}\n"
+        for force in (False, True):  # --force replaces a finished run, never one still running
+            with pytest.raises(DistillError, match=refusal(out, holder.pid)):
+                distill.distill(**TINY, out=out, force=force)
+        with pytest.raises(DistillError, match=refusal(out, holder.pid)):  # attacks too, before any victim trains
+            distill.attack(dataset="digits", iterations=1, craft_victims=1, eval_victims=1, out=out, progress=False)
+        assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+        assert lock.read_text() == written and lock.stat().st_ino == inode  # the running run's lock is left alone
+        assert is_locked(lock)
+    assert not out.exists()  # the holder, ending, removed its lock and the folder it made
 
 
 def test_the_command_line_refuses_a_held_folder_in_one_line(tmp_path):
-    lock = hold(tmp_path / "same")
-    assert_one_line_error(cli("run", "--dataset", "digits", "--iterations", "2", "--out", tmp_path / "same"),
-                          f"if no run is using the folder, delete {lock}")
+    out = tmp_path / "same"
+    with another_run(out) as holder:
+        result = cli("run", "--dataset", "digits", "--iterations", "2", "--out", out)
+    assert_one_line_error(result, f"{out} is in use by another run (process {holder.pid} on ")
+    assert result.stderr.rstrip().endswith("): wait for it to end, or give another --out"), result.stderr
 
 
 def test_a_run_holds_the_lock_while_it_works_and_leaves_none_behind(tmp_path, monkeypatch):
@@ -79,12 +124,12 @@ def test_a_run_holds_the_lock_while_it_works_and_leaves_none_behind(tmp_path, mo
     real_loop = api.run_loop
 
     def watched_loop(*args, **kwargs):
-        seen.append((out / LOCK_NAME).read_text().split()[0])
+        seen.append(((out / LOCK_NAME).read_text().split()[0], is_locked(out / LOCK_NAME)))
         return real_loop(*args, **kwargs)
 
     monkeypatch.setattr(api, "run_loop", watched_loop)
     run = distill.distill(**TINY, out=out)
-    assert seen == [str(os.getpid())]
+    assert seen == [(str(os.getpid()), True)]  # a lock the kernel holds, not only a file
     assert not (out / LOCK_NAME).exists()
     assert run.files["synset"].is_file()
 
@@ -100,14 +145,60 @@ def test_an_interrupted_run_releases_the_lock_and_leaves_no_empty_folder(tmp_pat
     assert not (tmp_path / "a").exists()
 
 
-def test_a_lock_whose_run_is_gone_is_taken_over(tmp_path):
-    """A run killed with SIGKILL cannot remove its lock: the next run finds its process gone and goes on."""
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+def test_a_lock_file_nobody_holds_is_taken_over_whatever_process_it_names(tmp_path):
+    """A lock file is only the holder's name for the refusal: one left by a dead run is free, even when the process
+    it names is alive (a reused process id, here this very process) or it names none (a run killed before writing)."""
+    for left in (f"{os.getpid()} {socket.gethostname()}\n", ""):
+        out = tmp_path / f"left-{len(left)}"
+        out.mkdir()
+        (out / LOCK_NAME).write_text(left)
+        distill.distill(**TINY, out=out)
+        assert (out / "synset.safetensors").is_file() and not (out / LOCK_NAME).exists()
+
+
+def test_a_killed_run_frees_the_folder_at_once(tmp_path):
+    """A run killed with SIGKILL cannot remove its lock file, but its lock dies with it: the next run goes on."""
     out = tmp_path / "killed"
-    hold(out, pid=gone.pid)
-    distill.distill(**TINY, out=out)
-    assert (out / "synset.safetensors").is_file() and not (out / LOCK_NAME).exists()
+    with another_run(out) as holder:
+        with pytest.raises(DistillError, match=refusal(out, holder.pid)), api.prepare_output(out, False, False):
+            pass
+        holder.send_signal(signal.SIGKILL)
+        assert holder.wait(timeout=60) == -signal.SIGKILL
+        assert (out / LOCK_NAME).read_text() == f"{holder.pid} {socket.gethostname()}\n"  # left behind
+        assert not is_locked(out / LOCK_NAME)
+        with api.prepare_output(out, force=False, resume=False):
+            assert (out / LOCK_NAME).read_text() == f"{os.getpid()} {socket.gethostname()}\n"
+            assert is_locked(out / LOCK_NAME)
+    assert list(out.iterdir()) == []  # our lock is gone; the folder, made by the killed run, stays
+
+
+@pytest.mark.parametrize("third_run", [True, False])
+def test_a_lock_file_replaced_between_open_and_lock_is_opened_again(tmp_path, monkeypatch, third_run):
+    """Between a run's open of the lock file and its lock, the holder may end (removing the file while still
+    holding it) and a third run make a new one: the lock granted on the removed file must not let the run go on
+    beside the third (the old check-remove-create takeover let two runs through), so it opens the path again."""
+    lock = tmp_path / LOCK_NAME
+    lock.write_text("")
+    real_lock_file, others = api.lock_file, []
+
+    def racing(handle):
+        if not others:  # the first lock asked for: just before it, the holder ends and maybe a third run begins
+            others.append(None)
+            lock.unlink()
+            if third_run:
+                others.append(api.take_lock(lock))
+        return real_lock_file(handle)
+
+    monkeypatch.setattr(api, "lock_file", racing)
+    if third_run:
+        with pytest.raises(DistillError, match=refusal(tmp_path, os.getpid())):
+            api.take_lock(lock)
+        api.release_lock(lock, others[-1])
+    else:
+        handle = api.take_lock(lock)
+        assert os.fstat(handle).st_ino == lock.stat().st_ino and is_locked(lock)
+        api.release_lock(lock, handle)
+    assert not lock.exists()
 
 
 # Defect 4: options a method would ignore

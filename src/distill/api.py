@@ -345,7 +345,8 @@ def pick_device(device: str | None) -> torch.device:
     return chosen
 
 
-LOCK_NAME = ".distill.lock"  # in an output folder while a run uses it; holds the run's process id and host
+LOCK_NAME = ".distill.lock"  # in an output folder while a run uses it; says the run's process id and host
+LOCK_TRIES = 5  # takes of a lock file that other runs remove between our open and our lock, before giving up
 
 
 @contextmanager
@@ -353,7 +354,7 @@ def prepare_output(out: Path | None, force: bool, resume: bool) -> Iterator[None
     """Hold `out` for a run (`with prepare_output(...):` around all of its work): make sure it can take the run's
     files, that we are not about to replace a user's result unasked, and that no other run is using it. Two runs
     into one folder used to both do all their work and end with one's set beside the other's checkpoint; now the
-    folder holds a lock file (LOCK_NAME, made with O_EXCL) for as long as the run lasts, and a second run is refused
+    run holds a lock on the folder's LOCK_NAME (see hold_lock) for as long as it lasts, and a second run is refused
     at once. The lock goes when the run ends, however it ends, and so do the folders made here where the run left
     them empty: a run that fails before its first file leaves no empty folder behind. Without `out` (a run kept in
     memory) there is nothing to hold, and nothing to resume."""
@@ -369,20 +370,17 @@ def prepare_output(out: Path | None, force: bool, resume: bool) -> Iterator[None
         raise DistillError(f"output folder {out} is a file")
     check_writable(out)
     made = make_folders(out)
-    lock = None
     try:
-        lock = take_lock(out)
-        if resume and not (out / CHECKPOINT_NAME).is_file():
-            raise DistillError(f"--resume: no checkpoint at {out / CHECKPOINT_NAME}, so nothing to continue; drop "
-                               "--resume to start this run afresh")
-        existing = [name for name in (*OUTPUT_NAMES, CHECKPOINT_NAME) if (out / name).exists()]
-        if existing and not (force or resume):
-            raise DistillError(f"{out} already holds a run ({', '.join(existing)}); pass --force to replace it or "
-                               "--resume to continue it")
-        yield
+        with hold_lock(out):
+            if resume and not (out / CHECKPOINT_NAME).is_file():
+                raise DistillError(f"--resume: no checkpoint at {out / CHECKPOINT_NAME}, so nothing to continue; "
+                                   "drop --resume to start this run afresh")
+            existing = [name for name in (*OUTPUT_NAMES, CHECKPOINT_NAME) if (out / name).exists()]
+            if existing and not (force or resume):
+                raise DistillError(f"{out} already holds a run ({', '.join(existing)}); pass --force to replace it "
+                                   "or --resume to continue it")
+            yield
     finally:
-        if lock is not None:
-            lock.unlink(missing_ok=True)
         for folder in made:  # the deepest first; one holding anything stays
             try:
                 folder.rmdir()
@@ -402,25 +400,96 @@ def make_folders(out: Path) -> list[Path]:
     return missing
 
 
-def take_lock(out: Path) -> Path:
-    """Create `out`/LOCK_NAME, or refuse in one line while another run holds it. A lock whose run is gone (killed
-    with SIGKILL, say: a Ctrl-C still removes it) is taken over, where that can be told: the process it names is
-    not running on this host."""
+@contextmanager
+def hold_lock(out: Path) -> Iterator[None]:
+    """Hold `out`/LOCK_NAME for the `with` block, or refuse in one line while another run holds it. The lock is
+    an advisory lock the kernel holds for our open file (flock; msvcrt.locking on Windows), so it dies with its
+    process, however that ends (SIGKILL included): a lock file left by a dead run is free to take, with no guessing
+    from the process id it names (a reused id made such a lock look alive forever), and no removing it to take it
+    over (two runs doing that at once could both go on). The file's text ("pid host") only names the holder in the
+    refusal. On release the file is removed while still locked, then closed: a run that opened it just before
+    finds, once its lock is granted, that the path no longer names the file it locked, and opens it afresh."""
     lock = out / LOCK_NAME
-    for _ in range(2):
+    handle = take_lock(lock)
+    try:
+        yield
+    finally:
+        release_lock(lock, handle)
+
+
+def take_lock(lock: Path) -> int:
+    """Open and lock `lock`, returning the open file, with this process's id and host written in it."""
+    for _ in range(LOCK_TRIES):
         try:
-            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            if not lock_is_stale(lock):
-                break
+            handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise DistillError(f"{lock.parent}: cannot open its lock file {lock}: {error.strerror}") from None
+        try:
+            held = lock_file(handle)
+            if held and names_file(lock, handle):
+                os.ftruncate(handle, 0)
+                os.write(handle, f"{os.getpid()} {socket.gethostname()}\n".encode())
+                return handle
+        except BaseException:
+            os.close(handle)
+            raise
+        os.close(handle)
+        if not held:
+            holder = lock_holder(lock)
+            raise DistillError(f"{lock.parent} is in use by another run{f' ({holder})' if holder else ''}: wait "
+                               "for it to end, or give another --out")
+    raise DistillError(f"{lock.parent}: could not lock {lock}: other runs kept replacing it; try again")
+
+
+def lock_file(handle: int) -> bool:
+    """Take the kernel's exclusive lock on an open file without waiting; False when another open file holds it.
+    On Windows the lock covers the file's first byte, which makes the holder's text unreadable to others there."""
+    if os.name == "nt":
+        import msvcrt
+        try:
+            msvcrt.locking(handle, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    import fcntl
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def names_file(path: Path, handle: int) -> bool:
+    """Whether `path` still names the open file `handle` (a holder's release may have removed it meanwhile)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(handle).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def release_lock(lock: Path, handle: int) -> None:
+    """Remove the lock file while still holding its lock, then close it, which lets the lock go. A file that cannot
+    be removed stays, harmless: nobody holds it. Windows removes no open file, so there the lock is let go and the
+    file closed first, and a file that another run has opened meanwhile stays."""
+    if os.name == "nt":
+        import msvcrt
+        try:
+            os.lseek(handle, 0, os.SEEK_SET)  # the locked byte
+            msvcrt.locking(handle, msvcrt.LK_UNLCK, 1)
+        finally:
+            os.close(handle)
+        try:
             lock.unlink(missing_ok=True)
-            continue
-        with os.fdopen(handle, "w") as file:
-            file.write(f"{os.getpid()} {socket.gethostname()}\n")
-        return lock
-    holder = lock_holder(lock)
-    raise DistillError(f"{out} is in use by another run{f' ({holder})' if holder else ''}: wait for it to end, or "
-                       f"give another --out; if no run is using the folder, delete {lock}")
+        except OSError:
+            pass
+        return
+    try:
+        if names_file(lock, handle):
+            lock.unlink()
+    except OSError:
+        pass
+    finally:
+        os.close(handle)
 
 
 def lock_holder(lock: Path) -> str:
@@ -430,27 +499,6 @@ def lock_holder(lock: Path) -> str:
     except (OSError, ValueError):
         return ""
     return f"process {pid} on {host}"
-
-
-def lock_is_stale(lock: Path) -> bool:
-    """Whether a lock is gone or its run no longer exists. Unreadable, of another host, or just made and not yet
-    written: not stale (the user is told how to remove it). No process check on Windows, where os.kill ends one."""
-    try:
-        pid, host = lock.read_text().split()
-        pid = int(pid)
-    except FileNotFoundError:
-        return True  # its run just ended
-    except (OSError, ValueError):
-        return False
-    if host != socket.gethostname() or os.name == "nt":
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # PermissionError: another user's process, alive
-        return False
-    return False
 
 
 def check_writable(folder: Path) -> None:
