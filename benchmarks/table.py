@@ -265,7 +265,8 @@ def main() -> None:
         "minutes of one GPU or hours of one CPU thread for later ones; a row its time limit ended repeats on any " \
         "machine with `--max-minutes 0 --iterations <its steps>`, plus `--replace` to let it replace the row); " \
         "then the best 1-per-class sets trained " \
-        "without `distill` (examples/train_plain.py).\n\n" + sota_table() + \
+        "without `distill` (examples/train_plain.py). What each row changed and what came of it: " \
+        "docs/state-of-the-art.md.\n\n" + sota_table() + \
         "\n\nTeacher labels (issue 5): a committed set's labels blended with the full-data network's predictions, " \
         "mean ± std over fresh ConvNets trained with the set's own evaluation; the validation split chooses the " \
         "blend (bold), the test split is only reported; where a set has changed since its sweep, `--at COMMIT` " \
