@@ -18,3 +18,21 @@ def test_python_dash_m_distill_is_the_command(tmp_path):
     assert shown.returncode == 0, shown.stderr
     assert "run" in shown.stdout and "eval" in shown.stdout
     assert_user_error(python_m("show", tmp_path / "absent.safetensors", cwd=tmp_path), "no such file")
+
+
+def test_readme_names_the_default_data_and_model_folders(monkeypatch):
+    """An installed user with neither DISTILL_DATA nor DISTILL_CACHE set gets data and trained networks under
+    ~/.cache/distill; the README's Data section must say where both go (the model cache was not mentioned)."""
+    import re
+    from pathlib import Path
+
+    from distill.data import data_root
+    from distill.train import cache_root
+
+    monkeypatch.delenv("DISTILL_DATA", raising=False)
+    monkeypatch.delenv("DISTILL_CACHE", raising=False)
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("\n## Data\n", 1)[1].split("\n## ", 1)[0]
+    said = {variable: Path(default).expanduser() for variable, default in
+            re.findall(r"`\$(DISTILL_\w+)`, else `(~/[^`]+)`", section)}
+    assert said == {"DISTILL_DATA": data_root(), "DISTILL_CACHE": cache_root()}
