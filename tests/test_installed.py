@@ -36,3 +36,17 @@ def test_readme_names_the_default_data_and_model_folders(monkeypatch):
     said = {variable: Path(default).expanduser() for variable, default in
             re.findall(r"`\$(DISTILL_\w+)`, else `(~/[^`]+)`", section)}
     assert said == {"DISTILL_DATA": data_root(), "DISTILL_CACHE": cache_root()}
+
+
+def test_readme_says_what_its_data_roots_are():
+    """The README's commands set DISTILL_DATA=../shared/data, the data copy beside the repository's checkout; a user
+    who installed the package has no such folder, so the prose must say what each such root is (it did not)."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    prose = [line for line in readme.splitlines() if not line.startswith(("    ", "|"))]
+    roots = set(re.findall(r"DISTILL_DATA=(\S+)", readme))
+    assert roots, "the README no longer sets DISTILL_DATA in a command"
+    for root in roots:
+        assert any(f"`{root}`" in line for line in prose), f"the README never says what {root} is"
