@@ -7,13 +7,17 @@
     distill.relabel("runs/digits-dd/synset.safetensors", "runs/digits-dd/teacher.safetensors", weight=0.5)
 
 Keyword options to `distill` go through the shipped presets (`distill.presets`), as the command line's do.
+A run's recorded configuration is taken as it is, with no preset, and keywords beside it replace its fields:
+
+    config = distill.load_config("runs/digits-dd/summary.json")
+    distill.distill(config, seed=1, out="runs/digits-dd-seed1")  # the same run with another seed
 """
 
-from distill.api import DistillConfig, RunResult, distill, evaluate, relabel
+from distill.api import DistillConfig, RunResult, distill, evaluate, load_config, relabel
 from distill.errors import DistillError
 from distill.poison import AttackConfig, AttackResult, attack
 from distill.synset import SyntheticSet, load, save
 
 __all__ = ["AttackConfig", "AttackResult", "attack", "DistillConfig", "DistillError", "RunResult", "SyntheticSet",
-           "distill", "evaluate", "load", "relabel", "save"]
+           "distill", "evaluate", "load", "load_config", "relabel", "save"]
 __version__ = "0.1.0"

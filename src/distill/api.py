@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import platform
@@ -59,10 +60,11 @@ def check_type(name: str, value, expected: type) -> None:
 
 
 def check_field_types(config) -> None:
-    """Every field of a configuration (`check_type`); a field's type is its default's, and None is taken only where
-    the field is declared optional."""
+    """Every field of a configuration (`check_type`); a field's type is its default's (or its default factory's:
+    `options` from a JSON file may be a list), and None is taken only where the field is declared optional."""
     for f in fields(config):
-        value, default = getattr(config, f.name), f.default
+        value = getattr(config, f.name)
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
         if default is MISSING or (value is None and "None" in str(f.type)):
             continue
         check_type(f.name, value, type(default))
@@ -722,6 +724,63 @@ def measure(synset: SyntheticSet, task: Task, eval_nets: int, progress: bool = T
     return {"distilled": distilled.to_dict(), "full_data": full.to_dict(), "random_real": real.to_dict()}
 
 
+def load_config(path: str | os.PathLike) -> DistillConfig:
+    """The run configuration recorded in a JSON file, to run it again: `distill(config=load_config(FILE))` and
+    `distill run --config FILE` repeat a recorded run instead of the user retyping its every option. FILE is a run's
+    summary.json or a benchmarks/results file (both keep the whole resolved configuration under "config"), or a
+    plain JSON object of DistillConfig fields.
+
+    The configuration is taken as recorded, with no preset: presets change between versions, and applying them again
+    would quietly run something else. Fields the file leaves out take DistillConfig's defaults (not the presets').
+    Unknown fields (the likely sign of a file made by another version of distill) and wrongly typed ones are refused
+    here, in one line naming the file; the other checks come when the run starts (`DistillConfig.validate`), so that
+    a field the file gets wrong can still be replaced (`distill(config, **options)`, `replace_fields`)."""
+    file = given_path("path", path)
+    if file is None:
+        raise DistillError("load_config needs the path of a JSON file (a run's summary.json)")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DistillError(f"{file}: no such file") from None
+    except IsADirectoryError:
+        raise DistillError(f"{file} is a folder; give a JSON file, e.g. {file / 'summary.json'}") from None
+    except UnicodeDecodeError:
+        raise DistillError(f"{file} is not JSON (not even UTF-8 text)") from None
+    except OSError as exc:
+        raise DistillError(f"{file}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DistillError(f"{file} is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise DistillError(f"{file} holds a JSON {type(data).__name__}, not an object of run options")
+    nested = isinstance(data.get("config"), dict)
+    recorded = data["config"] if nested else data
+    unknown = sorted(set(recorded) - {f.name for f in fields(DistillConfig)})
+    if {"attacked", "craft_victims"} <= set(unknown):
+        raise DistillError(f"{file} holds a poisoning attack's configuration (distill attack), not a run's")
+    if unknown and nested:
+        raise DistillError(f"{file}: unknown field(s) {', '.join(unknown)} in its \"config\": the file was made by "
+                           "another version of distill, whose runs this one cannot repeat")
+    if unknown:
+        raise DistillError(f"{file}: unknown field(s) {', '.join(unknown)}: no run options of this version of "
+                           "distill (the file was made by another version, or records no run: a run's summary.json "
+                           "keeps its configuration under \"config\")")
+    config = DistillConfig(**recorded)
+    try:
+        check_field_types(config)
+    except DistillError as exc:
+        raise DistillError(f"{file}: {exc}") from None
+    return config
+
+
+def replace_fields(config: DistillConfig, **options) -> DistillConfig:
+    """`config` with `options` replacing its fields, and no preset applied: how a run is varied from a configuration
+    taken as it is (`distill(config, seed=1)`, `distill run --config FILE --seed 1`). Names are spelt as the presets
+    and registries key them (`presets.canonical_names`), as for options completed by the presets."""
+    return DistillConfig(**presets.canonical_names({**asdict(config), **options}))
+
+
 def distill(
     config: DistillConfig | None = None,
     out: str | os.PathLike | None = None,
@@ -752,7 +811,7 @@ def distill(
     if config is None:
         config = DistillConfig(**presets.resolve(**options))  # method defaults and the shipped preset, then options
     elif options:
-        config = DistillConfig(**presets.canonical_names({**asdict(config), **options}))
+        config = replace_fields(config, **options)
     config.validate()
     out_path, data_root = given_path("out", out), given_path("data_root", data_root)
     target = pick_device(device)

@@ -70,6 +70,12 @@ def _given(**options) -> dict:
 
 @app.command()
 def run(
+    config_file: Optional[Path] = typer.Option(None, "--config", parser=_path, metavar="FILE",
+                                               help="Run a recorded configuration again: a run's summary.json, a "
+                                                    "benchmarks/results file, or a JSON object of run options. It "
+                                                    "is taken as recorded (no preset); the options given here "
+                                                    "replace its fields, and --opt is merged into its method "
+                                                    "options."),
     dataset: Optional[str] = typer.Option(None, help="digits (bundled, the default), mnist, fashion-mnist, usps, "
                                                      "cifar10."),
     method: Optional[str] = typer.Option(None, help="dd, dc, dsa, dm, mtt, frepo; unroll (a final stage on the set "
@@ -106,7 +112,9 @@ def run(
                                                         "methods take --opt real_batch=N)."),
     nets_per_step: Optional[int] = typer.Option(None, help="Networks sampled per outer step (dd)."),
     opt: list[str] = typer.Option([], "--opt", help="A method's own option, key=value (repeatable), e.g. "
-                                                    "--opt real_batch=128 for dm."),
+                                                    "--opt real_batch=128 for dm. With --config: merged into the "
+                                                    "recorded options (a key given replaces the recorded one, the "
+                                                    "others stay)."),
     eval_every: Optional[int] = typer.Option(None, help="Validate every N steps (held-out split)."),
     checkpoint_every: Optional[int] = typer.Option(None, help="Checkpoint every N steps."),
     eval_nets: Optional[int] = typer.Option(None, help="Networks per final evaluation."),
@@ -150,6 +158,10 @@ def run(
 
     Options not given come from the method's defaults and the shipped preset for (dataset, method, ipc), so
     `distill run --dataset mnist --method dm --ipc 10` reproduces the README's number for that row.
+
+    `--config FILE` runs a recorded configuration again, exactly as recorded, with the options given replacing its
+    fields: `distill run --config runs/a/summary.json --seed 1 --out runs/a-seed1`. The options that are not part of
+    a run's configuration (--out, --force, --resume, --eval, --device, --data-root, --quiet) work as usual.
     """
     given = _given(dataset=dataset, method=method, arch=arch, ipc=ipc, steps=steps, epochs=epochs, init=init,
                    init_scheme=init_scheme, image_init=image_init, init_lr=init_lr, iterations=iterations,
@@ -160,9 +172,15 @@ def run(
                    eval_epochs=eval_epochs, teacher_labels=teacher_labels,
                    teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels,
                    ema=ema, validation=validation, seed=seed, max_minutes=max_minutes)
-    if opt:
-        given["options"] = options_from_pairs(opt)
-    config = api.DistillConfig(**presets.resolve(**given))
+    if config_file is not None:  # as recorded, no preset: the given options replace its fields
+        recorded = api.load_config(config_file)
+        if opt:
+            given["options"] = {**recorded.options, **options_from_pairs(opt)}
+        config = api.replace_fields(recorded, **given)
+    else:
+        if opt:
+            given["options"] = options_from_pairs(opt)
+        config = api.DistillConfig(**presets.resolve(**given))
     config.validate()
     out = out or Path("runs") / f"{config.dataset}-{config.method}"
     try:
@@ -185,7 +203,8 @@ def run(
     stopped = (f" (stopped by --max-minutes after {r['steps_taken']} of {config.iterations} steps)"
                if 0 < r["steps_taken"] < config.iterations else "")
     typer.echo(f"  distillation took {r['distill_seconds']:.0f} s on {r['device']}{stopped}")
-    if method is None and (config.dataset, config.ipc) in presets.BEST_METHOD:  # the progress bar named it too
+    chosen = method is None and config_file is None  # the preset chose it (a recorded config is taken as is)
+    if chosen and (config.dataset, config.ipc) in presets.BEST_METHOD:  # the progress bar named it too
         typer.echo(f"  method {config.method}: the most accurate measured for {config.dataset} at {config.ipc} "
                    "image(s) per class (choose another with --method)")
     for name, path in result.files.items():

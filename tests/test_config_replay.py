@@ -1,0 +1,146 @@
+"""`distill run --config FILE` and `distill.load_config`: a recorded run is run again exactly as recorded (no preset
+applied), the options given replace its fields, and a file that holds no usable configuration is one line on
+stderr, exit code 2, and no output folder."""
+
+import json
+import subprocess
+import sys
+import warnings
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import torch
+
+import distill
+from distill import presets
+from distill.api import DistillConfig
+from distill.cli import main
+from distill.errors import DistillError
+from test_cli import TINY_RUN, assert_user_error, cli
+
+RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory) -> Path:
+    """A tiny dd run on the bundled digits, whose summary.json the tests replay."""
+    out = tmp_path_factory.mktemp("replay") / "recorded"
+    result = cli("run", "--no-eval", *TINY_RUN, "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def config_of(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())["config"]
+
+
+def in_process(monkeypatch, capsys, *args) -> subprocess.CompletedProcess:
+    """`distill ARGS` through the command's entry point in this process (no interpreter and torch start-up per
+    case), as what `assert_user_error` reads: its exit code, stdout and stderr."""
+    monkeypatch.setattr(sys, "argv", ["distill", *map(str, args)])
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it; put it back after
+    with pytest.raises(SystemExit) as exited:
+        main()
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, exited.value.code, captured.out, captured.err)
+
+
+def test_replaying_a_summary_makes_the_same_set_bit_for_bit(recorded, tmp_path):
+    again = tmp_path / "again"
+    result = cli("run", "--config", recorded / "summary.json", "--no-eval", "--quiet", "--out", again)
+    assert result.returncode == 0, result.stderr
+    assert config_of(again) == config_of(recorded)
+    first, second = (distill.load(out / "synset.safetensors") for out in (recorded, again))
+    assert torch.equal(first.images, second.images)
+    assert torch.equal(first.labels, second.labels)
+    assert torch.equal(first.lrs, second.lrs)
+
+
+def test_an_option_given_replaces_only_that_field(recorded, tmp_path):
+    varied = tmp_path / "seed1"
+    result = cli("run", "--config", recorded / "summary.json", "--seed", "1", "--no-eval", "--quiet", "--out", varied)
+    assert result.returncode == 0, result.stderr
+    before, after = config_of(recorded), config_of(varied)
+    assert {k: (before[k], after[k]) for k in before if before[k] != after[k]} == {"seed": (0, 1)}
+    assert after["iterations"] == 30  # the recorded value, not the preset's 800
+    assert not torch.equal(distill.load(recorded / "synset.safetensors").images,
+                           distill.load(varied / "synset.safetensors").images)
+
+
+def test_opt_is_merged_into_the_recorded_method_options(tmp_path):
+    """A plain JSON object of fields (no "config" key) works too; `--opt` replaces the keys it gives and keeps the
+    recorded others, where without --config it would start from the preset's."""
+    fields = asdict(DistillConfig(**presets.resolve(dataset="digits", method="dm", iterations=2, eval_every=2,
+                                                    checkpoint_every=2)))
+    fields["options"] = {"real_batch": 16, "augment": "none"}
+    plain = tmp_path / "dm.json"
+    plain.write_text(json.dumps(fields))
+    out = tmp_path / "dm"
+    result = cli("run", "--config", plain, "--opt", "real_batch=8", "--no-eval", "--quiet", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert config_of(out) == {**fields, "options": {"real_batch": "8", "augment": "none"}}
+
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "no such file"),
+    ("{not json", "is not JSON (Expecting property name"),
+    (b"\x89PNG\r\n\x1a\n\xff\xfe", "is not JSON"),
+    ("[1, 2]", "holds a JSON list, not an object of run options"),
+    ('{"ipc": 2, "frobnicate": 1}', "unknown field(s) frobnicate: no run options of this version of distill"),
+    ('{"config": {"ipc": 2, "shiny_new_option": 1, "older": 2}, "results": {}}',
+     "unknown field(s) older, shiny_new_option in its \"config\": the file was made by another version of distill"),
+    ('{"ipc": "2"}', "ipc must be of type int, got '2'"),
+    ('{"options": ["real_batch=8"]}', "options must be of type dict"),
+    ('{"ipc": 0}', "--ipc must be at least 1, got 0"),  # DistillConfig.validate, once the run starts
+])
+def test_a_file_without_a_usable_configuration_is_one_line(content, fragment, tmp_path, monkeypatch, capsys):
+    file = tmp_path / "config.json"
+    if isinstance(content, str):
+        file.write_text(content)
+    elif isinstance(content, bytes):
+        file.write_bytes(content)
+    out = tmp_path / "o"
+    result = in_process(monkeypatch, capsys, "run", "--config", file, "--out", out, *TINY_RUN)
+    assert_user_error(result, fragment)
+    assert str(file) in result.stderr or fragment.startswith("--")
+    assert not out.exists()
+
+
+def test_a_folder_an_attack_and_a_bad_override_are_refused(recorded, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "o"
+    for args, fragment in (
+            ([recorded], f"{recorded} is a folder; give a JSON file, e.g. {recorded / 'summary.json'}"),
+            ([RESULTS / "attack-mnist-3to8.json"], "holds a poisoning attack's configuration (distill attack)"),
+            ([recorded / "summary.json", "--seed", "-1"], "--seed must be between 0 and"),
+            ([recorded / "summary.json", "--method", "dm"], "--real-batch applies to dd and unroll")):
+        assert_user_error(in_process(monkeypatch, capsys, "run", "--config", *args, "--out", out), fragment)
+    assert not out.exists()
+
+
+def test_a_missing_file_is_one_line_from_the_installed_command(tmp_path):
+    assert_user_error(cli("run", "--config", tmp_path / "nope.json", "--out", tmp_path / "o"),
+                      f"{tmp_path / 'nope.json'}: no such file")
+    assert not (tmp_path / "o").exists()
+
+
+def test_load_config_reads_a_benchmark_results_file_as_recorded():
+    path = RESULTS / "digits-dd-default.json"
+    recorded = json.loads(path.read_text())["config"]
+    config = distill.load_config(path)
+    assert isinstance(config, DistillConfig) and asdict(config) == recorded
+    older = RESULTS / "mnist-dm-ipc1.json"  # made before ema, validation and others were fields: their defaults
+    recorded = json.loads(older.read_text())["config"]
+    assert "ema" not in recorded
+    assert asdict(distill.load_config(older)) == {**asdict(DistillConfig()), **recorded}
+
+
+def test_load_config_applies_no_preset(tmp_path):
+    """A plain object's missing fields take DistillConfig's defaults, not the method's preset (convnet, sgd, ...)."""
+    plain = tmp_path / "dm.json"
+    plain.write_text('{"method": "dm", "ipc": 10}')
+    config = distill.load_config(plain)
+    assert config == DistillConfig(method="dm", ipc=10)
+    assert presets.resolve(method="dm", ipc=10)["arch"] != config.arch  # what a preset would have changed
+    with pytest.raises(DistillError, match="is not JSON"):
+        distill.load_config(RESULTS.parent / "dd.py")
