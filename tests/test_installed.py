@@ -50,3 +50,18 @@ def test_readme_says_what_its_data_roots_are():
     assert roots, "the README no longer sets DISTILL_DATA in a command"
     for root in roots:
         assert any(f"`{root}`" in line for line in prose), f"the README never says what {root} is"
+
+
+def test_typer_floor_is_one_that_works_with_the_click_pip_installs():
+    """pyproject used to accept typer>=0.8, but typer before 0.16 breaks with click 8.2 and later (what pip picks
+    beside an older typer that does not cap click): with typer 0.9 or 0.12 every `distill` command died with
+    "TypeError: Secondary flag is not valid for non-boolean flag", with typer 0.15.3 `--help` did (checked with
+    click 8.5.1). typer 0.15.4 caps click below 8.2 and 0.16.0 is the first to support it; 0.16.0 was checked with
+    click 8.1.8, 8.2.1 and 8.5.1."""
+    import re
+    from pathlib import Path
+
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    floor = re.search(r'"typer>=([0-9.]+)"', pyproject)
+    assert floor, "typer is no longer declared with a lower bound"
+    assert tuple(int(part) for part in floor.group(1).split(".")) >= (0, 16)
