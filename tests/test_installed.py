@@ -65,3 +65,43 @@ def test_typer_floor_is_one_that_works_with_the_click_pip_installs():
     floor = re.search(r'"typer>=([0-9.]+)"', pyproject)
     assert floor, "typer is no longer declared with a lower bound"
     assert tuple(int(part) for part in floor.group(1).split(".")) >= (0, 16)
+
+
+def test_the_version_is_the_installed_packages():
+    """`distill.__version__` is read from the installed metadata (pyproject.toml's), not typed a second time."""
+    import tomllib
+    from pathlib import Path
+
+    import distill
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert distill.__version__ == pyproject["project"]["version"]
+
+
+def test_eval_and_relabel_take_quiet_as_run_and_attack_do(tmp_path):
+    """`--quiet` silences the progress bars of every command that trains (eval and relabel had no such option)."""
+    from test_cli import cli, tiny_set
+
+    synset = tiny_set(tmp_path)
+    for args in (("eval", synset, "--protocol", "standard", "--nets", "1", "--epochs", "3"),
+                 ("relabel", synset, "--out", tmp_path / "relabelled.safetensors")):
+        loud = cli(*args) if args[0] == "eval" else None
+        quiet = cli(*args, "--quiet")
+        assert quiet.returncode == 0, quiet.stderr
+        assert quiet.stderr == "", quiet.stderr
+        if loud is not None:
+            assert loud.returncode == 0 and "it/s]" in loud.stderr  # the bar --quiet hides
+
+
+def test_a_held_result_names_the_python_keyword_beside_the_flag(tmp_path):
+    """The same refusal reaches command-line and Python users, so it names both spellings (`--force`, `force=True`):
+    the API's users were told to "pass --force", which no Python call takes."""
+    import pytest
+
+    from distill.api import prepare_output
+    from distill.errors import DistillError
+
+    (tmp_path / "summary.json").write_text("{}")
+    with pytest.raises(DistillError, match=r"--force \(force=True\) to replace it or --resume \(resume=True\)"):
+        with prepare_output(tmp_path, force=False, resume=False):
+            pass

@@ -13,6 +13,8 @@ A run's recorded configuration is taken as it is, with no preset, and keywords b
     distill.distill(config, seed=1, out="runs/digits-dd-seed1")  # the same run with another seed
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from distill.api import DistillConfig, RunResult, distill, evaluate, load_config, relabel
 from distill.errors import DistillError
 from distill.poison import AttackConfig, AttackResult, attack
@@ -20,4 +22,8 @@ from distill.synset import SyntheticSet, load, save
 
 __all__ = ["AttackConfig", "AttackResult", "attack", "DistillConfig", "DistillError", "RunResult", "SyntheticSet",
            "distill", "evaluate", "load", "load_config", "relabel", "save"]
-__version__ = "0.1.0"
+
+try:  # one version, pyproject.toml's, as installed (a copy typed here could drift from it)
+    __version__ = version("distill")
+except PackageNotFoundError:  # the source imported without being installed
+    __version__ = "unknown"

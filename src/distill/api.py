@@ -379,8 +379,8 @@ def prepare_output(out: Path | None, force: bool, resume: bool) -> Iterator[None
                                    "drop --resume to start this run afresh")
             existing = [name for name in (*OUTPUT_NAMES, CHECKPOINT_NAME) if (out / name).exists()]
             if existing and not (force or resume):
-                raise DistillError(f"{out} already holds a run ({', '.join(existing)}); pass --force to replace it "
-                                   "or --resume to continue it")
+                raise DistillError(f"{out} already holds a run ({', '.join(existing)}); pass --force (force=True) "
+                                   "to replace it or --resume (resume=True) to continue it")
             yield
     finally:
         for folder in made:  # the deepest first; one holding anything stays
@@ -525,7 +525,7 @@ def check_output_file(out: Path, force: bool) -> None:
     if out.is_dir():
         raise DistillError(f"{out} is a folder; give the file to write, e.g. {out / 'relabelled.safetensors'}")
     if out.exists() and not force:
-        raise DistillError(f"{out} exists; pass --force to replace it")
+        raise DistillError(f"{out} exists; pass --force (force=True) to replace it")
     check_writable(out.parent)
 
 

@@ -281,10 +281,11 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
+    quiet: bool = typer.Option(False, help="No progress bars (--json shows none either)."),
 ) -> None:
     """Train networks on a synthetic set and report their test accuracy."""
     result = api.evaluate(file, protocol=protocol, arch=arch, n_nets=nets, data_root=data_root, device=device,
-                          progress=not as_json, augment=augment, epochs=epochs, lr=lr)
+                          progress=not (as_json or quiet), augment=augment, epochs=epochs, lr=lr)
     if as_json:
         typer.echo(json.dumps({"file": str(file), **result.to_dict()}))
     else:
@@ -302,12 +303,13 @@ def relabel(
     force: bool = typer.Option(False, help="Replace --out if it exists."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
+    quiet: bool = typer.Option(False, help="No progress bars."),
 ) -> None:
     """Blend the full-data network's softened predictions into a set's labels (the same as `run --teacher-labels`,
     for a set already made). The network is the one the full-data baseline trains, cached after its first use."""
     out = out or file.with_name(f"{file.stem}-teacher.safetensors")
     result = api.relabel(file, out, teacher_labels, teacher_temperature, data_root=data_root, device=device,
-                         force=force)
+                         force=force, progress=not quiet)
     typer.echo(f"{len(result.labels)} images relabelled ({teacher_labels:g} teacher at temperature "
                f"{teacher_temperature:g}): {out}")
 
