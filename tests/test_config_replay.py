@@ -57,6 +57,22 @@ def test_replaying_a_summary_makes_the_same_set_bit_for_bit(recorded, tmp_path):
     assert torch.equal(first.lrs, second.lrs)
 
 
+def test_a_set_file_replays_the_run_its_header_records(recorded, tmp_path):
+    """The set is often all a user was given: its header records the run that made it, which --config repeats."""
+    again = tmp_path / "from-set"
+    result = cli("run", "--config", recorded / "synset.safetensors", "--no-eval", "--quiet", "--out", again)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stderr  # a set of this version records every field
+    assert config_of(again) == config_of(recorded)
+    assert torch.equal(distill.load(recorded / "synset.safetensors").images,
+                       distill.load(again / "synset.safetensors").images)
+    bare = distill.load(recorded / "synset.safetensors")
+    bare.meta.pop("config")
+    saved = distill.save(bare, tmp_path / "bare.safetensors")
+    with pytest.raises(DistillError, match="its header records no run configuration"):
+        distill.load_config(saved)
+
+
 def test_an_option_given_replaces_only_that_field(recorded, tmp_path):
     varied = tmp_path / "seed1"
     result = cli("run", "--config", recorded / "summary.json", "--seed", "1", "--no-eval", "--quiet", "--out", varied)
@@ -132,7 +148,8 @@ def test_load_config_reads_a_benchmark_results_file_as_recorded():
     older = RESULTS / "mnist-dm-ipc1.json"  # made before ema, validation and others were fields: their defaults
     recorded = json.loads(older.read_text())["config"]
     assert "ema" not in recorded
-    assert asdict(distill.load_config(older)) == {**asdict(DistillConfig()), **recorded}
+    with pytest.warns(UserWarning, match=r"records no .*\bema\b.*: today's defaults are used, so the run may differ"):
+        assert asdict(distill.load_config(older)) == {**asdict(DistillConfig()), **recorded}
 
 
 def test_load_config_applies_no_preset(tmp_path):

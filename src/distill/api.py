@@ -11,6 +11,7 @@ import platform
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -727,17 +728,24 @@ def measure(synset: SyntheticSet, task: Task, eval_nets: int, progress: bool = T
 def load_config(path: str | os.PathLike) -> DistillConfig:
     """The run configuration recorded in a JSON file, to run it again: `distill(config=load_config(FILE))` and
     `distill run --config FILE` repeat a recorded run instead of the user retyping its every option. FILE is a run's
-    summary.json or a benchmarks/results file (both keep the whole resolved configuration under "config"), or a
-    plain JSON object of DistillConfig fields.
+    summary.json or a benchmarks/results file (both keep the whole resolved configuration under "config"), a plain
+    JSON object of DistillConfig fields, or a synthetic-set file (.safetensors), whose header records the run that
+    made it: the set is often all a user was given.
 
     The configuration is taken as recorded, with no preset: presets change between versions, and applying them again
-    would quietly run something else. Fields the file leaves out take DistillConfig's defaults (not the presets').
+    would quietly run something else. Fields a recorded configuration leaves out (a file from an older version) take
+    DistillConfig's defaults, not the presets', with a warning naming them: the run may differ from the recorded one.
     Unknown fields (the likely sign of a file made by another version of distill) and wrongly typed ones are refused
     here, in one line naming the file; the other checks come when the run starts (`DistillConfig.validate`), so that
     a field the file gets wrong can still be replaced (`distill(config, **options)`, `replace_fields`)."""
     file = given_path("path", path)
     if file is None:
         raise DistillError("load_config needs the path of a JSON file (a run's summary.json)")
+    if file.suffix == ".safetensors":
+        recorded = load(file).meta.get("config")
+        if not isinstance(recorded, dict):
+            raise DistillError(f"{file}: its header records no run configuration (give the run's summary.json)")
+        return config_from_fields(file, recorded, nested=True)
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -755,7 +763,12 @@ def load_config(path: str | os.PathLike) -> DistillConfig:
     if not isinstance(data, dict):
         raise DistillError(f"{file} holds a JSON {type(data).__name__}, not an object of run options")
     nested = isinstance(data.get("config"), dict)
-    recorded = data["config"] if nested else data
+    return config_from_fields(file, data["config"] if nested else data, nested)
+
+
+def config_from_fields(file: Path, recorded: dict, nested: bool) -> DistillConfig:
+    """`load_config`'s checks on the fields read from `file` (`nested`: under a "config" key, as a run records
+    them), and the configuration they make."""
     unknown = sorted(set(recorded) - {f.name for f in fields(DistillConfig)})
     if {"attacked", "craft_victims"} <= set(unknown):
         raise DistillError(f"{file} holds a poisoning attack's configuration (distill attack), not a run's")
@@ -766,6 +779,10 @@ def load_config(path: str | os.PathLike) -> DistillConfig:
         raise DistillError(f"{file}: unknown field(s) {', '.join(unknown)}: no run options of this version of "
                            "distill (the file was made by another version, or records no run: a run's summary.json "
                            "keeps its configuration under \"config\")")
+    missing = sorted({f.name for f in fields(DistillConfig)} - set(recorded))
+    if missing and nested:
+        warnings.warn(f"{file} records no {', '.join(missing)} (made by an older version of distill): today's "
+                      "defaults are used, so the run may differ from the recorded one", UserWarning, stacklevel=3)
     config = DistillConfig(**recorded)
     try:
         check_field_types(config)

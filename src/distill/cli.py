@@ -72,7 +72,8 @@ def _given(**options) -> dict:
 def run(
     config_file: Optional[Path] = typer.Option(None, "--config", parser=_path, metavar="FILE",
                                                help="Run a recorded configuration again: a run's summary.json, a "
-                                                    "benchmarks/results file, or a JSON object of run options. It "
+                                                    "benchmarks/results file, a JSON object of run options, or a "
+                                                    "set file (.safetensors), whose header records its run. It "
                                                     "is taken as recorded (no preset); the options given here "
                                                     "replace its fields, and --opt is merged into its method "
                                                     "options."),
