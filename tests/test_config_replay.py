@@ -161,3 +161,30 @@ def test_load_config_applies_no_preset(tmp_path):
     assert presets.resolve(method="dm", ipc=10)["arch"] != config.arch  # what a preset would have changed
     with pytest.raises(DistillError, match="is not JSON"):
         distill.load_config(RESULTS.parent / "dd.py")
+
+
+def test_show_prints_the_command_that_runs_a_set_again(recorded, tmp_path):
+    """`distill show` names the command that repeats the run behind a set; run as printed (its --out moved under
+    tmp_path), it makes the same images. A run its --max-minutes stopped repeats by its step count; a poison, made
+    by `distill attack`, gets no such line."""
+    import shlex
+
+    set_file = recorded / "synset.safetensors"
+    shown = cli("show", set_file)
+    assert shown.returncode == 0, shown.stderr
+    line = next(line for line in shown.stdout.splitlines() if line.startswith("re-run:"))
+    words = shlex.split(line.removeprefix("re-run:"))
+    assert words[:4] == ["distill", "run", "--config", str(set_file)] and words[4] == "--out"
+    again = tmp_path / "again"
+    result = cli(*words[1:4], "--out", again, *words[6:], "--no-eval", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert torch.equal(distill.load(set_file).images, distill.load(again / "synset.safetensors").images)
+
+    limited = distill.load(set_file)
+    limited.meta["config"] = {**limited.meta["config"], "max_minutes": 2.0}
+    limited.meta["results"] = {**limited.meta.get("results", {}), "steps_taken": 7}
+    limited_file = distill.save(limited, tmp_path / "limited.safetensors")
+    assert cli("show", limited_file).stdout.rstrip().endswith("--iterations 7 --max-minutes 0")
+
+    poison = RESULTS.parent / "artifacts" / "mnist-attack-3to8.safetensors"
+    assert "re-run:" not in cli("show", poison).stdout

@@ -321,7 +321,8 @@ def show(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Describe a synthetic-set file (after validating it)."""
-    info = describe(load(file))
+    synset = load(file)
+    info = describe(synset)
     if as_json:
         typer.echo(json.dumps(info))
         return
@@ -330,6 +331,34 @@ def show(
             _show_results(file, value if isinstance(value, dict) else {}, info.get("dataset", ""))
             continue
         typer.echo(f"{key + ':':12} {value}")
+    rerun = _rerun_command(file, synset.meta)
+    if rerun:
+        typer.echo(f"{'re-run:':12} {rerun}")
+
+
+def _rerun_command(file: Path, meta: dict) -> str:
+    """The command that runs the distillation that made a set again, from the configuration its header records
+    (`run --config`), or "" for a poison (`distill attack` made it) or a header without one. A run that its
+    --max-minutes stopped is repeated by its step count instead, where the header still records it. A blend added
+    by `distill relabel` afterwards is not part of that run, so it is named beside it."""
+    recorded = meta.get("config")
+    if meta.get("init") == "loaded" or not isinstance(recorded, dict):
+        return ""
+    out = Path("runs") / f"{file.stem}-rerun"
+    command = f"distill run --config {shlex.quote(str(file))} --out {shlex.quote(str(out))}"
+    taken = (meta.get("results") or {}).get("steps_taken")
+    limit, iterations = recorded.get("max_minutes"), recorded.get("iterations")
+    if isinstance(limit, (int, float)) and limit > 0:  # on another machine the minutes make another number of steps
+        if isinstance(taken, int) and isinstance(iterations, int) and taken < iterations:
+            command += f" --iterations {taken} --max-minutes 0"
+        else:
+            command += f" (the run was limited to {limit:g} minutes, so the steps it took depend on the machine)"
+    blend = meta.get("teacher_labels")
+    if isinstance(blend, dict) and not recorded.get("teacher_labels"):
+        command += (f", then distill relabel {shlex.quote(str(out / 'synset.safetensors'))} --teacher-labels "
+                    f"{blend.get('weight'):g} --teacher-temperature {blend.get('temperature'):g} (the labels' blend "
+                    "came after the run)")
+    return command
 
 
 def _is_accuracy(result) -> bool:
