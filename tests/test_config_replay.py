@@ -185,6 +185,9 @@ def test_show_prints_the_command_that_runs_a_set_again(recorded, tmp_path):
     limited.meta["results"] = {**limited.meta.get("results", {}), "steps_taken": 7}
     limited_file = distill.save(limited, tmp_path / "limited.safetensors")
     assert cli("show", limited_file).stdout.rstrip().endswith("--iterations 7 --max-minutes 0")
+    limited.meta["results"] = {**limited.meta["results"], "steps_taken": limited.meta["config"]["iterations"]}
+    finished = cli("show", distill.save(limited, tmp_path / "finished.safetensors")).stdout.rstrip()
+    assert finished.endswith("-rerun --max-minutes 0")  # all its steps within the limit: no limit, same steps
 
     poison = RESULTS.parent / "artifacts" / "mnist-attack-3to8.safetensors"
     assert "re-run:" not in cli("show", poison).stdout

@@ -769,7 +769,8 @@ def load_config(path: str | os.PathLike) -> DistillConfig:
 def config_from_fields(file: Path, recorded: dict, nested: bool) -> DistillConfig:
     """`load_config`'s checks on the fields read from `file` (`nested`: under a "config" key, as a run records
     them), and the configuration they make."""
-    unknown = sorted(set(recorded) - {f.name for f in fields(DistillConfig)})
+    names = {f.name for f in fields(DistillConfig)}
+    unknown = sorted(set(recorded) - names)
     if {"attacked", "craft_victims"} <= set(unknown):
         raise DistillError(f"{file} holds a poisoning attack's configuration (distill attack), not a run's")
     if unknown and nested:
@@ -779,7 +780,7 @@ def config_from_fields(file: Path, recorded: dict, nested: bool) -> DistillConfi
         raise DistillError(f"{file}: unknown field(s) {', '.join(unknown)}: no run options of this version of "
                            "distill (the file was made by another version, or records no run: a run's summary.json "
                            "keeps its configuration under \"config\")")
-    missing = sorted({f.name for f in fields(DistillConfig)} - set(recorded))
+    missing = sorted(names - set(recorded))
     if missing and nested:
         warnings.warn(f"{file} records no {', '.join(missing)} (made by an older version of distill): today's "
                       "defaults are used, so the run may differ from the recorded one", UserWarning, stacklevel=3)

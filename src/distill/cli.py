@@ -351,13 +351,16 @@ def _rerun_command(file: Path, meta: dict) -> str:
     if isinstance(limit, (int, float)) and limit > 0:  # on another machine the minutes make another number of steps
         if isinstance(taken, int) and isinstance(iterations, int) and taken < iterations:
             command += f" --iterations {taken} --max-minutes 0"
+        elif isinstance(taken, int):  # it took all its steps within the limit: a slower machine must too
+            command += " --max-minutes 0"
         else:
             command += f" (the run was limited to {limit:g} minutes, so the steps it took depend on the machine)"
     blend = meta.get("teacher_labels")
-    if isinstance(blend, dict) and not recorded.get("teacher_labels"):
+    weight, temperature = (blend.get("weight"), blend.get("temperature")) if isinstance(blend, dict) else (0, 0)
+    if isinstance(weight, (int, float)) and isinstance(temperature, (int, float)) and weight > 0 \
+            and not recorded.get("teacher_labels"):
         command += (f", then distill relabel {shlex.quote(str(out / 'synset.safetensors'))} --teacher-labels "
-                    f"{blend.get('weight'):g} --teacher-temperature {blend.get('temperature'):g} (the labels' blend "
-                    "came after the run)")
+                    f"{weight:g} --teacher-temperature {temperature:g} (the labels' blend came after the run)")
     return command
 
 
