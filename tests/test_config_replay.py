@@ -108,7 +108,8 @@ def test_opt_is_merged_into_the_recorded_method_options(tmp_path):
      "unknown field(s) older, shiny_new_option in its \"config\": the file was made by another version of distill"),
     ('{"ipc": "2"}', "ipc must be of type int, got '2'"),
     ('{"options": ["real_batch=8"]}', "options must be of type dict"),
-    ('{"ipc": 0}', "--ipc must be at least 1, got 0"),  # DistillConfig.validate, once the run starts
+    ('{"ipc": 0}', "--ipc must be at least 1, got 0 (as "),  # DistillConfig.validate: the value is the file's
+    ('{"method": "dm", "options": {"bogus": 1}}', "unknown option(s) for method 'dm': bogus"),
 ])
 def test_a_file_without_a_usable_configuration_is_one_line(content, fragment, tmp_path, monkeypatch, capsys):
     file = tmp_path / "config.json"
@@ -119,7 +120,7 @@ def test_a_file_without_a_usable_configuration_is_one_line(content, fragment, tm
     out = tmp_path / "o"
     result = in_process(monkeypatch, capsys, "run", "--config", file, "--out", out, *TINY_RUN)
     assert_user_error(result, fragment)
-    assert str(file) in result.stderr or fragment.startswith("--")
+    assert str(file) in result.stderr
     assert not out.exists()
 
 
@@ -128,7 +129,7 @@ def test_a_folder_an_attack_and_a_bad_override_are_refused(recorded, tmp_path, m
     for args, fragment in (
             ([recorded], f"{recorded} is a folder; give a JSON file, e.g. {recorded / 'summary.json'}"),
             ([RESULTS / "attack-mnist-3to8.json"], "holds a poisoning attack's configuration (distill attack)"),
-            ([recorded / "summary.json", "--seed", "-1"], "--seed must be between 0 and"),
+            ([recorded / "summary.json", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
             ([recorded / "summary.json", "--method", "dm"], "--real-batch applies to dd and unroll")):
         assert_user_error(in_process(monkeypatch, capsys, "run", "--config", *args, "--out", out), fragment)
     assert not out.exists()

@@ -94,6 +94,7 @@ def test_configs_built_by_hand_must_spell_names_as_the_registries_do():
     ({"decay_factor": 2.0}, "decay_factor must be in"),
     ({"seed": -1}, "--seed must be between"),
     ({"seed": 2**40}, "--seed must be between"),
+    ({"lr_images": 0.0}, "--lr must be a positive number"),  # the flag's name, not the field's (--lr-images)
 ])
 def test_run_options_out_of_range(options, fragment):
     with pytest.raises(DistillError, match=fragment):
@@ -101,8 +102,8 @@ def test_run_options_out_of_range(options, fragment):
 
 
 @pytest.mark.parametrize("options, fragment", [
-    ({"lr_images": -1.0}, "--lr-images must be a positive number"),
-    ({"lr_images": math.nan}, "--lr-images must be a positive number"),
+    ({"lr_images": -1.0}, "--lr must be a positive number"),
+    ({"lr_images": math.nan}, "--lr must be a positive number"),
     ({"init_lr": math.inf}, "--init-lr must be a positive number"),
     ({"decay_every": -5}, "--decay-every must be 0"),
 ])

@@ -52,6 +52,12 @@ LOOP_OPTIONS = ("iterations", "lr_images", "lr_lrs", "lr_labels", "init_lr", "de
 FLAGS = {"lr_images": "--lr", "keep_best": "--keep-last"}  # the command line's name where it is not the field's
 
 
+def flag(name: str) -> str:
+    """The command-line option that sets a configuration field (`lr_images` is `--lr`): the name refusals use, so
+    that a message points at what the user typed."""
+    return FLAGS.get(name, f"--{name.replace('_', '-')}")
+
+
 def check_type(name: str, value, expected: type) -> None:
     """A value given from Python with the wrong type (`ipc="2"`, `n_nets="3"`) is one line, not a TypeError deep
     inside the work. An int will do for a float; a bool is no number here, though Python counts True an int."""
@@ -101,7 +107,7 @@ def check_common(config, rates: tuple[str, ...]) -> None:
     for name in rates:
         value = getattr(config, name)
         if not (math.isfinite(value) and value > 0):
-            raise DistillError(f"--{name.replace('_', '-')} must be a positive number, got {value}")
+            raise DistillError(f"{flag(name)} must be a positive number, got {value}")
     if not 0 <= config.seed < SEED_LIMIT:
         raise DistillError(f"--seed must be between 0 and {SEED_LIMIT - 1}, got {config.seed}")
     if config.decay_every < 0:
@@ -116,7 +122,7 @@ def check_counts(config, names: tuple[str, ...]) -> None:
     """Counts (images, steps, networks, ...) a run or an attack needs at least one of."""
     for name in names:
         if getattr(config, name) < 1:
-            raise DistillError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(config, name)}")
+            raise DistillError(f"{flag(name)} must be at least 1, got {getattr(config, name)}")
 
 
 @dataclass(frozen=True)
@@ -189,7 +195,6 @@ class DistillConfig:
         defaults, preset = asdict(DistillConfig()), presets.resolve(dataset=self.dataset, method=self.method,
                                                                    ipc=self.ipc)
         given = lambda name: getattr(self, name) not in (defaults[name], preset[name])  # noqa: E731
-        flag = lambda name: FLAGS.get(name, f"--{name.replace('_', '-')}")  # noqa: E731
         method = get_method(self.method)
         if getattr(method, "selects", False):
             for name in LOOP_OPTIONS:
@@ -220,7 +225,7 @@ class DistillConfig:
             if given(name) and self.method not in users:
                 hint = (f"; give {self.method}'s own as --opt {name}={getattr(self, name)}" if name in method_options
                         else f"; {self.method!r} does not use one")
-                raise DistillError(f"--{name.replace('_', '-')} applies to {' and '.join(users)}{hint}")
+                raise DistillError(f"{flag(name)} applies to {' and '.join(users)}{hint}")
 
     def scheme(self) -> str:
         return self.init_scheme or DEFAULT_INIT.get(self.arch, "default")

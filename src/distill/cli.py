@@ -178,11 +178,12 @@ def run(
         if opt:
             given["options"] = {**recorded.options, **options_from_pairs(opt)}
         config = api.replace_fields(recorded, **given)
+        _check_replayed(config, recorded, config_file)
     else:
         if opt:
             given["options"] = options_from_pairs(opt)
         config = api.DistillConfig(**presets.resolve(**given))
-    config.validate()
+        config.validate()
     out = out or Path("runs") / f"{config.dataset}-{config.method}"
     try:
         result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
@@ -210,6 +211,21 @@ def run(
                    "image(s) per class (choose another with --method)")
     for name, path in result.files.items():
         typer.echo(f"  {name}: {path}")
+
+
+def _check_replayed(config: api.DistillConfig, recorded: api.DistillConfig, file: Path) -> None:
+    """Validate a recorded configuration with the given options in place. Refusals name command-line options, and
+    a value the file holds was not typed by the user: a refusal the recorded configuration makes by itself (no
+    option given changed it) says it comes from the file, so the user knows to edit it or give that option."""
+    try:
+        config.validate()
+    except DistillError as exc:
+        try:
+            recorded.validate()
+        except DistillError as own:
+            if str(own) == str(exc):
+                raise DistillError(f"{exc} (as {file} records it)") from None
+        raise
 
 
 @app.command(name="attack")
