@@ -14,7 +14,7 @@ import torch
 
 import distill
 from distill import presets
-from distill.api import DistillConfig
+from distill.api import DistillConfig, recorded_cpu_threads
 from distill.cli import main
 from distill.errors import DistillError
 from test_cli import TINY_RUN, assert_user_error, cli
@@ -185,10 +185,57 @@ def test_show_prints_the_command_that_runs_a_set_again(recorded, tmp_path):
     limited.meta["config"] = {**limited.meta["config"], "max_minutes": 2.0}
     limited.meta["results"] = {**limited.meta.get("results", {}), "steps_taken": 7}
     limited_file = distill.save(limited, tmp_path / "limited.safetensors")
-    assert cli("show", limited_file).stdout.rstrip().endswith("--iterations 7 --max-minutes 0")
+    threads = f" --threads {recorded_cpu_threads(limited.meta)}"  # as the recorded run had them
+    assert cli("show", limited_file).stdout.rstrip().endswith("--iterations 7 --max-minutes 0" + threads)
     limited.meta["results"] = {**limited.meta["results"], "steps_taken": limited.meta["config"]["iterations"]}
     finished = cli("show", distill.save(limited, tmp_path / "finished.safetensors")).stdout.rstrip()
-    assert finished.endswith("-rerun --max-minutes 0")  # all its steps within the limit: no limit, same steps
+    assert finished.endswith("-rerun --max-minutes 0" + threads)  # all its steps within the limit: no limit, same steps
 
     poison = RESULTS.parent / "artifacts" / "mnist-attack-3to8.safetensors"
     assert "re-run:" not in cli("show", poison).stdout
+
+
+def test_a_run_records_its_cpu_threads_and_show_names_them(tmp_path):
+    """`--threads` sets PyTorch's CPU thread count; the run records it, and the re-run line asks for it: a CPU run
+    repeats bit for bit only on the count it ran with."""
+    out = tmp_path / "one-thread"
+    result = cli("run", "--no-eval", "--quiet", *TINY_RUN, "--threads", "1", "--device", "cpu", "--out", out)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["results"]["threads"] == 1 and summary["results"]["device"] == "cpu"
+    assert recorded_cpu_threads(summary) == 1
+    shown = cli("show", out / "synset.safetensors", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert " --threads 1" in json.loads(shown.stdout)["rerun"]
+    refused = cli("run", "--threads", "0", "--out", tmp_path / "never")
+    assert refused.returncode == 2 and "--threads" in refused.stderr and not (tmp_path / "never").exists()
+
+
+@pytest.mark.parametrize("device, threads_offset, warned", [
+    ("cpu", 1, True),  # another count: the last digits can differ
+    ("cpu", 0, False),  # the same count: bit for bit
+    ("cuda:0", 1, False),  # a GPU run: the CPU count does not enter its sums
+])
+def test_replaying_on_another_thread_count_warns(device, threads_offset, warned, recorded, tmp_path, monkeypatch,
+                                                 capsys):
+    summary = json.loads((recorded / "summary.json").read_text())
+    count = torch.get_num_threads() + threads_offset
+    summary["results"] = {**summary["results"], "device": device, "threads": count}
+    file = tmp_path / "summary.json"
+    file.write_text(json.dumps(summary))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = in_process(monkeypatch, capsys, "run", "--config", file, "--no-eval", "--quiet", "--device", "cpu",
+                            "--out", tmp_path / "o")
+    assert result.returncode in (0, None), result.stderr
+    expected = (f"{file} records a run on {count} CPU thread(s), and this one uses {torch.get_num_threads()}: the "
+                f"results can differ in their last digits (--threads {count} repeats it exactly)")
+    assert (expected in [str(w.message) for w in caught]) is warned, [str(w.message) for w in caught]
+
+
+def test_recorded_cpu_threads_needs_a_cpu_run_that_recorded_them():
+    assert recorded_cpu_threads({"results": {"device": "cpu", "threads": 4}}) == 4
+    assert recorded_cpu_threads({"results": {"device": "cuda:0", "threads": 4}}) is None
+    assert recorded_cpu_threads({"results": {"device": "cpu"}}) is None  # an older version's record
+    assert recorded_cpu_threads({"results": {"device": "cpu", "threads": True}}) is None
+    assert recorded_cpu_threads({"config": {}}) is None

@@ -746,11 +746,20 @@ def load_config(path: str | os.PathLike) -> DistillConfig:
     file = given_path("path", path)
     if file is None:
         raise DistillError("load_config needs the path of a JSON file (a run's summary.json)")
-    if file.suffix == ".safetensors":
-        recorded = load(file).meta.get("config")
-        if not isinstance(recorded, dict):
+    record = read_record(file)
+    if file.suffix == SET_SUFFIX:
+        if not isinstance(record.get("config"), dict):
             raise DistillError(f"{file}: its header records no run configuration (give the run's summary.json)")
-        return config_from_fields(file, recorded, nested=True)
+        return config_from_fields(file, record["config"], nested=True)
+    nested = isinstance(record.get("config"), dict)
+    return config_from_fields(file, record["config"] if nested else record, nested)
+
+
+def read_record(file: Path) -> dict:
+    """The JSON object a run's record holds: a set file's header, or a JSON file's content (a summary.json, a
+    results file, a plain object of options), each problem with the file one line naming it."""
+    if file.suffix == SET_SUFFIX:
+        return load(file).meta
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -767,8 +776,19 @@ def load_config(path: str | os.PathLike) -> DistillConfig:
         raise DistillError(f"{file} is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
     if not isinstance(data, dict):
         raise DistillError(f"{file} holds a JSON {type(data).__name__}, not an object of run options")
-    nested = isinstance(data.get("config"), dict)
-    return config_from_fields(file, data["config"] if nested else data, nested)
+    return data
+
+
+def recorded_cpu_threads(record: dict) -> int | None:
+    """The number of CPU threads the run a record (`read_record`) describes ran on (`torch.get_num_threads()`, in
+    its results), or None: not recorded (an older version's), or the run was on a GPU. On a CPU the kernels sum in
+    another order with another count, so a run repeats bit for bit only on the same count (`distill run
+    --threads`)."""
+    results = record.get("results")
+    if not isinstance(results, dict) or results.get("device") != "cpu":
+        return None
+    threads = results.get("threads")
+    return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None
 
 
 def config_from_fields(file: Path, recorded: dict, nested: bool) -> DistillConfig:
@@ -870,7 +890,8 @@ def run_distillation(config: DistillConfig, out_path: Path | None, data_root: Pa
                # options the method had to change on this device (frepo's bfloat16 falls back to float32 where it
                # would be emulated): the config records what was asked, this what ran
                "effective_options": getattr(method, "effective_options", {}),
-               "device": str(target), "torch": torch.__version__, "python": platform.python_version()}
+               "device": str(target), "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "python": platform.python_version()}
     if evaluate:
         results.update(measure(final, task, config.eval_nets, progress, config.eval_augment, config.eval_epochs))
     final.meta["results"] = results

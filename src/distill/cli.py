@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 from typing import Optional
 
+import torch
 import typer
 
 from distill import api, presets
@@ -43,6 +44,28 @@ DataRoot = typer.Option(None, "--data-root", parser=_path,
                         help="Folder with one sub-folder per dataset (default: $DISTILL_DATA, else "
                              "~/.cache/distill/data).")
 Device = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
+Threads = typer.Option(None, min=1, help="CPU threads PyTorch computes with (default: its own choice, about one per "
+                                         "core). On a CPU the last digits of a result depend on it; a run records "
+                                         "its count.")
+
+
+def _use_threads(threads: int | None) -> None:
+    """Set PyTorch's CPU thread count (--threads), before any work: its kernels sum in another order with another
+    count, so a recorded run repeats bit for bit only on the count it ran with."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _check_threads(file: Path, device: str | None) -> None:
+    """Warn when a replayed run ran on another number of CPU threads than this one will: its numbers then differ
+    in their last digits (and ten images trained from one network can amplify that), so a user who wanted the
+    recorded result sees why, and how to get it. On a GPU the count does not enter the sums."""
+    recorded = api.recorded_cpu_threads(api.read_record(file))
+    if recorded is None or api.pick_device(device).type != "cpu" or recorded == torch.get_num_threads():
+        return
+    warnings.warn(f"{file} records a run on {recorded} CPU thread(s), and this one uses {torch.get_num_threads()}: "
+                  f"the results can differ in their last digits (--threads {recorded} repeats it exactly)",
+                  UserWarning, stacklevel=2)
 
 
 def _interrupted(out: Path) -> typer.Exit:
@@ -152,6 +175,7 @@ def run(
     resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
+    threads: Optional[int] = Threads,
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Measure the result and its baselines."),
     quiet: bool = typer.Option(False, help="No progress bars."),
 ) -> None:
@@ -162,7 +186,8 @@ def run(
 
     `--config FILE` runs a recorded configuration again, exactly as recorded, with the options given replacing its
     fields: `distill run --config runs/a/summary.json --seed 1 --out runs/a-seed1`. The options that are not part of
-    a run's configuration (--out, --force, --resume, --eval, --device, --data-root, --quiet) work as usual.
+    a run's configuration (--out, --force, --resume, --eval, --device, --threads, --data-root, --quiet) work as
+    usual. A run on a CPU repeats bit for bit on the number of threads it ran with (`distill show` names it).
     """
     given = _given(dataset=dataset, method=method, arch=arch, ipc=ipc, steps=steps, epochs=epochs, init=init,
                    init_scheme=init_scheme, image_init=image_init, init_lr=init_lr, iterations=iterations,
@@ -173,8 +198,11 @@ def run(
                    eval_epochs=eval_epochs, teacher_labels=teacher_labels,
                    teacher_temperature=teacher_temperature, keep_best=keep_best, clamp_pixels=clamp_pixels,
                    ema=ema, validation=validation, seed=seed, max_minutes=max_minutes)
+    _use_threads(threads)
     if config_file is not None:  # as recorded, no preset: the given options replace its fields
         recorded = api.load_config(config_file)
+        if threads is None:
+            _check_threads(config_file, device)
         if opt:
             given["options"] = {**recorded.options, **options_from_pairs(opt)}
         config = api.replace_fields(recorded, **given)
@@ -250,10 +278,13 @@ def attack_command(
     resume: bool = typer.Option(False, help="Continue the run whose checkpoint is in the output folder."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
+    threads: Optional[int] = Threads,
     quiet: bool = typer.Option(False, help="No progress bars."),
 ) -> None:
     """Craft a few distilled images that make well-trained networks misclassify (or forget) one class."""
     from distill.poison import AttackConfig, attack  # noqa: PLC0415
+
+    _use_threads(threads)
 
     config = AttackConfig(**presets.canonical_names(dict(
         dataset=dataset, arch=arch, attacked=attacked, target=None if forget else target, ipc=ipc, steps=steps,
@@ -298,9 +329,11 @@ def eval_command(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
+    threads: Optional[int] = Threads,
     quiet: bool = typer.Option(False, help="No progress bars (--json shows none either)."),
 ) -> None:
     """Train networks on a synthetic set and report their test accuracy."""
+    _use_threads(threads)
     result = api.evaluate(file, protocol=protocol, arch=arch, n_nets=nets, data_root=data_root, device=device,
                           progress=not (as_json or quiet), augment=augment, epochs=epochs, lr=lr)
     if as_json:
@@ -320,10 +353,12 @@ def relabel(
     force: bool = typer.Option(False, help="Replace --out if it exists."),
     data_root: Optional[Path] = DataRoot,
     device: Optional[str] = Device,
+    threads: Optional[int] = Threads,
     quiet: bool = typer.Option(False, help="No progress bars."),
 ) -> None:
     """Blend the full-data network's softened predictions into a set's labels (the same as `run --teacher-labels`,
     for a set already made). The network is the one the full-data baseline trains, cached after its first use."""
+    _use_threads(threads)
     out = out or file.with_name(f"{file.stem}-teacher.safetensors")
     result = api.relabel(file, out, teacher_labels, teacher_temperature, data_root=data_root, device=device,
                          force=force, progress=not quiet)
@@ -334,20 +369,20 @@ def relabel(
 @app.command()
 def show(
     file: Path = typer.Argument(..., parser=_path, help="A .safetensors synthetic set."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (its \"rerun\": the re-run line)."),
 ) -> None:
     """Describe a synthetic-set file (after validating it)."""
     synset = load(file)
     info = describe(synset)
+    rerun = _rerun_command(file, synset.meta)
     if as_json:
-        typer.echo(json.dumps(info))
+        typer.echo(json.dumps({**info, **({"rerun": rerun} if rerun else {})}))
         return
     for key, value in info.items():
         if key == "results":
             _show_results(file, value if isinstance(value, dict) else {}, info.get("dataset", ""))
             continue
         typer.echo(f"{key + ':':12} {value}")
-    rerun = _rerun_command(file, synset.meta)
     if rerun:
         typer.echo(f"{'re-run:':12} {rerun}")
 
@@ -371,6 +406,9 @@ def _rerun_command(file: Path, meta: dict) -> str:
             command += " --max-minutes 0"
         else:
             command += f" (the run was limited to {limit:g} minutes, so the steps it took depend on the machine)"
+    threads = api.recorded_cpu_threads(meta)
+    if threads is not None:  # on another count the last digits differ
+        command += f" --threads {threads}"
     blend = meta.get("teacher_labels")
     weight, temperature = (blend.get("weight"), blend.get("temperature")) if isinstance(blend, dict) else (0, 0)
     if isinstance(weight, (int, float)) and isinstance(temperature, (int, float)) and weight > 0 \

@@ -314,7 +314,8 @@ def run_attack(config: AttackConfig, out_path: Path | None, data_root: Path | No
     poison = synset.detached()
     held_out_meter = PoisonMeter(task, held_out, config.arch, config.attacked, config.target)
     results = {"distill_seconds": round(loop_result.seconds, 2), "kept_step": loop_result.best_step,
-               "device": str(target_device), "torch": torch.__version__, "mode": config.mode,
+               "device": str(target_device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "mode": config.mode,
                "attacked": config.attacked, "target": config.target, "images": len(poison.labels),
                "gradient_steps": poison.num_steps * poison.num_epochs,
                "held_out": held_out_meter(poison),
