@@ -2,6 +2,9 @@
 
 import subprocess
 import sys
+from pathlib import Path
+
+import distill
 
 from test_cli import assert_user_error
 
@@ -105,3 +108,10 @@ def test_a_held_result_names_the_python_keyword_beside_the_flag(tmp_path):
     with pytest.raises(DistillError, match=r"--force \(force=True\) to replace it or --resume \(resume=True\)"):
         with prepare_output(tmp_path, force=False, resume=False):
             pass
+
+
+def test_the_package_declares_its_type_hints():
+    """PEP 561: without py.typed in the installed package, type checkers ignore distill's annotations."""
+    assert (Path(distill.__file__).parent / "py.typed").is_file()
+    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    assert '[tool.setuptools.package-data]\ndistill = ["py.typed"]' in pyproject  # or the wheel leaves it out
