@@ -201,6 +201,13 @@ SETTINGS: dict[str, dict] = {
                   "one (100 epochs, no augmentation), so keep_best ranks the sets by what is finally measured; the "
                   "slower validation leaves fewer steps in the 30 minutes",
     },
+    "mnist-frepo-ipc1-random-features-cpu30": {
+        "options": {**MNIST_DCAUG_BF16_HERDING, **MNIST_TEACHER, "validation": "standard",
+                    "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_batch": 1024, "online_steps": 0}},
+        "change": "the MNIST preset (mnist-frepo-ipc1-valstd-cpu30) with the regression fitted in the features of a "
+                  "fresh random network every step (--opt online_steps=0: random-feature regression, as RFAD's "
+                  "random ConvNets) instead of the pool's networks trained online on the set for up to 100 steps",
+    },
     "mnist-frepo-ipc1-ema99-valstd-cpu45": {
         "options": {**MNIST_DCAUG_BF16_HERDING, **MNIST_TEACHER, "ema": 0.99, "validation": "standard",
                     "options": {**MNIST_DCAUG_BF16_HERDING["options"], "real_batch": 1024}},

@@ -129,6 +129,29 @@ def test_pool_networks_train_on_the_set_and_are_renewed(digits):
     assert method.ages[i] in (ages[i] + 1, 0)
 
 
+def test_online_steps_zero_scores_every_step_on_a_fresh_random_network(digits):
+    """Random-feature regression (RFAD's and KIP's features): no network is trained on the set, and the one a step
+    used is replaced by a new random one, so no network serves twice."""
+    method, synset = frepo(digits, options={"pool_size": 2, "online_steps": 0})
+    fresh = method._fresh(torch.Generator().manual_seed(123))
+    seen = [method.pool[0]["features.0.weight"].clone(), method.pool[1]["features.0.weight"].clone()]
+    for step in range(4):
+        rng = step_generator(0, step)
+        peek = rng.get_state()
+        used = int(torch.randint(2, (1,), generator=rng))
+        rng.set_state(peek)
+        params = {k: v.clone() for k, v in method.pool[used].items()}
+        loss = method.loss(synset, step, rng)
+        assert torch.isfinite(loss)
+        replaced = method.pool[used]
+        assert method.ages == [0, 0]
+        weights = [k for k in params if params[k].dim() > 1]  # biases may start at zero in every draw
+        assert weights and all(not torch.equal(params[k], replaced[k]) for k in weights)  # a new draw
+        assert replaced.keys() == fresh.keys() and all(replaced[k].shape == fresh[k].shape for k in fresh)
+        assert not any(torch.equal(replaced["features.0.weight"], w) for w in seen)
+        seen.append(replaced["features.0.weight"].clone())
+
+
 def test_several_networks_a_step_score_their_mean_loss_and_each_trains_once(digits):
     options = {"pool_size": 3, "online_steps": 5, "real_batch": 16}
     method, synset = frepo(digits, options={**options, "nets_per_step": 2})

@@ -35,7 +35,7 @@ BAD_OPTIONS = [
     ("frepo", {"ridge": float("nan")}, "ridge"),
     ("frepo", {"model_lr": 0.0}, "model_lr"),
     ("frepo", {"pool_size": 0}, "pool_size"),
-    ("frepo", {"online_steps": 0}, "online_steps"),
+    ("frepo", {"online_steps": -1}, "online_steps"),
     ("frepo", {"real_batch": 0}, "real_batch"),
     ("frepo", {"ce_scale": -10.0}, "ce_scale"),
     ("frepo", {"teacher_temperature": float("inf")}, "teacher_temperature"),

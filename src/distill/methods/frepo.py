@@ -10,7 +10,8 @@ targets in closed form, and scores it on the real batch:
 Only the synthetic side needs gradients (the real features are constants), so a step costs one forward pass over
 the real batch and one forward/backward over the few synthetic images: far cheaper than unrolling training (`dd`)
 or matching gradients (`dc`). The pool's networks are trained online on the synthetic set itself (one SGD step for
-the network used) and re-initialised after `online_steps` updates, so the features range from random to fitted;
+the network used) and re-initialised after `online_steps` updates, so the features range from random to fitted
+(with 0, every network a step uses is a fresh random one: regression on random features, as RFAD's and KIP's are);
 the pool is method state, saved in checkpoints so `--resume` stays exact. With `--learn-labels` the targets Y_s are
 learned too (stored as probabilities, as every learned label in `distill`).
 """
@@ -37,7 +38,8 @@ from distill.train import Params, classification_loss
 @dataclass(frozen=True)
 class FRePoOptions:
     pool_size: int = 10  # networks in the online pool
-    online_steps: int = 100  # SGD updates a pool network gets on the synthetic set before it is re-initialised
+    online_steps: int = 100  # SGD updates a pool network gets on the synthetic set before it is re-initialised;
+    # 0: never trained, a fresh random network every step (random-feature regression, as RFAD's random ConvNets)
     model_lr: float = 0.01  # the pool networks' SGD step size (momentum-free, so a network is just its weights)
     real_batch: int = 256  # real training images the regression is scored on per step
     nets_per_step: int = 1  # distinct pool networks a step scores the regression with (the loss is their mean, on
@@ -66,14 +68,15 @@ class FRePoOptions:
     # option only ever trades speed, never what the set learns
 
     def check(self, method: str) -> None:
-        """Refuse counts below 1, more networks a step than the pool holds, rates, strengths and scales that are not
+        """Refuse counts below 1 (online_steps below 0), more networks a step than the pool holds, rates, strengths and scales that are not
         positive numbers, and unknown choices, before any data loads or the teacher trains."""
         for key, allowed in (("loss", LOSSES), ("real_dtype", REAL_DTYPES), ("real_targets", REAL_TARGETS)):
             value = getattr(self, key)
             if value not in allowed:
                 raise DistillError(f"{method}: --opt {key} must be one of {', '.join(allowed)}, got {value!r}")
-        for name in ("pool_size", "online_steps", "real_batch"):
+        for name in ("pool_size", "real_batch"):
             check_count(method, name, getattr(self, name))
+        check_count(method, "online_steps", self.online_steps, zero="a fresh random network every step")
         if not 1 <= self.nets_per_step <= self.pool_size:
             raise DistillError(f"{method}: --opt nets_per_step must be between 1 and pool_size "
                                f"({self.pool_size}), got {self.nets_per_step}")
