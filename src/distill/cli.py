@@ -45,8 +45,8 @@ DataRoot = typer.Option(None, "--data-root", parser=_path,
                              "~/.cache/distill/data).")
 Device = typer.Option(None, help="cpu, cuda, cuda:1 ... (default: cuda when available).")
 Threads = typer.Option(None, min=1, help="CPU threads PyTorch computes with (default: its own choice, about one per "
-                                         "core). On a CPU the last digits of a result depend on it; a run records "
-                                         "its count.")
+                                         "core). On a CPU the last digits of a result depend on it (runs and "
+                                         "attacks record their count).")
 
 
 def _use_threads(threads: int | None) -> None:
