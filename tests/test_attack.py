@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,3 +75,50 @@ def test_tiny_attack_end_to_end(tmp_path):
     assert row == (max(gentle, key=lambda r: r["held_out_success"]) if gentle
                    else min(sweep, key=lambda r: r["held_out_others_drop"]))
     assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def attack_config_of(command: list[str], monkeypatch) -> AttackConfig:
+    """The configuration a `distill attack` command line crafts with, from the command itself (the crafting is
+    replaced by a stand-in that keeps its configuration and stops)."""
+    import sys
+
+    from distill import poison
+    from distill.cli import main
+
+    class Stop(Exception):
+        pass
+
+    seen = {}
+
+    def keep(config, **_kwargs):
+        seen["config"] = config
+        raise Stop
+
+    monkeypatch.setattr(poison, "attack", keep)
+    monkeypatch.setattr(sys, "argv", command)
+    with pytest.raises(Stop):
+        main()
+    return seen["config"]
+
+
+def test_show_prints_the_attack_command_that_crafts_a_poison_again(monkeypatch, tmp_path):
+    import shlex
+    from dataclasses import asdict, replace
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "artifacts" / "mnist-attack-3to8.safetensors"
+    poison = distill.load(path)
+    shown = cli("show", path)
+    assert shown.returncode == 0, shown.stderr
+    line = next(line for line in shown.stdout.splitlines() if line.startswith("re-run:"))
+    words = shlex.split(line.removeprefix("re-run:"))
+    assert words[:2] == ["distill", "attack"] and "--out" in words
+    assert asdict(attack_config_of(words, monkeypatch)) == asdict(AttackConfig(**poison.meta["config"]))
+
+    forgetting = replace(AttackConfig(**poison.meta["config"]), target=None, seed=7)
+    poison.meta["config"] = asdict(forgetting)
+    words = shlex.split(cli("show", distill.save(poison, tmp_path / "forget.safetensors")).stdout
+                        .split("re-run:")[1])
+    assert "--forget" in words and asdict(attack_config_of(words, monkeypatch)) == asdict(forgetting)
+
+    poison.meta["config"] = asdict(replace(forgetting, nets_per_step=2))  # set from Python: no option gives it
+    assert "re-run:" not in cli("show", distill.save(poison, tmp_path / "python.safetensors")).stdout

@@ -389,10 +389,12 @@ def show(
 
 def _rerun_command(file: Path, meta: dict) -> str:
     """The command that runs the distillation that made a set again, from the configuration its header records
-    (`run --config`), or "" for a poison (`distill attack` made it) or a header without one. A run that its
+    (`run --config`; for a poison, `distill attack` with its options), or "" for a header without one. A run that its
     --max-minutes stopped is repeated by its step count instead, where the header still records it. A blend added
     by `distill relabel` afterwards is not part of that run, so it is named beside it."""
     recorded = meta.get("config")
+    if meta.get("method") == "attack" and isinstance(recorded, dict):
+        return _reattack_command(file, meta, recorded)
     if meta.get("init") == "loaded" or not isinstance(recorded, dict):
         return ""
     out = Path("runs") / f"{file.stem}-rerun"
@@ -416,6 +418,34 @@ def _rerun_command(file: Path, meta: dict) -> str:
         command += (f", then distill relabel {shlex.quote(str(out / 'synset.safetensors'))} --teacher-labels "
                     f"{weight:g} --teacher-temperature {temperature:g} (the labels' blend came after the run)")
     return command
+
+
+# the fields of an attack's configuration `distill attack` sets by an option (the target by --target or --forget)
+ATTACK_OPTIONS = ("dataset", "arch", "attacked", "ipc", "steps", "epochs", "iterations", "lr_images", "real_batch",
+                  "craft_victims", "eval_victims", "seed")
+
+
+def _reattack_command(file: Path, meta: dict, recorded: dict) -> str:
+    """The `distill attack` command that crafts a poison again from the configuration its header records, or ""
+    where no command gives it: a field the command has no option for (set from Python) is not its default. Its
+    checkpoints' spacing changes no result, so it may differ."""
+    from distill.poison import AttackConfig  # noqa: PLC0415
+
+    try:
+        config = AttackConfig(**recorded)
+    except TypeError:  # another version's fields
+        return ""
+    default = AttackConfig()
+    fixed = [name for name in recorded if name not in (*ATTACK_OPTIONS, "target", "checkpoint_every")]
+    if any(getattr(config, name) != getattr(default, name) for name in fixed):
+        return ""
+    words = ["distill", "attack", *(word for name in ATTACK_OPTIONS for word in (api.flag(name), str(recorded[name])))]
+    words += ["--forget"] if config.target is None else ["--target", str(config.target)]
+    words += ["--out", str(Path("runs") / f"{file.stem}-rerun")]
+    threads = api.recorded_cpu_threads(meta)
+    if threads is not None:
+        words += ["--threads", str(threads)]
+    return shlex.join(words)
 
 
 def _is_accuracy(result) -> bool:
