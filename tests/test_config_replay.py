@@ -129,6 +129,9 @@ def test_a_folder_an_attack_and_a_bad_override_are_refused(recorded, tmp_path, m
     for args, fragment in (
             ([recorded], f"{recorded} is a folder; give a JSON file, e.g. {recorded / 'summary.json'}"),
             ([RESULTS / "attack-mnist-3to8.json"], "holds a poisoning attack's configuration (distill attack)"),
+            ([RESULTS / "teacher-sweep-mnist-frepo-ipc1.json"],
+             "records a benchmark's measurements (a sweep, a profile, ...), not a run's configuration; the command it "
+             "records repeats them: DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py"),
             ([recorded / "summary.json", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
             ([recorded / "summary.json", "--method", "dm"], "--real-batch applies to dd and unroll")):
         assert_user_error(in_process(monkeypatch, capsys, "run", "--config", *args, "--out", out), fragment)

@@ -752,6 +752,9 @@ def load_config(path: str | os.PathLike) -> DistillConfig:
             raise DistillError(f"{file}: its header records no run configuration (give the run's summary.json)")
         return config_from_fields(file, record["config"], nested=True)
     nested = isinstance(record.get("config"), dict)
+    if not nested and isinstance(record.get("command"), str) and "git_commit" in record:
+        raise DistillError(f"{file} records a benchmark's measurements (a sweep, a profile, ...), not a run's "
+                           f"configuration; the command it records repeats them: {record['command']}")
     return config_from_fields(file, record["config"] if nested else record, nested)
 
 
