@@ -218,9 +218,11 @@ def test_ctrl_c_says_which_step_the_checkpoint_holds_and_how_to_resume(tmp_path,
 
 def test_run_writes_set_pictures_and_summary_and_eval_reads_them(tmp_path):
     out = tmp_path / "o"
-    result = cli("run", "--out", out, *TINY_RUN, "--eval-nets", "2", "--init", "random")
+    result = cli("run", "--out", out, *TINY_RUN, "--eval-nets", "2", "--init", "random", "--device", "cpu",
+                 "--threads", "1")
     assert result.returncode == 0, result.stderr
     assert "full training set" in result.stdout and "random real images" in result.stdout
+    assert " s on cpu (1 thread)" in result.stdout  # results on a CPU repeat on the same thread count
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith("checkpoint")) == [
         "grid.png", "summary.json", "synset.safetensors", "val_curve.png"]
     for picture in ("grid.png", "val_curve.png"):

@@ -232,7 +232,9 @@ def run(
     typer.echo(f"  {n_images} random real images:    {_percent(r['random_real'])}")
     stopped = (f" (stopped by --max-minutes after {r['steps_taken']} of {config.iterations} steps)"
                if 0 < r["steps_taken"] < config.iterations else "")
-    typer.echo(f"  distillation took {r['distill_seconds']:.0f} s on {r['device']}{stopped}")
+    count = r["threads"]  # on a CPU the last digits depend on it
+    threads = f" ({count} thread{'s' * (count != 1)})" if r["device"] == "cpu" else ""
+    typer.echo(f"  distillation took {r['distill_seconds']:.0f} s on {r['device']}{threads}{stopped}")
     chosen = method is None and config_file is None  # the preset chose it (a recorded config is taken as is)
     if chosen and (config.dataset, config.ipc) in presets.BEST_METHOD:  # the progress bar named it too
         typer.echo(f"  method {config.method}: the most accurate measured for {config.dataset} at {config.ipc} "
