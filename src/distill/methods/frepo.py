@@ -68,8 +68,9 @@ class FRePoOptions:
     # option only ever trades speed, never what the set learns
 
     def check(self, method: str) -> None:
-        """Refuse counts below 1 (online_steps below 0), more networks a step than the pool holds, rates, strengths and scales that are not
-        positive numbers, and unknown choices, before any data loads or the teacher trains."""
+        """Refuse counts below 1 (online_steps below 0), more networks a step than the pool holds, rates,
+        strengths and scales that are not positive numbers, and unknown choices, before any data loads or the
+        teacher trains."""
         for key, allowed in (("loss", LOSSES), ("real_dtype", REAL_DTYPES), ("real_targets", REAL_TARGETS)):
             value = getattr(self, key)
             if value not in allowed:
