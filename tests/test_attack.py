@@ -120,5 +120,10 @@ def test_show_prints_the_attack_command_that_crafts_a_poison_again(monkeypatch, 
                         .split("re-run:")[1])
     assert "--forget" in words and asdict(attack_config_of(words, monkeypatch)) == asdict(forgetting)
 
+    older = {k: v for k, v in asdict(forgetting).items() if k != "eval_victims"}  # a version before the field
+    poison.meta["config"] = older
+    words = shlex.split(cli("show", distill.save(poison, tmp_path / "older.safetensors")).stdout.split("re-run:")[1])
+    assert asdict(attack_config_of(words, monkeypatch)) == asdict(AttackConfig(**older))  # its default, as crafted
+
     poison.meta["config"] = asdict(replace(forgetting, nets_per_step=2))  # set from Python: no option gives it
     assert "re-run:" not in cli("show", distill.save(poison, tmp_path / "python.safetensors")).stdout

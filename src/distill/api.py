@@ -746,16 +746,7 @@ def load_config(path: str | os.PathLike) -> DistillConfig:
     file = given_path("path", path)
     if file is None:
         raise DistillError("load_config needs the path of a JSON file (a run's summary.json)")
-    record = read_record(file)
-    if file.suffix == SET_SUFFIX:
-        if not isinstance(record.get("config"), dict):
-            raise DistillError(f"{file}: its header records no run configuration (give the run's summary.json)")
-        return config_from_fields(file, record["config"], nested=True)
-    nested = isinstance(record.get("config"), dict)
-    if not nested and isinstance(record.get("command"), str) and "git_commit" in record:
-        raise DistillError(f"{file} records a benchmark's measurements (a sweep, a profile, ...), not a run's "
-                           f"configuration; the command it records repeats them: {record['command']}")
-    return config_from_fields(file, record["config"] if nested else record, nested)
+    return config_from_record(file, read_record(file))
 
 
 def read_record(file: Path) -> dict:
@@ -794,9 +785,16 @@ def recorded_cpu_threads(record: dict) -> int | None:
     return threads if isinstance(threads, int) and not isinstance(threads, bool) and threads > 0 else None
 
 
-def config_from_fields(file: Path, recorded: dict, nested: bool) -> DistillConfig:
-    """`load_config`'s checks on the fields read from `file` (`nested`: under a "config" key, as a run records
-    them), and the configuration they make."""
+def config_from_record(file: Path, record: dict) -> DistillConfig:
+    """`load_config`'s checks on what `read_record` read from `file`, and the configuration it makes: the fields
+    under its "config" key (as a run and a set's header record them), or the object itself (plain run options)."""
+    nested = isinstance(record.get("config"), dict)
+    if file.suffix == SET_SUFFIX and not nested:
+        raise DistillError(f"{file}: its header records no run configuration (give the run's summary.json)")
+    if not nested and isinstance(record.get("command"), str) and "git_commit" in record:
+        raise DistillError(f"{file} records a benchmark's measurements (a sweep, a profile, ...), not a run's "
+                           f"configuration; the command it records repeats them: {record['command']}")
+    recorded = record["config"] if nested else record
     names = {f.name for f in fields(DistillConfig)}
     unknown = sorted(set(recorded) - names)
     if {"attacked", "craft_victims"} <= set(unknown):

@@ -56,11 +56,12 @@ def _use_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _check_threads(file: Path, device: str | None) -> None:
-    """Warn when a replayed run ran on another number of CPU threads than this one will: its numbers then differ
-    in their last digits (and ten images trained from one network can amplify that), so a user who wanted the
-    recorded result sees why, and how to get it. On a GPU the count does not enter the sums."""
-    recorded = api.recorded_cpu_threads(api.read_record(file))
+def _check_threads(file: Path, record: dict, device: str | None) -> None:
+    """Warn when a replayed run (`record`, read from `file`) ran on another number of CPU threads than this one
+    will: its numbers then differ in their last digits (and ten images trained from one network can amplify that),
+    so a user who wanted the recorded result sees why, and how to get it. On a GPU the count does not enter the
+    sums."""
+    recorded = api.recorded_cpu_threads(record)
     if recorded is None or api.pick_device(device).type != "cpu" or recorded == torch.get_num_threads():
         return
     warnings.warn(f"{file} records a run on {recorded} CPU thread(s), and this one uses {torch.get_num_threads()}: "
@@ -200,9 +201,10 @@ def run(
                    ema=ema, validation=validation, seed=seed, max_minutes=max_minutes)
     _use_threads(threads)
     if config_file is not None:  # as recorded, no preset: the given options replace its fields
-        recorded = api.load_config(config_file)
+        record = api.read_record(config_file)  # once: a set file is read whole
+        recorded = api.config_from_record(config_file, record)
         if threads is None:
-            _check_threads(config_file, device)
+            _check_threads(config_file, record, device)
         if opt:
             given["options"] = {**recorded.options, **options_from_pairs(opt)}
         config = api.replace_fields(recorded, **given)
@@ -441,7 +443,8 @@ def _reattack_command(file: Path, meta: dict, recorded: dict) -> str:
     fixed = [name for name in recorded if name not in (*ATTACK_OPTIONS, "target", "checkpoint_every")]
     if any(getattr(config, name) != getattr(default, name) for name in fixed):
         return ""
-    words = ["distill", "attack", *(word for name in ATTACK_OPTIONS for word in (api.flag(name), str(recorded[name])))]
+    words = ["distill", "attack", *(word for name in ATTACK_OPTIONS
+                                    for word in (api.flag(name), str(getattr(config, name))))]
     words += ["--forget"] if config.target is None else ["--target", str(config.target)]
     words += ["--out", str(Path("runs") / f"{file.stem}-rerun")]
     threads = api.recorded_cpu_threads(meta)
