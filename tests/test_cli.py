@@ -233,10 +233,12 @@ def test_run_writes_set_pictures_and_summary_and_eval_reads_them(tmp_path):
     assert stored.meta["config"] == summary["config"]  # the artifact records the whole run configuration
     assert stored.meta["results"]["distilled"]["n_nets"] == 2
 
-    evaluated = cli("eval", out / "synset.safetensors", "--json", "--nets", "3")
+    evaluated = cli("eval", out / "synset.safetensors", "--json", "--nets", "3", "--threads", "1")
     assert evaluated.returncode == 0, evaluated.stderr
     report = json.loads(evaluated.stdout)
     assert report["protocol"] == "schedule" and report["n_nets"] == 3 and len(report["accuracies"]) == 3
+    # where the networks were trained, as run results record it
+    assert report["device"] == "cpu" and report["threads"] == 1 and report["torch"] == torch.__version__
     assert 0.0 <= report["accuracy_std"] <= report["accuracy_mean"] <= 1.0
 
     shown = cli("show", out / "synset.safetensors", "--json")

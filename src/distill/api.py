@@ -353,6 +353,14 @@ def pick_device(device: str | None) -> torch.device:
     return chosen
 
 
+def environment(device: torch.device) -> dict:
+    """Where a computation ran, recorded beside its numbers (run and attack results, `distill eval --json`): the
+    device, the CPU thread count (on a CPU the last digits depend on it, see `recorded_cpu_threads`), and the
+    versions of PyTorch and Python."""
+    return {"device": str(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
 LOCK_NAME = ".distill.lock"  # in an output folder while a run uses it; says the run's process id and host
 LOCK_TRIES = 5  # takes of a lock file that other runs remove between our open and our lock, before giving up
 
@@ -891,8 +899,7 @@ def run_distillation(config: DistillConfig, out_path: Path | None, data_root: Pa
                # options the method had to change on this device (frepo's bfloat16 falls back to float32 where it
                # would be emulated): the config records what was asked, this what ran
                "effective_options": getattr(method, "effective_options", {}),
-               "device": str(target), "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "python": platform.python_version()}
+               **environment(target)}
     if evaluate:
         results.update(measure(final, task, config.eval_nets, progress, config.eval_augment, config.eval_epochs))
     final.meta["results"] = results

@@ -341,7 +341,8 @@ def eval_command(
     result = api.evaluate(file, protocol=protocol, arch=arch, n_nets=nets, data_root=data_root, device=device,
                           progress=not (as_json or quiet), augment=augment, epochs=epochs, lr=lr)
     if as_json:
-        typer.echo(json.dumps({"file": str(file), **result.to_dict()}))
+        # where the networks were trained: on a CPU the last digits depend on the thread count
+        typer.echo(json.dumps({"file": str(file), **result.to_dict(), **api.environment(api.pick_device(device))}))
     else:
         typer.echo(f"{file}: {result}")
 

@@ -19,8 +19,8 @@ import torch
 from tqdm.auto import tqdm
 
 from distill import report
-from distill.api import (DistillConfig, check_common, check_counts, given_path, initial_synset, pick_device,
-                         prepare_output)
+from distill.api import (DistillConfig, check_common, check_counts, environment, given_path, initial_synset,
+                         pick_device, prepare_output)
 from distill.data import Task, get_spec, load_task
 from distill.errors import DistillError
 from distill.evaluate import mean_std
@@ -314,8 +314,7 @@ def run_attack(config: AttackConfig, out_path: Path | None, data_root: Path | No
     poison = synset.detached()
     held_out_meter = PoisonMeter(task, held_out, config.arch, config.attacked, config.target)
     results = {"distill_seconds": round(loop_result.seconds, 2), "kept_step": loop_result.best_step,
-               "device": str(target_device), "threads": torch.get_num_threads(), "torch": torch.__version__,
-               "mode": config.mode,
+               **environment(target_device), "mode": config.mode,
                "attacked": config.attacked, "target": config.target, "images": len(poison.labels),
                "gradient_steps": poison.num_steps * poison.num_epochs,
                "held_out": held_out_meter(poison),
