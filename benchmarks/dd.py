@@ -1,4 +1,5 @@
-"""Reproduce the original Dataset Distillation numbers (issue 2) with `distill` and write benchmarks/results/<name>.json.
+"""Reproduce the original Dataset Distillation numbers (issue 2) with `distill` and write
+benchmarks/results/<name>.json.
 
     DISTILL_DATA=../shared/data python benchmarks/dd.py mnist-dd-fixed-10img
     DISTILL_DATA=../shared/data python benchmarks/dd.py --list
@@ -79,7 +80,8 @@ SETTINGS = {
                                                                     "decay_every": 1500}),
     "fashion-mnist-dd-random-100img": dict(dataset="fashion-mnist", **RANDOM_100),
 }
-ARTIFACTS = {"mnist-dd-fixed-10img-step-lrs", "mnist-dd-fixed-10img-real", "mnist-dd-fixed-10img-noise-soft"}  # small headline sets committed so anyone can re-check them
+# small headline sets committed so anyone can re-check them
+ARTIFACTS = {"mnist-dd-fixed-10img-step-lrs", "mnist-dd-fixed-10img-real", "mnist-dd-fixed-10img-noise-soft"}
 # Headlines chosen on validation: each candidate (setting, seed) is run, or its finished run reused, and the one with
 # the best validation accuracy (5,000 held-out training images) becomes the headline. The seed draws the fixed
 # network and the starting noise, and with them where the run levels off; the test split plays no part in the choice.

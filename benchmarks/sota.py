@@ -402,8 +402,8 @@ SETTINGS: dict[str, dict] = {
     "fashion-mnist-frepo-ipc1-herding-bf16-cropflip-cpu60": {
         "options": {**FMNIST_HERDING_BF16, "ipc": 1, "eval_augment": "crop_flip", "eval_every": 500,
                     "options": frepo_options(real_dtype="bfloat16", augment="crop_flip")},
-        "change": "fashion-mnist-frepo-ipc1-herding-bf16-cpu60 with a mild augmentation (a shift by up to 3 pixels or a "
-                  "mirror half the time, DSA's way: one of the two per draw, one draw shared by a step's real and "
+        "change": "fashion-mnist-frepo-ipc1-herding-bf16-cpu60 with a mild augmentation (a shift by up to 3 pixels or "
+                  "a mirror half the time, DSA's way: one of the two per draw, one draw shared by a step's real and "
                   "synthetic batch) while distilling and evaluating (1,000 epochs), instead of none (run with "
                   "--max-minutes 60)",
     },
@@ -486,9 +486,9 @@ SETTINGS: dict[str, dict] = {
     **{f"{d}-unroll-ipc10-from-frepo-gpu": {
         "options": {**unroll_ipc10_from_frepo(d, eval_every=25), "eval_augment": EVAL_AUGMENTS[(d, "frepo", 10)],
                     "eval_epochs": 0},
-        "change": f"the {d} preset's set at 10 per class ({d}-frepo-ipc10) refined by the unroll stage (the 1-per-class "
-                  "stage's settings, trained through the set's evaluation, DSA's augmentation for 1,000 epochs) for "
-                  "as many steps as --max-minutes allows on one GPU, validated every 25",
+        "change": f"the {d} preset's set at 10 per class ({d}-frepo-ipc10) refined by the unroll stage (the "
+                  "1-per-class stage's settings, trained through the set's evaluation, DSA's augmentation for 1,000 "
+                  "epochs) for as many steps as --max-minutes allows on one GPU, validated every 25",
     } for d in ("mnist", "fashion-mnist")},
     # with no GPU lent: the Fashion-MNIST stage at 10 per class on two CPU threads, validated every 5 steps, to learn
     # whether the stage still helps a set ten times larger before a GPU session spends its minutes on it

@@ -76,7 +76,8 @@ def methods_table() -> str:
             f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}**{teacher_mark(r)} | "
             f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | "
             f"{augment_cell(r.get('eval_augment', 'none'), r)} | "
-            f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])}{BATCH_DRAWS if batch_draws(rr) else ''} | "
+            f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])}"
+            f"{BATCH_DRAWS if batch_draws(rr) else ''} | "
             f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
             f"{steps(r)} | {r['distill_seconds'] / 60:.1f} min ({where(r)}) | `{r['command']}` |")
     return "\n".join(rows)
@@ -132,14 +133,16 @@ def sota_table() -> str:
             "|---|---|---|---|---|---|---|---|"]
     found = sorted((json.loads(p.read_text()) for p in (HERE / "results").glob("*.json")), key=lambda r: r["name"])
     for r in (r for r in found if "change" in r):
-        rows.append(f"| {r['name']} | {r['change']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
+        rows.append(f"| {r['name']} | {r['change']} | "
+                    f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
                     f"{r['n_eval_nets']} | {augment_cell(r.get('eval_augment', 'none'), r)} | {steps(r)} | "
                     f"{r['distill_seconds'] / 60:.1f} min ({where(r)}) | `{r['command']}` |")
     rows += ["", "| best set | source | plain PyTorch (test %) | distill eval (test %) | augment, epochs | command |",
              "|---|---|---|---|---|---|"]
     for r in (r for r in found if "trained_with" in r):
         d = r["distill_accuracy"]
-        rows.append(f"| `{r['artifact']}` | {r['source']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
+        rows.append(f"| `{r['artifact']}` | {r['source']} | "
+                    f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
                     f"{percent(d['accuracy_mean'], d['accuracy_std'], d['n_eval_nets'])} | {r['eval_augment']}, "
                     f"{r['epochs']} | `{r['command']}` |")
     return "\n".join(rows)
@@ -249,7 +252,8 @@ def attack_table() -> str:
 
 
 def main() -> None:
-    text = table() + "\n\nPoisoning (issue 3): success = share of the attacked class's test images predicted as the target " \
+    text = table() + \
+        "\n\nPoisoning (issue 3): success = share of the attacked class's test images predicted as the target " \
         "(forget: predicted as anything else), mean ± std over held-out victims never seen while crafting; " \
         "\"other classes, change\" = accuracy change (points) on every other class.\n\n" + attack_table() + \
         "\n\nStandard methods and coresets (issue 4): ConvNet, fresh random networks, standard protocol (1000 epochs " \

@@ -276,8 +276,8 @@ def test_ema_keeps_the_moving_average_of_the_set_not_its_last_state():
 
 def test_ema_validation_sees_the_average_and_keep_best_keeps_it():
     seen = []
-    synset, result = _zigzag_run(ema=0.5, iterations=4, validate=lambda s: seen.append(float(s.images.detach().sum())) or
-                                 -len(seen))  # the first validation scores best
+    synset, result = _zigzag_run(ema=0.5, iterations=4, validate=lambda s: seen.append(float(s.images.detach().sum()))
+                                 or -len(seen))  # the first validation scores best
     assert seen == [0.5, 0.25, 0.625, 0.3125]  # the averages after steps 1 to 4, not the states 1, 0, 1, 0
     assert result.best_step == 1 and math.isclose(float(synset.images.detach().sum()), 0.5)
 

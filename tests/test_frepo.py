@@ -28,7 +28,8 @@ def frepo(task, **options):
 
 def test_regression_loss_is_the_ridge_regressions_squared_error():
     gen = torch.Generator().manual_seed(0)
-    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen, dtype=torch.float64)
+    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen,
+                                                                                    dtype=torch.float64)
     targets = torch.softmax(torch.randn(6, 4, generator=gen, dtype=torch.float64), 1)
     labels = torch.randint(4, (30,), generator=gen)
     lam = 0.1 * (syn * syn).sum(1).mean()
@@ -41,7 +42,8 @@ def test_regression_loss_is_the_ridge_regressions_squared_error():
 
 def test_cross_entropy_loss_scores_the_same_regression_with_scaled_logits():
     gen = torch.Generator().manual_seed(2)
-    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen, dtype=torch.float64)
+    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen,
+                                                                                    dtype=torch.float64)
     targets = F.one_hot(torch.arange(6) % 4, 4).double()
     labels = torch.randint(4, (30,), generator=gen)
     lam = 0.1 * (syn * syn).sum(1).mean()
@@ -53,7 +55,8 @@ def test_cross_entropy_loss_scores_the_same_regression_with_scaled_logits():
 
 def test_probability_targets_are_scored_as_given_and_one_hot_ones_as_labels():
     gen = torch.Generator().manual_seed(3)
-    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen, dtype=torch.float64)
+    syn, real = torch.randn(6, 20, generator=gen, dtype=torch.float64), torch.randn(30, 20, generator=gen,
+                                                                                    dtype=torch.float64)
     targets = torch.softmax(torch.randn(6, 4, generator=gen, dtype=torch.float64), 1)
     labels = torch.randint(4, (30,), generator=gen)
     soft = torch.softmax(torch.randn(30, 4, generator=gen, dtype=torch.float64), 1)

@@ -33,7 +33,8 @@ def test_label_hypergradient_matches_finite_differences():
     images = torch.randn(3, 1, 4, 4, dtype=torch.float64, generator=gen)
     logits = torch.randn(3, 3, dtype=torch.float64, generator=gen, requires_grad=True)
     step, lrs = torch.zeros(3, dtype=torch.long), torch.tensor([0.3, 0.2], dtype=torch.float64)
-    real_x, real_y = torch.randn(20, 1, 4, 4, dtype=torch.float64, generator=gen), torch.randint(3, (20,), generator=gen)
+    real_x, real_y = torch.randn(20, 1, 4, 4, dtype=torch.float64, generator=gen), torch.randint(3, (20,),
+                                                                                                 generator=gen)
 
     def outer(label_logits):
         trained = unroll_schedule(model, params, images, label_logits.softmax(1), step, lrs, 1, 2, create_graph=True)

@@ -47,8 +47,9 @@ def test_the_blend_mixes_own_labels_and_teacher(digits, real_set):
     assert real_set.labels.ndim == 1 and "teacher_labels" not in real_set.meta  # the input set is left alone
 
 
-@pytest.mark.parametrize("weight, temperature, message", [(1.5, 2.0, "--teacher-labels"), (-0.1, 2.0, "--teacher-labels"),
-                                                         (0.5, 0.0, "--teacher-temperature")])
+@pytest.mark.parametrize("weight, temperature, message",
+                         [(1.5, 2.0, "--teacher-labels"), (-0.1, 2.0, "--teacher-labels"),
+                          (0.5, 0.0, "--teacher-temperature")])
 def test_bad_blends_are_refused(weight, temperature, message):
     with pytest.raises(DistillError, match=message):
         DistillConfig(teacher_labels=weight, teacher_temperature=temperature).validate()

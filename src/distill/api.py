@@ -179,7 +179,8 @@ class DistillConfig:
 
     def loop(self) -> LoopConfig:
         return LoopConfig(iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
-                          lr_labels=self.lr_labels, decay_every=self.decay_every, decay_factor=self.decay_factor, eval_every=self.eval_every,
+                          lr_labels=self.lr_labels, decay_every=self.decay_every, decay_factor=self.decay_factor,
+                          eval_every=self.eval_every,
                           checkpoint_every=self.checkpoint_every, seed=self.seed, keep_best=self.keep_best,
                           clamp_pixels=self.clamp_pixels, time_limit=60 * self.max_minutes, ema=self.ema,
                           optimizer=self.optimizer, momentum=self.momentum)

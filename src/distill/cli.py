@@ -192,8 +192,8 @@ def run(
     """
     given = _given(dataset=dataset, method=method, arch=arch, ipc=ipc, steps=steps, epochs=epochs, init=init,
                    init_scheme=init_scheme, image_init=image_init, init_lr=init_lr, iterations=iterations,
-                   lr_images=lr, lr_lrs=lr_lrs, layer_lrs=layer_lrs, learn_labels=learn_labels, lr_labels=lr_labels, optimizer=optimizer,
-                   momentum=momentum, decay_every=decay_every,
+                   lr_images=lr, lr_lrs=lr_lrs, layer_lrs=layer_lrs, learn_labels=learn_labels, lr_labels=lr_labels,
+                   optimizer=optimizer, momentum=momentum, decay_every=decay_every,
                    real_batch=real_batch, nets_per_step=nets_per_step, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
                    eval_epochs=eval_epochs, teacher_labels=teacher_labels,
@@ -308,12 +308,14 @@ def attack_command(
         m = r[name]
         lr = f" [lr {m['lr']:g}]" if "lr" in m else ""
         typer.echo(f"{label:19} on {m['n_victims']} held-out victims: success {100 * m['after_success']['mean']:.1f}% "
-                   f"± {100 * m['after_success']['std']:.1f}, attacked class {100 * m['before_attacked_acc']['mean']:.1f}"
+                   f"± {100 * m['after_success']['std']:.1f}, attacked class "
+                   f"{100 * m['before_attacked_acc']['mean']:.1f}"
                    f"% -> {100 * m['after_attacked_acc']['mean']:.1f}%, other classes "
                    f"{100 * m['before_others_acc']['mean']:.2f}% -> {100 * m['after_others_acc']['mean']:.2f}%{lr}")
     typer.echo("  (label flip (best): the flipping rate validation scores best; (≤ harm): the most successful rate "
                "that costs the other classes no more than the poison does, on these held-out victims)")
-    typer.echo(f"  ({r['images']} images, {r['gradient_steps']} gradient steps; crafted in {r['distill_seconds']:.0f} s)")
+    typer.echo(f"  ({r['images']} images, {r['gradient_steps']} gradient steps; "
+               f"crafted in {r['distill_seconds']:.0f} s)")
     for name, path in run.files.items():
         typer.echo(f"  {name}: {path}")
 

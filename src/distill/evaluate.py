@@ -68,7 +68,8 @@ class EvalResult:
 
     def __str__(self) -> str:
         spread = f" ± {self.accuracy_std:.2%}" if self.n_nets > 1 else ""
-        return f"{self.accuracy_mean:.2%}{spread} ({self.protocol}, {self.arch}, {self.n_nets} net{'s' * (self.n_nets > 1)})"
+        return (f"{self.accuracy_mean:.2%}{spread} ({self.protocol}, {self.arch}, "
+                f"{self.n_nets} net{'s' * (self.n_nets > 1)})")
 
 
 def resolve_protocol(synset: SyntheticSet, protocol: str) -> str:

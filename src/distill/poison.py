@@ -121,7 +121,8 @@ def _stats(pred: torch.Tensor, y: torch.Tensor, attacked: int, target: int | Non
     hit = y == attacked
     success = (pred[hit] == target) if target is not None else (pred[hit] != attacked)
     return {"success": success.float().mean().item(), "attacked_acc": (pred[hit] == attacked).float().mean().item(),
-            "others_acc": (pred[~hit] == y[~hit]).float().mean().item(), "overall_acc": (pred == y).float().mean().item()}
+            "others_acc": (pred[~hit] == y[~hit]).float().mean().item(),
+            "overall_acc": (pred == y).float().mean().item()}
 
 
 class PoisonMeter:
@@ -339,7 +340,8 @@ def run_attack(config: AttackConfig, out_path: Path | None, data_root: Path | No
                                                results["held_out"]["confusion_after"], names,
                                                out_path / "confusion.png"),
             "curve": report.validation_curve(loop_result.history, out_path / "val_curve.png",
-                                             f"attack {config.attacked}->{config.target if config.target is not None else 'any'}"),
+                                             f"attack {config.attacked}->"
+                                             f"{config.target if config.target is not None else 'any'}"),
         }
         run.files["summary"] = report.write_json({"config": asdict(config), "results": results,
                                                   "history": loop_result.history}, out_path / "summary.json")

@@ -1,6 +1,7 @@
 """Shipped settings, so `distill run --dataset mnist --method dm --ipc 10` reproduces the README table with no other
 option. Layers, later ones winning: `DistillConfig`'s defaults, the method's defaults (`METHOD_DEFAULTS`, then
-`METHOD_DATASET_DEFAULTS` for one dataset), the benchmarked setting for a (dataset, method, ipc) (`PRESETS`), and finally whatever the user passed.
+`METHOD_DATASET_DEFAULTS` for one dataset), the benchmarked setting for a (dataset, method, ipc) (`PRESETS`), and
+finally whatever the user passed.
 
 The values are the ones the benchmarks under `benchmarks/` ran: changing one here changes what the README claims,
 so change both together.
@@ -63,7 +64,8 @@ _GPU_RUNS: dict[tuple[str, str, int], tuple[int, int]] = {  # (steps taken, vali
     ("fashion-mnist", "dc", 10): (406, 200), ("fashion-mnist", "dsa", 10): (502, 200),
     ("fashion-mnist", "dm", 10): (683, 1000), ("mnist", "mtt", 1): (177, 100), ("mnist", "mtt", 10): (238, 100),
     ("mnist", "dc", 50): (279, 500), ("fashion-mnist", "dc", 50): (346, 500), ("mnist", "dsa", 50): (258, 500),
-    ("fashion-mnist", "dsa", 50): (257, 500), ("mnist", "dm", 50): (1622, 1000), ("fashion-mnist", "dm", 50): (1441, 1000),
+    ("fashion-mnist", "dsa", 50): (257, 500), ("mnist", "dm", 50): (1622, 1000),
+    ("fashion-mnist", "dm", 50): (1441, 1000),
 }
 _GPU_MTT = {"experts": 4, "train_epochs": 6, "max_start_epoch": 3, "expert_epochs": 2, "syn_steps": 30}  # the paper:
 # 100 experts of 50 epochs; four of six is what the short GPU session held

@@ -169,7 +169,8 @@ def _read_raw(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     # A safetensors file is an 8-byte header length and then a JSON header; a pickle starts with \x80 (protocol 2+)
     # and a torch.save file is a zip ("PK").
     if start[8:9] != b"{" and (start[:1] == b"\x80" or start[:2] == b"PK"):
-        raise DistillError(f"{path} is a pickle / torch.save file, not a safetensors synthetic set; refusing to load it")
+        raise DistillError(f"{path} is a pickle / torch.save file, not a safetensors synthetic set; "
+                           "refusing to load it")
     try:
         from safetensors import safe_open  # noqa: PLC0415
 

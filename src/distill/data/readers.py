@@ -1,4 +1,5 @@
-"""One reader per standard file format. Each returns `(images uint8/float array [N,H,W] or [N,H,W,C], labels int64 [N])`.
+"""One reader per standard file format. Each returns
+`(images uint8/float array [N,H,W] or [N,H,W,C], labels int64 [N])`.
 
 Readers never trust their input: a truncated or malformed file raises `DistillError` naming the file.
 """

@@ -123,7 +123,8 @@ class FeatureRegression:
             indices = [int(torch.randint(len(self.pool), (1,), generator=rng))]
         else:
             indices = torch.randperm(len(self.pool), generator=rng)[:self.options.nets_per_step].tolist()
-        idx = torch.randint(len(self.task.train_x), (self.options.real_batch,), generator=rng).to(self.task.train_x.device)
+        idx = torch.randint(len(self.task.train_x), (self.options.real_batch,),
+                            generator=rng).to(self.task.train_x.device)
         real_x, real_y = self.task.train_x[idx], self.task.train_y[idx]
         syn_x = synset.images
         if self.augment is not None:
@@ -195,7 +196,8 @@ REAL_TARGETS = ("onehot", "teacher")
 
 
 def regression_loss(syn_features: torch.Tensor, syn_targets: torch.Tensor, real_features: torch.Tensor,
-                    real_targets: torch.Tensor, ridge: float, loss: str = "mse", ce_scale: float = 10.0) -> torch.Tensor:
+                    real_targets: torch.Tensor, ridge: float, loss: str = "mse",
+                    ce_scale: float = 10.0) -> torch.Tensor:
     """The error, on the real batch, of the ridge regression fitted to the synthetic set (kernel form): mean squared
     error against the real targets (class indices [B], taken as one-hot, or probabilities [B, K]), or
     (`loss="ce"`) cross-entropy of the predictions times `ce_scale`."""
