@@ -115,9 +115,9 @@ def main() -> None:
 
     rows = []
     for weight, temperature in args.blends:
-        chosen_set = labelled(weight, temperature)
-        rows.append(measure(chosen_set, weight=weight, temperature=temperature,
-                            labels="as committed" if chosen_set is committed else "blended here" if weight
+        blend_set = labelled(weight, temperature)
+        rows.append(measure(blend_set, weight=weight, temperature=temperature,
+                            labels="as committed" if blend_set is committed else "blended here" if weight
                             else "as distilled"))
     chosen = max(rows, key=lambda r: r["validation"]["mean"])
     control = None
