@@ -193,6 +193,11 @@ def test_show_prints_the_command_that_runs_a_set_again(recorded, tmp_path):
     limited.meta["results"] = {**limited.meta["results"], "steps_taken": limited.meta["config"]["iterations"]}
     finished = cli("show", distill.save(limited, tmp_path / "finished.safetensors")).stdout.rstrip()
     assert finished.endswith("-rerun --max-minutes 0" + threads)  # all its steps within the limit: no limit, same steps
+    limited.meta["results"] = {k: v for k, v in limited.meta["results"].items() if k != "steps_taken"}
+    unknown = cli("show", distill.save(limited, tmp_path / "unknown.safetensors")).stdout
+    line = next(line for line in unknown.splitlines() if line.startswith("re-run:"))
+    assert line.endswith("-rerun" + threads + " (the run was limited to 2 minutes, so the steps it took depend on "
+                         "the machine)")  # every option before the remark, so the command copies up to it
 
 
 

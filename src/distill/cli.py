@@ -407,6 +407,7 @@ def _rerun_command(file: Path, meta: dict) -> str:
     out = Path("runs") / f"{file.stem}-rerun"
     command = f"distill run --config {shlex.quote(str(file))} --out {shlex.quote(str(out))}"
     taken = (meta.get("results") or {}).get("steps_taken")
+    remark = ""
     limit, iterations = recorded.get("max_minutes"), recorded.get("iterations")
     if isinstance(limit, (int, float)) and limit > 0:  # on another machine the minutes make another number of steps
         if isinstance(taken, int) and isinstance(iterations, int) and taken < iterations:
@@ -414,10 +415,8 @@ def _rerun_command(file: Path, meta: dict) -> str:
         elif isinstance(taken, int):  # it took all its steps within the limit: a slower machine must too
             command += " --max-minutes 0"
         else:
-            command += f" (the run was limited to {limit:g} minutes, so the steps it took depend on the machine)"
-    threads = api.recorded_cpu_threads(meta)
-    if threads is not None:  # on another count the last digits differ
-        command += f" --threads {threads}"
+            remark = f" (the run was limited to {limit:g} minutes, so the steps it took depend on the machine)"
+    command += _threads_option(meta) + remark  # the options first, so that the command can be copied up to it
     blend = meta.get("teacher_labels")
     weight, temperature = (blend.get("weight"), blend.get("temperature")) if isinstance(blend, dict) else (0, 0)
     if isinstance(weight, (int, float)) and isinstance(temperature, (int, float)) and weight > 0 \
@@ -450,10 +449,14 @@ def _reattack_command(file: Path, meta: dict, recorded: dict) -> str:
                                     for word in (api.flag(name), str(getattr(config, name))))]
     words += ["--forget"] if config.target is None else ["--target", str(config.target)]
     words += ["--out", str(Path("runs") / f"{file.stem}-rerun")]
+    return shlex.join(words) + _threads_option(meta)
+
+
+def _threads_option(meta: dict) -> str:
+    """` --threads N` where a set's header records a CPU run on N threads, else "": on another count the last digits
+    differ, so both re-run commands (`_rerun_command`, `_reattack_command`) ask for it."""
     threads = api.recorded_cpu_threads(meta)
-    if threads is not None:
-        words += ["--threads", str(threads)]
-    return shlex.join(words)
+    return f" --threads {threads}" if threads is not None else ""
 
 
 def _is_accuracy(result) -> bool:
