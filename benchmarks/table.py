@@ -1,25 +1,45 @@
-"""Build the README's results table from benchmarks/results/*.json (so every number there has a results file and
-a command behind it).
+"""Build RESULTS.md, and the README's generated parts, from benchmarks/results/*.json, so that every number in
+them has a results file and a command behind it.
 
-    python benchmarks/table.py           # print the table
-    python benchmarks/table.py --write   # replace the table between the markers in README.md
-    python benchmarks/table.py --check   # exit 1 unless README.md holds exactly this table (a test runs it)
+    python benchmarks/table.py           # write RESULTS.md and the README's generated parts
+    python benchmarks/table.py --check   # exit 1 unless both are exactly what the results files give (a test runs it)
+    python benchmarks/table.py --print   # print RESULTS.md instead of writing anything
+
+The README's generated parts sit between markers: the sentence on the main command's result
+(<!-- main-result:begin --> ... <!-- main-result:end -->, from the results file MAIN_RESULT names: when the main
+command changes, point MAIN_RESULT at the results file that measures the new one) and the table of the best results
+(<!-- best:begin --> ... <!-- best:end -->, one row per setting the presets choose a method for, see best_table).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 
-from distill.methods import get_method
-from distill.presets import PUBLISHED
-from distill.synset import atomic_write_text
+from distill.presets import BEST_METHOD, PUBLISHED
 
 HERE = Path(__file__).resolve().parent
-README = HERE.parent / "README.md"
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+ROOT = HERE.parent
+README = ROOT / "README.md"
+RESULTS = ROOT / "RESULTS.md"
+MAIN_RESULT = "digits-dd-default"  # the results file of the README's main command (`distill run`, no options)
+FIXED_INIT_HEADLINE = "mnist-dd-fixed-10img"  # the original paper's setting: one fixed network, a learned schedule
+MARKERS = {"main-result": ("<!-- main-result:begin -->", "<!-- main-result:end -->"),
+           "best": ("<!-- best:begin -->", "<!-- best:end -->")}
+
+
+def result(name: str) -> dict:
+    return json.loads((HERE / "results" / f"{name}.json").read_text())
+
+
+def anchor(r: dict) -> str:
+    """An HTML anchor named after the results file, so that RESULTS.md#NAME links to its row."""
+    return f'<a id="{r["name"]}"></a>'
 
 
 def percent(mean: float, std: float, n: int) -> str:
@@ -48,7 +68,8 @@ def table() -> str:
                    f"{c['iterations']:,} outer steps{extras}")
         rr, fd = r["random_real"], r["full_data"]
         rows.append(
-            f"| {setting} | {r['images']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
+            f"| {anchor(r)}{setting} | {r['images']} | "
+            f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
             f"{r['n_eval_nets']} | {percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
             f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | "
             f"{r['distill_seconds'] / 60:.1f} min ({where(r)}) | "
@@ -72,7 +93,7 @@ def methods_table() -> str:
         published = r.get("published") or PUBLISHED.get((r["dataset"], r["method"], r["ipc"]))
         seed = r["config"].get("seed", 0)  # the preset run again with another seed: its spread, not a rival
         rows.append(
-            f"| {r['dataset']} | {r['method']}{f' · seed {seed}' if seed else ''} | {r['ipc']} | "
+            f"| {anchor(r)}{r['dataset']} | {r['method']}{f' · seed {seed}' if seed else ''} | {r['ipc']} | "
             f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}**{teacher_mark(r)} | "
             f"{'—' if published is None else f'{published:.1f}'} | {r['n_eval_nets']} | "
             f"{augment_cell(r.get('eval_augment', 'none'), r)} | "
@@ -113,9 +134,20 @@ def augment_cell(augment: str, r: dict) -> str:
 
 def steps(r: dict) -> str:
     """Outer steps the run took (coresets take none)."""
-    if getattr(get_method(r["method"]), "selects", False):
+    if selects(r["method"]):
         return "—"
     return f"{r.get('steps_taken') or r['config']['iterations']:,}"
+
+
+def selects(method: str) -> bool:
+    """Whether `method` picks real images (a coreset) rather than distilling."""
+    try:
+        from distill.methods import selects as picks  # noqa: PLC0415
+    except ImportError:  # before methods had a base contract, a coreset's class said so itself
+        from distill.methods import get_method  # noqa: PLC0415
+
+        return bool(getattr(get_method(method), "selects", False))
+    return picks(method)
 
 
 def where(r: dict) -> str:
@@ -133,7 +165,7 @@ def sota_table() -> str:
             "|---|---|---|---|---|---|---|---|"]
     found = sorted((json.loads(p.read_text()) for p in (HERE / "results").glob("*.json")), key=lambda r: r["name"])
     for r in (r for r in found if "change" in r):
-        rows.append(f"| {r['name']} | {r['change']} | "
+        rows.append(f"| {anchor(r)}{r['name']} | {r['change']} | "
                     f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
                     f"{r['n_eval_nets']} | {augment_cell(r.get('eval_augment', 'none'), r)} | {steps(r)} | "
                     f"{r['distill_seconds'] / 60:.1f} min ({where(r)}) | `{r['command']}` |")
@@ -141,7 +173,7 @@ def sota_table() -> str:
              "|---|---|---|---|---|---|"]
     for r in (r for r in found if "trained_with" in r):
         d = r["distill_accuracy"]
-        rows.append(f"| `{r['artifact']}` | {r['source']} | "
+        rows.append(f"| {anchor(r)}`{r['artifact']}` | {r['source']} | "
                     f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}** | "
                     f"{percent(d['accuracy_mean'], d['accuracy_std'], d['n_eval_nets'])} | {r['eval_augment']}, "
                     f"{r['epochs']} | `{r['command']}` |")
@@ -151,7 +183,7 @@ def sota_table() -> str:
 def outside_file_note(result: dict) -> str:
     """For a sweep whose `--as-distilled` file was never committed: where the results file says how it was made."""
     path = result["command"].partition("--as-distilled ")[2].split(" ")[0]
-    if not path or (HERE.parent / path).is_file():
+    if not path or (ROOT / path).is_file():
         return ""
     return (f" ({path} is not in the repository: `as_distilled_made_by` in "
             f"benchmarks/results/{result['name']}.json says how it was made)")
@@ -174,12 +206,13 @@ def teacher_table() -> str:
         n = r["n_eval_nets"]
         for i, b in enumerate(r["blends"]):
             command = (f"`{pinned(r['command'], r)}`" + outside_file_note(r) if i == 0 else "″")
+            first = anchor(r) if i == 0 else ""
             top = f"{b['top_probability']:.3f}" if "top_probability" in b else "—"
             chosen = (b["weight"], b["temperature"]) == (r["chosen"]["weight"], r["chosen"]["temperature"])
             mark = "**" if chosen else ""
             weight = "none (as distilled)" if not b["weight"] else f"{b['weight']:g}"
             temperature = f"{b['temperature']:g}" if b["weight"] else "—"
-            rows.append(f"| {r['set']} | {mark}{weight}{mark} | {temperature} | "
+            rows.append(f"| {first}{r['set']} | {mark}{weight}{mark} | {temperature} | "
                         f"{top} | {mark}{percent(b['validation']['mean'], b['validation']['std'], n)}{mark} | "
                         f"{percent(b['test']['mean'], b['test']['std'], n)} | {command} |")
         control = r.get("uniform_smoothing_control")
@@ -203,7 +236,8 @@ def augment_table() -> str:
             own = " (the set's evaluation when swept)" if row["own"] else ""
             command = (f"`{r['command']}`" + ("" if r["complete"] else " (not every augmentation measured yet)")
                        if i == 0 else "″")
-            rows.append(f"| {r['set']} | {mark}{row['augment']}{mark}{own} | {row['epochs']} | "
+            first = anchor(r) if i == 0 else ""
+            rows.append(f"| {first}{r['set']} | {mark}{row['augment']}{mark}{own} | {row['epochs']} | "
                         f"{mark}{percent(row['validation']['mean'], row['validation']['std'], n)}{mark} | "
                         f"{percent(row['test']['mean'], row['test']['std'], n)} | {command} |")
     return "\n".join(rows)
@@ -218,8 +252,8 @@ def cross_arch_table() -> str:
         epochs = r.get("epochs") or (300 if r["augment"] == "none" else 1000)
         marked = any(draws_mark(r["augment"], a) for a in r["archs"].values())
         labels = f"; {r['labels']}" if "labels" in r else ""
-        rows += [f"Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, distilled with {r['distilled_with']}"
-                 f"{labels}; "
+        rows += [f"{anchor(r)}Set `{r['set']}` ({r['method']}, {r['ipc']} img/class, "
+                 f"distilled with {r['distilled_with']}{labels}; "
                  f"standard protocol, augmentation: {r['augment']}, {epochs} epochs; {r['device']}, "
                  f"{r.get('threads', '?')} thr.; a row's learning rate below it" +
                  (f"; {BATCH_DRAWS.strip()}: one augmentation draw per batch" if marked else "") + "): " +
@@ -245,62 +279,224 @@ def attack_table() -> str:
         r = json.loads(path.read_text())
         goal = f"{r['attacked']} → {r['target']}" if r["target"] is not None else f"forget {r['attacked']}"
         matched = cells(r["label_flip_matched"]) if "label_flip_matched" in r else "— | —"
-        rows.append(f"| {r['dataset']} {goal} | {r['images']} images, {r['gradient_steps']} steps | "
+        rows.append(f"| {anchor(r)}{r['dataset']} {goal} | {r['images']} images, {r['gradient_steps']} steps | "
                     f"{r['n_eval_victims']} | **{cells(r['held_out']).replace(' | ', '** | ', 1)} | {matched} | "
                     f"{cells(r['label_flip'])} | `{r['command']}` |")
     return "\n".join(rows)
 
 
+def minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def stages(r: dict) -> list[dict]:
+    """The runs that made a set, first to last: a run started from a committed set (`--image-init
+    benchmarks/artifacts/NAME.safetensors`) follows the run whose results file NAME describes."""
+    chain = [r]
+    while str(chain[0].get("config", {}).get("image_init", "")).startswith("benchmarks/artifacts/"):
+        chain.insert(0, result(Path(chain[0]["config"]["image_init"]).stem))
+    return chain
+
+
+def kind(r: dict) -> str:
+    return "GPU" if "processes_on_device" in r or "NVIDIA" in r.get("device", "") else "CPU"
+
+
+def main_sentence() -> str:
+    """The README's sentence on what the main command gives, from the results file that measured it."""
+    r = result(MAIN_RESULT)
+    rr, fd = r["random_real"], r["full_data"]
+    return (f"Measured by `{r['command']}` "
+            f"([`benchmarks/results/{r['name']}.json`](RESULTS.md#{r['name']})): {r['images']} images → "
+            f"**{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}%** test accuracy, against "
+            f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])}% for the same network trained on the "
+            f"whole training split and {percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])}% for "
+            f"{r['images']} random real images; the distillation took {r['distill_seconds']:.0f} s "
+            f"({where(r)}).")
+
+
+def best_table() -> str:
+    """One row per (dataset, images per class) the presets choose a method for (`presets.BEST_METHOD`): the
+    preset's results file (what `distill run --dataset D --ipc N` repeats), and, where a later stage refined that set
+    into the best one measured, that stage's too: the committed best sets' plain-PyTorch checks (results files with
+    `trained_with`) name it as their `source`. Then the original paper's fixed-init setting."""
+    staged = {}
+    for path in sorted((HERE / "results").glob("*.json")):
+        check = json.loads(path.read_text())
+        if "trained_with" in check and "source" in check:
+            r = result(check["source"])
+            staged[(r["dataset"], r["ipc"])] = r
+    rows = ["| dataset | img/class | test % | how | evaluation augment | random real | full data | distill time | "
+            "row |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def row(r: dict, how: str, time: str) -> str:
+        rr, fd = r["random_real"], r["full_data"]
+        augment = r["config"].get("eval_augment") or "none"
+        return (f"| {r['dataset']} | {r['ipc']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}"
+                f"** | {how} | {augment} | {percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
+                f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | {time} | "
+                f"[{r['name']}](RESULTS.md#{r['name']}) |")
+
+    order = ("mnist", "fashion-mnist")
+    for dataset, ipc in sorted(BEST_METHOD, key=lambda k: (order.index(k[0]) if k[0] in order else 9, k[0], k[1])):
+        preset = result(f"{dataset}-{BEST_METHOD[(dataset, ipc)]}-ipc{ipc}")
+        teacher = ", teacher labels" if preset["config"].get("teacher_labels") else ""
+        rows.append(row(preset, f"`{preset['method']}`{teacher} (the default: one `distill run`)",
+                        f"{minutes(preset['distill_seconds'])} {kind(preset)}"))
+        best = staged.get((dataset, ipc))
+        if best and best["name"] != preset["name"]:
+            chain = stages(best)
+            how = " → ".join(f"`{s['method']}`" for s in chain)
+            rows.append(row(best, f"{how} (each run starts from the set before)",
+                            " + ".join(f"{minutes(s['distill_seconds'])} {kind(s)}" for s in chain)))
+    r = result(FIXED_INIT_HEADLINE)
+    rows.append(row(r, f"`dd`, fixed init: the one {r['arch']} stored with the set, trained by the learned schedule "
+                       "(the original paper's setting)",
+                    f"{minutes(r['distill_seconds'])} {kind(r)}, best on validation of {len(r['candidates'])} runs"))
+    return "\n".join(rows)
+
+
+def results_md() -> str:
+    sections = [
+        ("The original method (dd)",
+         "The seed's method, on LeNet. \"distilled\" is the test accuracy of networks trained only on the synthetic "
+         "images (fixed init: the one stored network with the learned schedule; random init: fresh networks with the "
+         "learned schedule, mean ± std). \"random real\" is the same number of real training images picked at random "
+         "and trained with the standard protocol (from the same fixed network where there is one); \"full data\" is "
+         "the same network trained on the whole training split. How the MNIST fixed-init headline got there: "
+         "[docs/dd-headline.md](docs/dd-headline.md).",
+         table()),
+        ("Poisoning",
+         "Success = share of the attacked class's test images predicted as the target (forget: predicted as anything "
+         "else), mean ± std over held-out victims never seen while crafting; \"other classes, change\" = accuracy "
+         "change (points) on every other class. The protocol and the label-flipping baseline: "
+         "[docs/poisoning.md](docs/poisoning.md).",
+         attack_table()),
+        ("Standard methods and coresets",
+         "ConvNet, fresh random networks, standard protocol (1000 epochs with augmentation: DSA's, or DC's own on "
+         "MNIST for `dc`; 300 without), beside the papers' numbers. \"steps\" are the outer steps the distillation "
+         "took; GPU runs were stopped by a time limit ([docs/presets.md](docs/presets.md) says which machine each "
+         "preset came from). †: measured when training augmentation drew one set of random parameters per batch, "
+         "shared by its images; the others draw per image, as the DSA and DC code do "
+         "([docs/known-gaps.md](docs/known-gaps.md)). ‡ W at T: the set's labels are (1 − W) × its own + W × the "
+         "full-data ConvNet's predictions at temperature T, the blend the validation split chose "
+         "([Teacher labels](#teacher-labels) below).",
+         methods_table()),
+        ("Towards the state of the art",
+         "Each experiment is one change to a preset or to a set it made, its distillation time and machine in its row "
+         "(30 minutes on the 2-core CPU for the first ones, minutes of one GPU or hours of one CPU thread for later "
+         "ones; a row its time limit ended repeats on any machine with `--max-minutes 0 --iterations <its steps>`, "
+         "plus `--replace` to let it replace the row); then the best 1-per-class sets trained without `distill` "
+         "(examples/train_plain.py). What each row changed and what came of it: "
+         "[docs/state-of-the-art.md](docs/state-of-the-art.md).",
+         sota_table()),
+        ("Teacher labels",
+         "A committed set's labels blended with the full-data network's predictions, mean ± std over fresh ConvNets "
+         "trained with the set's own evaluation; the validation split chooses the blend (bold), the test split is "
+         "only reported; where a set has changed since its sweep, `--at COMMIT` sweeps it as committed then.",
+         teacher_table()),
+        ("Evaluation augmentation",
+         "A committed set, labels as committed, trained with the standard protocol under each augmentation (300 "
+         "epochs without, 1000 with), mean ± std over fresh ConvNets; the validation split chooses (bold), the test "
+         "split is only reported.",
+         augment_table()),
+        ("Cross-architecture",
+         "Test %, mean ± std over fresh networks of each kind. What the two sets' rows say: "
+         "[docs/known-gaps.md](docs/known-gaps.md).",
+         cross_arch_table().rstrip("\n")),
+    ]
+    head = (
+        "# Results\n\n"
+        "<!-- Generated by benchmarks/table.py from benchmarks/results/*.json: do not edit by hand. After a new or "
+        "changed results file, run `python benchmarks/table.py`; `python benchmarks/table.py --check` (a test runs "
+        "it) fails while this file is stale. -->\n\n"
+        "Every number here comes from a results file under `benchmarks/results/` and every row names the command "
+        "that made it (a row's link target is its file's name: `RESULTS.md#mnist-frepo-ipc10` is "
+        "`benchmarks/results/mnist-frepo-ipc10.json`). Run a command from the repository's root: it replaces its "
+        "results file and its set (the same script with other options refuses to replace them without "
+        "`--replace`). `../shared/data`, in the commands, is the copy of the datasets kept beside the repository's "
+        "checkout; elsewhere leave `DISTILL_DATA` unset or point it at your own data root (README, \"Data\"). "
+        "Accuracies are test accuracy in percent; the evaluation protocol is the README's \"Evaluation protocol\". "
+        "The notes on these experiments are under [docs/](docs/).\n\n"
+        + "".join(f"- [{title}](#{slug(title)})\n" for title, _, _ in sections))
+    return head + "".join(f"\n## {title}\n\n{prose}\n\n{body}\n" for title, prose, body in sections)
+
+
+def slug(title: str) -> str:
+    """GitHub's anchor for a heading."""
+    kept = "".join(c for c in title.lower() if c.isalnum() or c in " -")
+    return kept.replace(" ", "-")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace `path` in one step, so that a reader never sees half a file."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.chmod(name, 0o644)
+        os.replace(name, path)
+    except BaseException:
+        os.unlink(name)
+        raise
+
+
+def readme_with(readme: str, parts: dict[str, str]) -> str:
+    """`readme` with each generated part between its markers replaced by `parts[key]`."""
+    for key, (begin, end) in MARKERS.items():
+        if readme.count(begin) != 1 or readme.count(end) != 1:
+            sys.exit(f"README.md must hold {begin} ... {end} once")
+        head, rest = readme.split(begin, 1)
+        _, tail = rest.split(end, 1)
+        readme = f"{head}{begin}\n{parts[key]}\n{end}{tail}"
+    return readme
+
+
+def broken_links(results: str) -> list[str]:
+    """Links into RESULTS.md (`RESULTS.md#NAME`) from the README and docs/ whose target is neither a row's anchor
+    nor a heading of `results`."""
+    targets = set(re.findall(r'<a id="([^"]+)"></a>', results))
+    targets |= {slug(title) for title in re.findall(r"^#+ (.+)$", results, flags=re.M)}
+    broken = []
+    for path in (README, *sorted((ROOT / "docs").glob("*.md"))):
+        for target in re.findall(r"RESULTS\.md#([\w.-]+)", path.read_text()):
+            if target not in targets:
+                broken.append(f"{path.relative_to(ROOT)}: RESULTS.md#{target}")
+    return broken
+
+
 def main() -> None:
-    text = table() + \
-        "\n\nPoisoning (issue 3): success = share of the attacked class's test images predicted as the target " \
-        "(forget: predicted as anything else), mean ± std over held-out victims never seen while crafting; " \
-        "\"other classes, change\" = accuracy change (points) on every other class.\n\n" + attack_table() + \
-        "\n\nStandard methods and coresets (issue 4): ConvNet, fresh random networks, standard protocol (1000 epochs " \
-        "with augmentation: DSA's, or DC's own on MNIST for `dc`; 300 without), beside the papers' numbers. " \
-        "\"steps\" are the outer steps the distillation took; GPU runs were stopped by a time limit (see " \
-        "\"Methods\"). †: measured when training augmentation drew one set of random parameters per batch, shared " \
-        "by its images; the others draw per image, as the DSA and DC code do (see \"Known gaps\"). ‡ W at T: the " \
-        "set's labels are (1 − W) × its own + W × the full-data ConvNet's predictions at temperature T, the blend " \
-        "the validation split chose (\"Teacher labels\" below).\n\n" + \
-        methods_table() + \
-        "\n\nTowards the state of the art (issue 5): each experiment is one change to a preset or to a set it " \
-        "made, its distillation time and machine in its row (30 minutes on the 2-core CPU for the first ones, " \
-        "minutes of one GPU or hours of one CPU thread for later ones; a row its time limit ended repeats on any " \
-        "machine with `--max-minutes 0 --iterations <its steps>`, plus `--replace` to let it replace the row); " \
-        "then the best 1-per-class sets trained " \
-        "without `distill` (examples/train_plain.py). What each row changed and what came of it: " \
-        "docs/state-of-the-art.md.\n\n" + sota_table() + \
-        "\n\nTeacher labels (issue 5): a committed set's labels blended with the full-data network's predictions, " \
-        "mean ± std over fresh ConvNets trained with the set's own evaluation; the validation split chooses the " \
-        "blend (bold), the test split is only reported; where a set has changed since its sweep, `--at COMMIT` " \
-        "sweeps it as committed then.\n\n" + teacher_table() + \
-        "\n\nEvaluation augmentation (issue 5): a committed set, labels as committed, trained with the standard " \
-        "protocol under each augmentation (300 epochs without, 1000 with), mean ± std over fresh ConvNets; the " \
-        "validation split chooses (bold), the test split is only reported.\n\n" + augment_table() + \
-        "\n\nCross-architecture (test %, mean ± std over fresh networks of each kind):\n\n" + cross_arch_table()
     args = parse_args()
-    if not (args.write or args.check):
-        print(text)
+    results = results_md()
+    if args.print:
+        print(results, end="")
         return
     readme = README.read_text()
-    if BEGIN not in readme or END not in readme:
-        sys.exit(f"README.md lacks the markers {BEGIN} ... {END}")
-    head, rest = readme.split(BEGIN, 1)
-    current, tail = rest.split(END, 1)
+    expected = readme_with(readme, {"main-result": main_sentence(), "best": best_table()})
     if args.check:
-        if current != f"\n{text}\n":
-            sys.exit("README.md's tables differ from benchmarks/results: run python benchmarks/table.py --write")
-        print("README.md's tables match benchmarks/results")
+        stale = [name for name, now, want in (("RESULTS.md", RESULTS.read_text() if RESULTS.exists() else "", results),
+                                               ("README.md", readme, expected)) if now != want]
+        if stale:
+            sys.exit(f"{' and '.join(stale)} differ from benchmarks/results: run python benchmarks/table.py")
+        broken = broken_links(results)
+        if broken:
+            sys.exit("links to no row or heading of RESULTS.md:\n" + "\n".join(broken))
+        print("RESULTS.md and the README's generated parts match benchmarks/results")
         return
-    atomic_write_text(README, f"{head}{BEGIN}\n{text}\n{END}{tail}")
+    write_atomic(RESULTS, results)
+    if expected != readme:
+        write_atomic(README, expected)
+    for link in broken_links(results):
+        print(f"warning: {link} names no row or heading of RESULTS.md", file=sys.stderr)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     action = parser.add_mutually_exclusive_group()
-    action.add_argument("--write", action="store_true", help="replace the README's tables with these")
-    action.add_argument("--check", action="store_true", help="exit 1 unless the README's tables are these")
+    action.add_argument("--check", action="store_true",
+                        help="exit 1 unless RESULTS.md and the README's generated parts are what the results give")
+    action.add_argument("--print", action="store_true", help="print RESULTS.md instead of writing anything")
+    action.add_argument("--write", action="store_true", help=argparse.SUPPRESS)  # what writing took before
     return parser.parse_args()
 
 

@@ -33,8 +33,10 @@ def _script(*args, timeout=120):
                           cwd=BENCHMARKS.parent, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def test_the_readme_tables_are_the_results_files():
-    """Every number in the README's tables comes from a committed results file: table.py --check rebuilds them."""
+def test_the_results_tables_are_the_results_files():
+    """Every number in RESULTS.md, and in the README's best-results table and its sentence on the main command's
+    result, comes from a committed results file: table.py --check rebuilds them all (and checks that every link into
+    RESULTS.md from the README and docs/ names one of its rows or headings)."""
     done = _script(BENCHMARKS / "table.py", "--check")
     assert done.returncode == 0, done.stderr
 
@@ -227,8 +229,8 @@ def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
     assert checked >= 100
 
 
-def test_every_teacher_sweep_in_the_readme_repeats_on_the_set_it_measured(monkeypatch):
-    """13 of the 16 recorded sweep commands were refused once their sets took their blends; the README's command
+def test_every_teacher_sweep_in_the_results_repeats_on_the_set_it_measured(monkeypatch):
+    """13 of the 16 recorded sweep commands were refused once their sets took their blends; RESULTS.md's command
     (table.pinned: --at the commit whose set a sweep measured) must reach its first network with that set:
     the as-distilled labels' mean top probability is the sweep's first row's."""
     import json

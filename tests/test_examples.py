@@ -150,3 +150,8 @@ def test_the_readmes_python_calls_are_valid_configurations():
     for call in calls:
         options = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg != "out"}
         DistillConfig(**presets.resolve(**options)).validate()
+    attacks = [node for block in blocks for node in ast.walk(ast.parse(block))
+               if isinstance(node, ast.Call) and ast.unparse(node.func) == "distill.attack"]
+    assert attacks, "the README's Python example no longer calls distill.attack"
+    for call in attacks:  # its attack example too
+        distill.AttackConfig(**{k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg != "out"}).validate()
