@@ -1,5 +1,6 @@
-"""What every benchmark script shares: run one setting through `distill.distill(...)` and write
-benchmarks/results/<name>.json with the fields GUIDE §7 asks for (and the exact command that reproduces it)."""
+"""What the benchmarks (benchmarks/run.py) and the experiments (experiments/*.py) share: run one setting through
+`distill.distill(...)` and write benchmarks/results/<name>.json with the fields GUIDE §7 asks for (and the exact command
+that reproduces it); where a run was measured (device, threads, git commit); the committed sets as of a commit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import platform
 import shutil
 import subprocess
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -175,18 +175,6 @@ def run_name(setting: str, seed: int) -> str:
     return f"{setting}-seed{seed}" if seed else setting
 
 
-def setting_parser(doc: str, names) -> argparse.ArgumentParser:
-    """The command line every named-setting benchmark shares: NAME (or --list), --seed and --device."""
-    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", nargs="?", choices=sorted(names), metavar="NAME")
-    parser.add_argument("--list", action="store_true", help="print the settings and exit")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--replace", action="store_true",
-                        help="replace a committed results file (and set) that another command made")
-    return parser
-
-
 def check_replaces_only_its_own(name: str, command: str) -> None:
     """Refuse, before any network trains, to overwrite benchmarks/results/<name>.json made by another command (a
     preset's row run again with `--iterations 100` to try something would quietly replace its committed result and
@@ -248,7 +236,3 @@ def run_setting(name: str, options: dict, command: str, artifact: str | None = N
     print(json.dumps({k: result[k] for k in ("name", "accuracy_mean", "accuracy_std", "n_eval_nets",
                                               "distill_seconds")}))
     return result
-
-
-def config_of(options: dict, seed: int = 0) -> dict:
-    return asdict(distill.DistillConfig(**{**options, "seed": seed}))

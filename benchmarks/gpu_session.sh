@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Settings of benchmarks/methods.py that do not fit the 2-core CPU, run side by side on one GPU in a single short
+# Benchmark settings (benchmarks/run.py) that do not fit the 2-core CPU, run side by side on one GPU in a single short
 # session: one process per line of a plan file (small ConvNets leave a big GPU mostly idle, so several processes use
 # it better than one), each distillation stopped by --max-minutes, each results file recording the steps it took.
 #
@@ -11,9 +11,9 @@
 # runs' own sets too (no pictures or logs: files come back at 16 MiB at most), into $OUT/gpu-session.tgz and prints
 # each new result's accuracy, so the numbers reach the output even if the file does not.
 #
-# A plan line is `MINUTES [SCRIPT] SETTING [options]` (SCRIPT: a benchmarks/ script taking --max-minutes, methods.py
-# when left out), with ` ; ` between settings that one process runs in turn;
-# MINUTES 0 means no time limit (coresets). With MPS=1 the script first tries NVIDIA's Multi-Process Service, so the
+# A plan line is `MINUTES [SCRIPT] SETTING [options]` (SCRIPT: a script's path from the repository's root, such as
+# experiments/augment_sweep.py; benchmarks/run.py when left out), with ` ; ` between settings that one process runs
+# in turn; MINUTES 0 means no time limit (coresets). With MPS=1 the script first tries NVIDIA's Multi-Process Service, so the
 # processes' small kernels can run side by side instead of time-slicing the GPU (on one H200 it helped DM, 1,622
 # steps in 3 minutes beside eight runs, but not DSA: 0.9 steps/s beside eight runs, 2.8 beside one); it checks that
 # CUDA works through it and falls back to plain sharing if not. Lines starting with `+` run only when MPS is on (more processes than plain sharing
@@ -65,7 +65,7 @@ smoke() {  # method: a two-step run of it, then evaluation, on MNIST
         echo "smoke test passed: $method"
     else
         echo "smoke test FAILED: $method; stopping its runs"; touch "$logs/STOP-$method"
-        pkill -f "benchmarks/[a-z_]*\.py [a-z-]*-$method-ipc"; tail -n 30 "$logs/smoke-$method.log"
+        pkill -f "benchmarks/run\.py [a-z-]*-$method-ipc"; tail -n 30 "$logs/smoke-$method.log"
     fi
 }
 
@@ -74,14 +74,14 @@ bench() {  # minutes, then settings with their options, separated by ';'
     local IFS=';'
     for run in $*; do
         IFS=' ' read -r -a words <<<"$run"
-        local script=methods.py
+        local script=benchmarks/run.py
         [[ ${words[0]} == *.py ]] && { script=${words[0]}; words=("${words[@]:1}"); }
         local name=${words[0]}
         [ -e "$logs/STOP-$(method_of "$name")" ] && continue
         local limit=(); [ "$minutes" != 0 ] && limit=(--max-minutes "$minutes")
         # the device machine works on a copy: what comes back is committed, or not, by hand
-        local replace=(); case $script in methods.py|sota.py|dd.py) replace=(--replace) ;; esac
-        python3 "benchmarks/$script" "${words[@]}" "${limit[@]}" "${replace[@]}" >"$logs/$name.log" 2>&1 \
+        local replace=(); [ "$script" = benchmarks/run.py ] && replace=(--replace)
+        python3 "$script" "${words[@]}" "${limit[@]}" "${replace[@]}" >"$logs/$name.log" 2>&1 \
             && echo "done: $name" || echo "FAILED: $name (see $logs/$name.log)"
     done
 }
@@ -100,7 +100,7 @@ if [ "$deadline" -gt 0 ]; then
     while [ -n "$(jobs -rp)" ] && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done
     if [ -n "$(jobs -rp)" ]; then  # stop the rest, so nothing still writes to this output once the session ends
         echo "deadline of ${deadline}s reached: stopping the runs still going, packing what has finished"
-        pkill -f "benchmarks/[a-z_]*\.py"; pkill -f "distill.cli import main"; sleep 2
+        pkill -f "(benchmarks|experiments)/[a-z_]*\.py"; pkill -f "distill.cli import main"; sleep 2
     fi
 else
     wait

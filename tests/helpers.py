@@ -18,7 +18,7 @@ def method_and_set(task, method, ipc=1, **options):
 
 
 def full_options(method: str, options: dict) -> dict:
-    """A method's options with its defaults written out: benchmarks/sota.py runs name every option, the presets and
-    older results files only the ones they change."""
+    """A method's options with its defaults written out: the settings of benchmarks/settings/sota.toml name every
+    option, the presets and older results files only the ones they change."""
     options_class = getattr(get_method(method), "Options", None)
     return {**asdict(options_class()), **options} if options_class is not None else options

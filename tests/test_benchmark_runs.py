@@ -1,27 +1,13 @@
-"""benchmarks/common.py's run_setting, the one place every named benchmark writes its results and its set."""
+"""benchmarks/common.py's run_setting, the one place every benchmark run (benchmarks/run.py) writes its results and its
+set, and the experiments beside the benchmarks (experiments/*.py). The settings files and run.py itself:
+tests/test_benchmark_settings.py."""
 
 import importlib
 import json
 from pathlib import Path
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def test_a_second_seed_keeps_its_own_set_and_leaves_the_committed_one(monkeypatch, tmp_path):
-    """`methods.py NAME --seed 1` once copied its set over benchmarks/artifacts/NAME.safetensors, the committed set
-    that NAME's results file describes, while writing its numbers to NAME-seed1.json."""
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    common = importlib.import_module("common")
-    monkeypatch.setattr(common, "HERE", tmp_path)
-    (tmp_path / "artifacts").mkdir()
-    committed = tmp_path / "artifacts" / "digits-random-ipc1.safetensors"
-    committed.write_bytes(b"the committed set")
-    options = dict(dataset="digits", method="random", arch="mlp", ipc=1, eval_nets=1)
-    result = common.run_setting("digits-random-ipc1", options, "a command", artifact="digits-random-ipc1", seed=1)
-    assert result["name"] == "digits-random-ipc1-seed1"
-    assert committed.read_bytes() == b"the committed set"
-    assert (tmp_path / "artifacts" / "digits-random-ipc1-seed1.safetensors").is_file()
-    assert (tmp_path / "results" / "digits-random-ipc1-seed1.json").is_file()
+EXPERIMENTS = BENCHMARKS.parent / "experiments"
 
 
 def _script(*args, timeout=120):
@@ -44,15 +30,15 @@ def test_the_results_tables_are_the_results_files():
 def test_benchmark_scripts_report_user_errors_in_one_line(tmp_path):
     """A DistillError in a benchmark script is one line and a non-zero exit, as on the command line; --nets 0 is
     refused by the parser."""
-    missing = _script(BENCHMARKS / "cross_arch.py", tmp_path / "nothing.safetensors", "--archs", "mlp")
+    missing = _script(EXPERIMENTS / "cross_arch.py", tmp_path / "nothing.safetensors", "--archs", "mlp")
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     assert missing.stderr.strip().splitlines()[-1].startswith("cross_arch.py: error:"), missing.stderr
-    nets = _script(BENCHMARKS / "augment_sweep.py", "mnist-frepo-ipc10", "--augments", "dc,dsa", "--nets", "0")
+    nets = _script(EXPERIMENTS / "augment_sweep.py", "mnist-frepo-ipc10", "--augments", "dc,dsa", "--nets", "0")
     assert nets.returncode == 2 and "must be at least 1" in nets.stderr
 
 
 def test_teacher_sweep_refuses_a_bad_blend_before_any_network_trains():
-    done = _script(BENCHMARKS / "teacher_sweep.py", "fashion-mnist-frepo-ipc1", "--blends", "0:2,-1:4")
+    done = _script(EXPERIMENTS / "teacher_sweep.py", "fashion-mnist-frepo-ipc1", "--blends", "0:2,-1:4")
     assert done.returncode == 2 and "Traceback" not in done.stderr and "--blends" in done.stderr
 
 
@@ -79,7 +65,7 @@ def test_cross_arch_never_drops_a_committed_tables_rows():
     """Another protocol (or the same set named by an absolute path) used to replace the whole table with one row."""
     table = BENCHMARKS / "results" / "cross-arch-mnist-frepo-ipc10.json"
     before = table.read_bytes()
-    done = _script(BENCHMARKS / "cross_arch.py", BENCHMARKS / "artifacts" / "mnist-frepo-ipc10.safetensors",
+    done = _script(EXPERIMENTS / "cross_arch.py", BENCHMARKS / "artifacts" / "mnist-frepo-ipc10.safetensors",
                    "--archs", "mlp", "--nets", "1", "--augment", "dsa", "--epochs", "100")
     assert done.returncode == 2 and "would drop its rows" in done.stderr
     assert "holds the table of benchmarks/artifacts/mnist-frepo-ipc10.safetensors" in done.stderr  # one name
@@ -92,7 +78,7 @@ def test_cross_arch_keeps_a_table_of_a_set_as_committed_earlier_apart_from_the_s
     table = BENCHMARKS / "results" / "cross-arch-mnist-mtt-ipc10.json"
     before = table.read_bytes()
     assert json.loads(before)["set_as_of"].startswith("d23865f")
-    done = _script(BENCHMARKS / "cross_arch.py", "benchmarks/artifacts/mnist-mtt-ipc10.safetensors", "--archs", "mlp",
+    done = _script(EXPERIMENTS / "cross_arch.py", "benchmarks/artifacts/mnist-mtt-ipc10.safetensors", "--archs", "mlp",
                    "--nets", "1", "--augment", "dsa", "--epochs", "300", "--lr", "0.01")
     assert done.returncode == 2 and "as committed at d23865f" in done.stderr and "would drop its rows" in done.stderr
     assert table.read_bytes() == before
@@ -107,6 +93,7 @@ def test_an_augmentation_sweep_stopped_early_never_replaces_a_complete_one(monke
     from distill.synset import SyntheticSet, save
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
     common, sweep = importlib.import_module("common"), importlib.import_module("augment_sweep")
     for module in (common, sweep):
         monkeypatch.setattr(module, "HERE", tmp_path)
@@ -141,7 +128,7 @@ def test_remeasure_refuses_results_that_are_not_a_preset_row():
     """It used to rewrite the dd headline's own evaluation (one network) with the dd preset's (five)."""
     headline = BENCHMARKS / "results" / "mnist-dd-fixed-10img.json"
     before = headline.read_bytes()
-    done = _script(BENCHMARKS / "remeasure.py", "mnist-dd-fixed-10img", "--because", "a test")
+    done = _script(EXPERIMENTS / "remeasure.py", "mnist-dd-fixed-10img", "--because", "a test")
     assert done.returncode == 1 and "not a preset row's results file" in done.stderr
     assert headline.read_bytes() == before
 
@@ -152,23 +139,23 @@ def test_a_time_limited_setting_can_be_repeated_at_its_recorded_step_count(monke
     import sys
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-    sota = importlib.import_module("sota")
+    run = importlib.import_module("run")
     seen = {}
-    monkeypatch.setattr(sota, "run_setting", lambda name, options, command, **kw: seen.update(options=options,
-                                                                                             command=command))
-    monkeypatch.setattr(sys, "argv", ["sota.py", "mnist-frepo-ipc1-dsa-cpu30", "--max-minutes", "0",
+    monkeypatch.setattr(run, "run_setting", lambda name, options, command, **kw: seen.update(options=options,
+                                                                                            command=command))
+    monkeypatch.setattr(sys, "argv", ["run.py", "mnist-frepo-ipc1-dsa-cpu30", "--max-minutes", "0",
                                       "--iterations", "2495"])
-    sota.main()
+    run.main()
     assert seen["options"]["iterations"] == 2495 and seen["options"]["max_minutes"] == 0
-    assert seen["command"].endswith("sota.py mnist-frepo-ipc1-dsa-cpu30 --max-minutes 0 --iterations 2495")
+    assert seen["command"].endswith("run.py mnist-frepo-ipc1-dsa-cpu30 --max-minutes 0 --iterations 2495")
 
 
 def test_a_preset_row_run_with_other_options_is_refused_unless_replace(monkeypatch, tmp_path):
-    """`methods.py NAME --iterations 3` (trying something) used to replace NAME's committed results and set; the
+    """`run.py NAME --iterations 3` (trying something) used to replace NAME's committed results and set; the
     command that made a file may still replace it, and --replace lets any other through."""
     results = BENCHMARKS / "results" / "mnist-frepo-ipc50.json"
     before = results.read_bytes()
-    done = _script(BENCHMARKS / "methods.py", "mnist-frepo-ipc50", "--iterations", "3")
+    done = _script(BENCHMARKS / "run.py", "mnist-frepo-ipc50", "--iterations", "3")
     assert done.returncode == 1 and "--replace" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert results.read_bytes() == before
 
@@ -176,29 +163,30 @@ def test_a_preset_row_run_with_other_options_is_refused_unless_replace(monkeypat
     common = importlib.import_module("common")
     monkeypatch.setattr(common, "HERE", tmp_path)
     (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "n.json").write_text('{"command": "python benchmarks/methods.py n"}')
-    common.check_replaces_only_its_own("n", "python benchmarks/methods.py n")
+    (tmp_path / "results" / "n.json").write_text('{"command": "python benchmarks/run.py n"}')
+    common.check_replaces_only_its_own("n", "python benchmarks/run.py n")
     common.check_replaces_only_its_own("new-name", "anything")
     try:
-        common.check_replaces_only_its_own("n", "python benchmarks/methods.py n --iterations 3")
+        common.check_replaces_only_its_own("n", "python benchmarks/run.py n --iterations 3")
         raise AssertionError("a different command was let through")
     except common.distill.DistillError as exc:
-        assert "methods.py n`" in str(exc)
+        assert "run.py n`" in str(exc)
     replaced = common.run_setting("n", dict(dataset="digits", method="random", arch="mlp", ipc=1, eval_nets=1),
-                                  "python benchmarks/methods.py n --iterations 3", replace=True)
-    assert replaced["command"] == "python benchmarks/methods.py n --iterations 3"
+                                  "python benchmarks/run.py n --iterations 3", replace=True)
+    assert replaced["command"] == "python benchmarks/run.py n --iterations 3"
 
 
 def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
-    """The guard compares commands as text, so a change to how a script spells its command would refuse every
-    committed row's own command: each methods.py, sota.py and dd.py results file's recorded command must reach the
-    distillation (stubbed here) without --replace, its options accepted as the distillation would validate them."""
+    """The guard compares commands as text, so a change to how run.py spells its command would refuse every
+    committed row's own command: each results file's recorded `benchmarks/run.py` command must reach the distillation,
+    the attack or the plain check (stubbed here) without --replace, a distillation's options accepted as it would
+    validate them."""
     import json
     import shlex
     import sys
 
     monkeypatch.syspath_prepend(str(BENCHMARKS))
-    common = importlib.import_module("common")
+    run = importlib.import_module("run")
 
     class Reached(Exception):
         pass
@@ -210,23 +198,24 @@ def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
         DistillConfig(**presets.resolve(**options)).validate()
         raise Reached
 
-    monkeypatch.setattr(common.distill, "distill", distill_stub)
+    def reached(*_args, **_options):
+        raise Reached
+
+    monkeypatch.setattr(run.distill, "distill", distill_stub)
+    monkeypatch.setattr(run.distill, "attack", reached)
+    monkeypatch.setattr(run, "copy_atomic", reached)  # a plain check's first step after the guard
+    monkeypatch.setattr(run, "finished", lambda *_args: None)  # a selection reuses finished candidates: none in a clone
     checked = 0
     for path in sorted((BENCHMARKS / "results").glob("*.json")):
         words = shlex.split(json.loads(path.read_text()).get("command", ""))
-        script = next((w for w in words if w in ("benchmarks/methods.py", "benchmarks/sota.py", "benchmarks/dd.py")),
-                      None)
-        if script is None:
+        if "benchmarks/run.py" not in words:
             continue
-        module = importlib.import_module(Path(script).stem)
-        monkeypatch.setattr(sys, "argv", words[words.index(script):])
-        if Path(script).stem == "dd":  # a headline reuses finished candidates; none are finished in a clone
-            monkeypatch.setattr(module, "finished", lambda *_args: None)
+        monkeypatch.setattr(sys, "argv", words[words.index("benchmarks/run.py"):])
         try:
-            module.main()
+            run.main()
         except Reached:
             checked += 1
-    assert checked >= 100
+    assert checked >= 130
 
 
 def test_every_teacher_sweep_in_the_results_repeats_on_the_set_it_measured(monkeypatch):
@@ -243,6 +232,7 @@ def test_every_teacher_sweep_in_the_results_repeats_on_the_set_it_measured(monke
     if subprocess.run(["git", "cat-file", "-e", "a1bdaae7539b^{commit}"], cwd=BENCHMARKS).returncode != 0:
         pytest.skip("needs the repository's history (a shallow clone lacks the sweeps' commits)")
     monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
     sweep, table = importlib.import_module("teacher_sweep"), importlib.import_module("table")
 
     class Reached(Exception):
@@ -266,7 +256,7 @@ def test_every_teacher_sweep_in_the_results_repeats_on_the_set_it_measured(monke
         if table.outside_file_note(result):  # its set as distilled was never committed
             continue
         words = shlex.split(table.pinned(result["command"], result))
-        monkeypatch.setattr(sys, "argv", words[words.index("benchmarks/teacher_sweep.py"):])
+        monkeypatch.setattr(sys, "argv", words[words.index("experiments/teacher_sweep.py"):])
         with pytest.raises(Reached) as reached:
             sweep.main()
         assert reached.value.args[0] == pytest.approx(result["blends"][0]["top_probability"], abs=1e-4), path.name
@@ -285,7 +275,7 @@ def test_teacher_sweep_measures_the_committed_blend_on_its_labels_as_committed(m
 
     import torch
 
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.syspath_prepend(str(EXPERIMENTS))
     sweep = importlib.import_module("teacher_sweep")
     committed = sweep.distill.load(BENCHMARKS / "artifacts" / "mnist-frepo-ipc10.safetensors")
     trained, written = [], {}

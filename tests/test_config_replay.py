@@ -131,7 +131,7 @@ def test_a_folder_an_attack_and_a_bad_override_are_refused(recorded, tmp_path, m
             ([RESULTS / "attack-mnist-3to8.json"], "holds a poisoning attack's configuration (distill attack)"),
             ([RESULTS / "teacher-sweep-mnist-frepo-ipc1.json"],
              "records a benchmark's measurements (a sweep, a profile, ...), not a run's configuration; the command it "
-             "records repeats them: DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py"),
+             "records repeats them: DISTILL_DATA=../shared/data python experiments/teacher_sweep.py"),
             ([recorded / "summary.json", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
             ([recorded / "summary.json", "--method", "dm"], "--real-batch applies to dd and unroll")):
         assert_user_error(in_process(monkeypatch, capsys, "run", "--config", *args, "--out", out), fragment)
@@ -164,7 +164,7 @@ def test_load_config_applies_no_preset(tmp_path):
     assert config == DistillConfig(method="dm", ipc=10)
     assert presets.resolve(method="dm", ipc=10)["arch"] != config.arch  # what a preset would have changed
     with pytest.raises(DistillError, match="is not JSON"):
-        distill.load_config(RESULTS.parent / "dd.py")
+        distill.load_config(RESULTS.parent / "run.py")
 
 
 def test_show_prints_the_command_that_runs_a_set_again(recorded, tmp_path):

@@ -62,8 +62,9 @@ def test_the_examples_dsa_augmentation_is_distills_for_every_operation():
 
 def test_each_best_set_is_the_most_accurate_measured_one_and_its_plain_check_trained_that_file(monkeypatch):
     root = Path(__file__).resolve().parents[1] / "benchmarks"
-    monkeypatch.syspath_prepend(str(root))  # benchmarks/best.py imports its neighbour common.py
-    sources = importlib.import_module("best").BEST_SOURCES
+    monkeypatch.syspath_prepend(str(root))  # benchmarks/run.py imports its neighbour common.py
+    settings = importlib.import_module("run").load_settings().values()  # plain checks: benchmarks/settings/best.toml
+    sources = {s.artifact: s.source for s in settings if s.kind == "plain"}
     assert set(sources) == {"mnist-best-ipc1", "fmnist-best-ipc1"}
     results = [json.loads(p.read_text()) for p in (root / "results").glob("*.json")]
     for name, source in sources.items():
@@ -75,7 +76,8 @@ def test_each_best_set_is_the_most_accurate_measured_one_and_its_plain_check_tra
                   and r.get("init") == "random" and r.get("protocol") == "standard" and "source" not in r
                   and not r.get("config", {}).get("seed")]  # another seed repeats a setting to show its spread; picking
         # the luckiest seed by its test score would be choosing on the test split
-        # the preset rows compete; an experiment (benchmarks/sota.py) that wins must first become a preset, unless
+        # the preset rows compete; an experiment (benchmarks/settings/sota.toml) that wins must first become a preset,
+        # unless
         # the validation split chose against it: a committed teacher-label sweep of the source's set in which the
         # experiment's blend scored lower on validation than the blend the preset took
         best_preset = max((r for r in rivals if "change" not in r), key=lambda r: r["accuracy_mean"])
@@ -103,10 +105,10 @@ def blend(config: dict) -> tuple:
 def assert_lost_on_validation(rival: dict, chosen: dict, results: Path) -> None:
     """`rival` beats `chosen` on the test split; that is allowed only when `chosen` is above it on the validation split:
     in a committed sweep over `chosen`'s set, the blend `chosen` takes scored higher than `rival`'s blend of the same
-    set, or than `rival`'s own set, measured by benchmarks/validate.py with the same evaluation; or both results
-    files carry benchmarks/validate.py's measurement with the same evaluation, and `chosen`'s is higher."""
+    set, or than `rival`'s own set, measured by experiments/validate.py with the same evaluation; or both results
+    files carry experiments/validate.py's measurement with the same evaluation, and `chosen`'s is higher."""
     assert "lost_on_validation_to" in rival, f"{rival['name']} beats {chosen['name']}: promote it"
-    if rival["lost_on_validation_to"] == chosen["name"]:  # both sets measured by benchmarks/validate.py
+    if rival["lost_on_validation_to"] == chosen["name"]:  # both sets measured by experiments/validate.py
         protocol = lambda r: (r["config"]["eval_augment"] or "none", r["validation"]["epochs"], r["n_eval_nets"])  # noqa: E731
         assert protocol(rival) == protocol(chosen)
         assert rival["validation"]["mean"] < chosen["validation"]["mean"]
@@ -125,7 +127,7 @@ def assert_lost_on_validation(rival: dict, chosen: dict, results: Path) -> None:
 
 
 def test_teacher_sweep_blends_must_include_the_set_as_distilled(monkeypatch):
-    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "experiments"))
     parse_blends = importlib.import_module("teacher_sweep").parse_blends
     assert parse_blends("0:2,0.5:4") == ((0.0, 2.0), (0.5, 4.0))
     for bad in ("0.5:4", "0:2,half:4", "0"):  # no comparison row; not a number; no temperature

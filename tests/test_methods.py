@@ -273,7 +273,7 @@ def test_images_can_start_from_a_coresets_picks(coreset, digits):
 
 
 def test_every_preset_teacher_blend_is_the_one_its_committed_sweep_chose_on_validation():
-    """A preset takes teacher labels exactly where benchmarks/teacher_sweep.py, on the validation split, chose them for
+    """A preset takes teacher labels exactly where experiments/teacher_sweep.py, on the validation split, chose them for
     its committed set, and the blend it chose; a set whose sweep chose none has none."""
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
     swept = set()
@@ -293,7 +293,7 @@ def test_every_preset_teacher_blend_is_the_one_its_committed_sweep_chose_on_vali
 
 
 def test_every_preset_evaluation_augmentation_is_the_one_its_committed_sweep_chose_on_validation():
-    """Every sweep of benchmarks/augment_sweep.py names the evaluation augmentation with the best validation
+    """Every sweep of experiments/augment_sweep.py names the evaluation augmentation with the best validation
     accuracy, and where it swept a preset set (not an experiment's), the preset evaluates with that one."""
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
     swept = set()

@@ -1,8 +1,8 @@
 """Choose the augmentation a committed set is evaluated with on the held-out validation split, never on the test
 split (issue 5, item 2: augmentation, one change at a time).
 
-    DISTILL_DATA=../shared/data python benchmarks/augment_sweep.py fashion-mnist-frepo-ipc10 --augments none,dsa
-    DISTILL_DATA=../shared/data python benchmarks/augment_sweep.py mnist-frepo-ipc10 --augments dc,dsa
+    DISTILL_DATA=../shared/data python experiments/augment_sweep.py fashion-mnist-frepo-ipc10 --augments none,dsa
+    DISTILL_DATA=../shared/data python experiments/augment_sweep.py mnist-frepo-ipc10 --augments dc,dsa
 
 GUIDE §5 trains the standard protocol's networks for 300 epochs without augmentation or 1000 with it, and leaves
 which augmentation to the set: a set distilled without augmentation may still train a network better when its images
@@ -23,8 +23,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # benchmarks/common.py, shared
 from common import (HERE, committed_set, device_name, git_commit, measure_on_splits, positive_int, run_main,
                     short_commit)
 
@@ -70,7 +73,7 @@ def main() -> None:
     task = load_task(config["dataset"]).to(device)
     out = HERE / "results" / f"augment-sweep-{args.name}.json"
     partial = out.with_name(f"{out.name}.partial")  # not *.json: the README's tables read only finished sweeps
-    command = (f"DISTILL_DATA=../shared/data python benchmarks/augment_sweep.py {args.name} --augments "
+    command = (f"DISTILL_DATA=../shared/data python experiments/augment_sweep.py {args.name} --augments "
                + ",".join(augments) + (f" --nets {args.nets}" if args.nets != 5 else "")
                + (f" --at {args.at}" if args.at else ""))
     rows = []

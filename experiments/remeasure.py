@@ -5,9 +5,9 @@ distilling it again. A new blend relabels the committed set and replaces its fil
 is what `distill run` with the new preset ends with (a set that carries teacher labels already is refused: blend
 the set as distilled, from git history).
 
-    DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dc-ipc1
-    DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-dsa-ipc1 --because "per-image augmentation"
-    DISTILL_DATA=../shared/data python benchmarks/remeasure.py mnist-mtt-ipc10 --from-sweep
+    DISTILL_DATA=../shared/data python experiments/remeasure.py mnist-dc-ipc1
+    DISTILL_DATA=../shared/data python experiments/remeasure.py mnist-dsa-ipc1 --because "per-image augmentation"
+    DISTILL_DATA=../shared/data python experiments/remeasure.py mnist-mtt-ipc10 --from-sweep
 
 The distillation does not depend on these options (validation has its own fixed protocol), so the set in
 benchmarks/artifacts/<name>.safetensors is exactly what `distill run` with the new preset makes; only its
@@ -15,7 +15,7 @@ measurement and its random-real baseline change. The results file keeps everythi
 evaluation options into its config, and appends the numbers it replaced to the list `remeasured_from` (oldest first).
 
 `--from-sweep` takes a new blend's numbers from the set's committed teacher sweep, or a new evaluation
-augmentation's from its augmentation sweep (benchmarks/augment_sweep.py), instead of training the networks again (an
+augmentation's from its augmentation sweep (experiments/augment_sweep.py), instead of training the networks again (an
 hour at 10 per class on one CPU thread). That is no shortcut in what is measured: the sweep trains the same
 evaluation networks from the same seeds with the same protocol, and evaluation is deterministic (mnist-frepo-ipc1's
 sweep row and this script's own measurement of it agree net for net, as do the augmentation sweeps' rows of the
@@ -31,7 +31,9 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # benchmarks/common.py, shared
 from common import HERE, git_commit, run_main
 
 import distill
@@ -63,7 +65,7 @@ def sweep_measurement(name: str, synset, config: dict, changed: dict, weight: fl
     kind = "augment" if "eval_augment" in changed else "teacher"
     path = HERE / "results" / f"{kind}-sweep-{name}.json"
     if not path.is_file():
-        sys.exit(f"{name}: --from-sweep needs {path.relative_to(HERE.parent)} (benchmarks/{kind}_sweep.py {name})")
+        sys.exit(f"{name}: --from-sweep needs {path.relative_to(HERE.parent)} (experiments/{kind}_sweep.py {name})")
     sweep = json.loads(path.read_text())
     augment = config["eval_augment"] or "none"
     epochs = standard_sgd(synset, config["eval_augment"], config["eval_epochs"]).epochs
@@ -109,8 +111,9 @@ def main() -> None:
     config = old.get("config") if isinstance(old.get("config"), dict) else {}
     row = "{}-{}-ipc{}".format(*(config.get(k) for k in ("dataset", "method", "ipc")))
     if "change" in old or row != args.name:  # an experiment's or a script's own options are not the preset's
-        sys.exit(f"{args.name}: not a preset row's results file (methods.py <dataset>-<method>-ipc<N>); remeasure.py "
-                 "measures those again under the preset's evaluation, and would overwrite this file's own options")
+        sys.exit(f"{args.name}: not a preset row's results file (benchmarks/settings/methods.toml: "
+                 "<dataset>-<method>-ipc<N>); remeasure.py measures those again under the preset's evaluation, and "
+                 "would overwrite this file's own options")
     config = dict(config)
     defaults = DistillConfig()  # for options older results files do not record
     preset = presets.resolve(dataset=config["dataset"], method=config["method"], ipc=config["ipc"])
@@ -156,7 +159,7 @@ def main() -> None:
     else:
         task = load_task(config["dataset"]).to(device)
         r = measure(synset, task, config["eval_nets"], True, config["eval_augment"], config["eval_epochs"])
-    command = f"DISTILL_DATA=../shared/data python benchmarks/remeasure.py {args.name}"
+    command = f"DISTILL_DATA=../shared/data python experiments/remeasure.py {args.name}"
     if args.set_only:
         command += " --set-only"
     if args.from_sweep:

@@ -1,8 +1,8 @@
 """Choose how much teacher label a committed set gets (`--teacher-labels`, `--teacher-temperature`) on the held-out
 validation split, never on the test split.
 
-    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc1
-    DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py fashion-mnist-frepo-ipc10 --blends 0:2,0.5:4,1:4 \\
+    DISTILL_DATA=../shared/data python experiments/teacher_sweep.py fashion-mnist-frepo-ipc1
+    DISTILL_DATA=../shared/data python experiments/teacher_sweep.py fashion-mnist-frepo-ipc10 --blends 0:2,0.5:4,1:4 \\
         --no-control --as-distilled benchmarks/artifacts/fashion-mnist-frepo-ipc10-as-distilled.safetensors
 
 (A committed set that already holds its blend is refused: sweep the set as distilled, given as --as-distilled, or
@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # benchmarks/common.py, shared
 from common import (HERE, committed_set, device_name, git_commit, measure_on_splits, positive_int, run_main,
                     short_commit)
 
@@ -128,7 +130,7 @@ def main() -> None:
         eps = (top - chosen["top_probability"]) / (top - 1 / k)
         smoothed = SyntheticSet(synset.images, (1 - eps) * own + eps / k, dict(synset.meta))
         control = measure(smoothed, smoothing=eps)
-    command = f"DISTILL_DATA=../shared/data python benchmarks/teacher_sweep.py {args.name}"
+    command = f"DISTILL_DATA=../shared/data python experiments/teacher_sweep.py {args.name}"
     if args.nets != 5:
         command += f" --nets {args.nets}"
     if args.blends != BLENDS:

@@ -4,7 +4,7 @@ VGG-11 and ResNet-18 with the standard protocol, written to benchmarks/results/c
 A table holds one protocol (augmentation, epochs); the learning rate is a row's own, recorded in it: a rate learned
 with the set (MTT) was learned for the network it was distilled with, so other networks may train at `--lr 0.01`.
 
-    DISTILL_DATA=../shared/data python benchmarks/cross_arch.py benchmarks/artifacts/mnist-dm-ipc1.safetensors
+    DISTILL_DATA=../shared/data python experiments/cross_arch.py benchmarks/artifacts/mnist-dm-ipc1.safetensors
 """
 
 from __future__ import annotations
@@ -12,10 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # benchmarks/common.py, shared
 from common import HERE, commit_of, device_name, file_at, git_commit, positive_int, run_main, short_commit
 
 import distill
@@ -129,7 +132,7 @@ def labels_of(synset) -> str:
 
 def command_for(args: argparse.Namespace, arch: str | None = None) -> str:
     """The command that measures one row again (with `arch`), or the whole table's protocol (without)."""
-    command = f"DISTILL_DATA=../shared/data python benchmarks/cross_arch.py {args.file}"
+    command = f"DISTILL_DATA=../shared/data python experiments/cross_arch.py {args.file}"
     if arch:
         command += f" --archs {arch}" + (f" --nets {args.nets}" if args.nets != 5 else "")
     command += f" --augment {args.augment}" if args.augment else ""

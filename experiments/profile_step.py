@@ -2,12 +2,12 @@
 its minutes on long runs (README, "Known gaps": the H200 steps were slow). Writes
 benchmarks/results/profile-<device>-<dataset>-ipc<N>[-flags].json.
 
-    DISTILL_DATA=../shared/data python benchmarks/profile_step.py                      # every method, MNIST, 10/class
-    DISTILL_DATA=../shared/data python benchmarks/profile_step.py --methods dsa --profile   # plus the top operators
-    DISTILL_DATA=../shared/data python benchmarks/profile_step.py --cudnn-benchmark --tf32  # the same with autotuning
-    DISTILL_DATA=../shared/data python benchmarks/profile_step.py --methods frepo --ipc 1 --image-init real \
+    DISTILL_DATA=../shared/data python experiments/profile_step.py                      # every method, MNIST, 10/class
+    DISTILL_DATA=../shared/data python experiments/profile_step.py --methods dsa --profile   # plus the top operators
+    DISTILL_DATA=../shared/data python experiments/profile_step.py --cudnn-benchmark --tf32  # the same with autotuning
+    DISTILL_DATA=../shared/data python experiments/profile_step.py --methods frepo --ipc 1 --image-init real \
         --opt real_dtype=bfloat16                                                  # one method option changed
-    DISTILL_DATA=../shared/data python benchmarks/profile_step.py --methods frepo --ipc 1 --no-grad-chunk 1024
+    DISTILL_DATA=../shared/data python experiments/profile_step.py --methods frepo --ipc 1 --no-grad-chunk 1024
                                                  # gradient-free forward passes over up to 1,024 images at a time
 
 A step is what the shared loop does: the method's loss at that step, then the gradient of the set's tensors. The
@@ -22,8 +22,11 @@ import dataclasses
 import json
 import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # benchmarks/common.py, shared
 from common import HERE, device_name, git_commit
 
 from distill import models, presets
@@ -109,7 +112,7 @@ def main() -> None:
     name = "-".join(["profile", device.type, args.dataset, f"ipc{args.ipc}", *flags])
     write_json({"name": name, "dataset": args.dataset, "ipc": args.ipc, "methods": rows, "flags": flags,
                 "device": device_name(str(device)), "threads": torch.get_num_threads(), "torch": torch.__version__,
-                "git_commit": git_commit(), "command": "DISTILL_DATA=../shared/data python benchmarks/profile_step.py "
+                "git_commit": git_commit(), "command": "DISTILL_DATA=../shared/data python experiments/profile_step.py "
                 + " ".join(sys.argv[1:])}, HERE / "results" / f"{name}.json")
 
 
