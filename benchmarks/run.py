@@ -53,6 +53,7 @@ from common import (HERE, check_replaces_only_its_own, copy_atomic, cpu_name, de
 
 import distill
 from distill import presets
+from distill.config import resolve
 from distill.data import data_root
 from distill.report import write_json
 
@@ -169,7 +170,7 @@ def command_and_options(setting: Setting, args: argparse.Namespace) -> tuple[str
 
 def run_distillation(setting: Setting, args: argparse.Namespace, _settings: dict) -> dict:
     command, options = command_and_options(setting, args)
-    resolved = presets.resolve(**options)
+    resolved = resolve(**options)
     key = (resolved["dataset"], resolved["method"], resolved["ipc"])
     extra = {"change": setting.change} if setting.change else {}
     return run_setting(setting.name, options, command, artifact=setting.artifact, seed=args.seed,
@@ -184,7 +185,7 @@ def finished(setting: Setting, seed: int) -> dict | None:
     if not (path.exists() and (HERE / "runs" / name / "synset.safetensors").exists()):
         return None
     ran = asdict(distill.load_config(path))  # as this version of distill reads it
-    wanted = asdict(distill.DistillConfig(**presets.resolve(**setting.options, seed=seed)))
+    wanted = asdict(distill.DistillConfig(**resolve(**setting.options, seed=seed)))
     return json.loads(path.read_text()) if json.dumps(ran) == json.dumps(wanted) else None
 
 

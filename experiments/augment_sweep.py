@@ -32,7 +32,7 @@ from common import (HERE, committed_set, device_name, git_commit, measure_on_spl
                     short_commit)
 
 import distill
-from distill.api import pick_device
+from distill.device import pick_device
 from distill.augment import augmentation_for
 from distill.data import load_task
 from distill.errors import DistillError

@@ -29,11 +29,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # benchmarks/common.py, shared
 from common import HERE, device_name, git_commit
 
-from distill import models, presets
-from distill.api import DistillConfig, build_method, initial_synset, pick_device
+from distill import models
+from distill.config import DistillConfig, resolve
+from distill.device import pick_device
+from distill.methods import create
+from distill.start import initial_synset
 from distill.data import load_task
 from distill.errors import DistillError
-from distill.methods import options_from_pairs
+from distill.methods.base import options_from_pairs
 from distill.loop import step_generator
 from distill.report import write_json
 
@@ -89,11 +92,11 @@ def main() -> None:
     task = load_task(args.dataset).to(device)
     rows = {}
     for name in args.methods.split(","):
-        config = DistillConfig(**presets.resolve(dataset=args.dataset, method=name, ipc=args.ipc, **overrides))
+        config = DistillConfig(**resolve(dataset=args.dataset, method=name, ipc=args.ipc, **overrides))
         config = dataclasses.replace(config, options={**config.options, **opts})
         config.validate()
         synset = initial_synset(config, task)
-        method = build_method(config)
+        method = create(config)
         method.setup(task, synset)
         rows[name] = {"seconds_per_step": time_steps(method, synset, args.steps, args.warmup, device),
                       "options": config.options}

@@ -37,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))  # b
 from common import HERE, git_commit, run_main
 
 import distill
-from distill import presets
+from distill.config import resolve
 from distill.augment import augmentation_for, augmentation_label
-from distill.api import FREE_ON_RESUME, DistillConfig, evaluate, measure, pick_device
+from distill.config import FREE_ON_RESUME, DistillConfig
+from distill.device import pick_device
+from distill.run import evaluate, measure
 from distill.errors import DistillError
 from distill.teacher import check_not_blended, with_teacher_labels
 from distill.data import load_task
@@ -116,7 +118,7 @@ def main() -> None:
                  "would overwrite this file's own options")
     config = dict(config)
     defaults = DistillConfig()  # for options older results files do not record
-    preset = presets.resolve(dataset=config["dataset"], method=config["method"], ipc=config["ipc"])
+    preset = resolve(dataset=config["dataset"], method=config["method"], ipc=config["ipc"])
     changed = {k: preset[k] for k in FREE_ON_RESUME
                if k.startswith(("eval_", "teacher_")) and preset[k] != config.get(k, getattr(defaults, k))}
     if not changed and not args.because:

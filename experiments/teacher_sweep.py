@@ -36,7 +36,7 @@ from common import (HERE, committed_set, device_name, git_commit, measure_on_spl
                     short_commit)
 
 import distill
-from distill.api import pick_device
+from distill.device import pick_device
 from distill.data import load_task
 from distill.evaluate import standard_sgd
 from distill.errors import DistillError

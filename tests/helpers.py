@@ -3,16 +3,16 @@ as `distill run` builds them (presets, validation, set-up)."""
 
 from dataclasses import asdict
 
-from distill import presets
-from distill.api import DistillConfig, build_method, initial_synset
-from distill.methods import get_method
+from distill.config import DistillConfig, resolve
+from distill.start import initial_synset
+from distill.methods import create, get_method
 
 
 def method_and_set(task, method, ipc=1, **options):
-    config = DistillConfig(**presets.resolve(dataset="digits", method=method, ipc=ipc, **options))
+    config = DistillConfig(**resolve(dataset="digits", method=method, ipc=ipc, **options))
     config.validate()
     synset = initial_synset(config, task)
-    m = build_method(config)
+    m = create(config)
     m.setup(task, synset)
     return m, synset
 
@@ -20,5 +20,4 @@ def method_and_set(task, method, ipc=1, **options):
 def full_options(method: str, options: dict) -> dict:
     """A method's options with its defaults written out: the settings of benchmarks/settings/sota.toml name every
     option, the presets and older results files only the ones they change."""
-    options_class = getattr(get_method(method), "Options", None)
-    return {**asdict(options_class()), **options} if options_class is not None else options
+    return {**asdict(get_method(method).Options()), **options}

@@ -17,10 +17,14 @@ import pytest
 import torch
 
 import distill
-from distill import api, presets
-from distill.api import LOCK_NAME, DistillConfig, pick_device
+from distill import output, presets
+from distill.device import backend_available
+from distill import run as pipeline
+from distill.config import DistillConfig, resolve
+from distill.device import pick_device
+from distill.output import LOCK_NAME
 from distill.errors import DistillError
-from distill.poison import AttackConfig
+from distill.config import AttackConfig
 from distill.synset import SyntheticSet, save
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -41,7 +45,7 @@ def assert_one_line_error(result, fragment):
 
 HOLDER = """import sys
 from pathlib import Path
-from distill.api import prepare_output
+from distill.output import prepare_output
 with prepare_output(Path(sys.argv[1]), force=False, resume=False):
     print("held", flush=True)
     sys.stdin.read()
@@ -121,13 +125,13 @@ def test_the_command_line_refuses_a_held_folder_in_one_line(tmp_path):
 def test_a_run_holds_the_lock_while_it_works_and_leaves_none_behind(tmp_path, monkeypatch):
     out = tmp_path / "run"
     seen = []
-    real_loop = api.run_loop
+    real_loop = pipeline.run_loop
 
     def watched_loop(*args, **kwargs):
         seen.append(((out / LOCK_NAME).read_text().split()[0], is_locked(out / LOCK_NAME)))
         return real_loop(*args, **kwargs)
 
-    monkeypatch.setattr(api, "run_loop", watched_loop)
+    monkeypatch.setattr(pipeline, "run_loop", watched_loop)
     run = distill.distill(**TINY, out=out)
     assert seen == [(str(os.getpid()), True)]  # a lock the kernel holds, not only a file
     assert not (out / LOCK_NAME).exists()
@@ -138,7 +142,7 @@ def test_an_interrupted_run_releases_the_lock_and_leaves_no_empty_folder(tmp_pat
     def interrupted(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(api, "run_loop", interrupted)
+    monkeypatch.setattr(pipeline, "run_loop", interrupted)
     out = tmp_path / "a" / "b"
     with pytest.raises(KeyboardInterrupt):
         distill.distill(**TINY, out=out)
@@ -160,13 +164,13 @@ def test_a_killed_run_frees_the_folder_at_once(tmp_path):
     """A run killed with SIGKILL cannot remove its lock file, but its lock dies with it: the next run goes on."""
     out = tmp_path / "killed"
     with another_run(out) as holder:
-        with pytest.raises(DistillError, match=refusal(out, holder.pid)), api.prepare_output(out, False, False):
+        with pytest.raises(DistillError, match=refusal(out, holder.pid)), output.prepare_output(out, False, False):
             pass
         holder.send_signal(signal.SIGKILL)
         assert holder.wait(timeout=60) == -signal.SIGKILL
         assert (out / LOCK_NAME).read_text() == f"{holder.pid} {socket.gethostname()}\n"  # left behind
         assert not is_locked(out / LOCK_NAME)
-        with api.prepare_output(out, force=False, resume=False):
+        with output.prepare_output(out, force=False, resume=False):
             assert (out / LOCK_NAME).read_text() == f"{os.getpid()} {socket.gethostname()}\n"
             assert is_locked(out / LOCK_NAME)
     assert list(out.iterdir()) == []  # our lock is gone; the folder, made by the killed run, stays
@@ -179,25 +183,25 @@ def test_a_lock_file_replaced_between_open_and_lock_is_opened_again(tmp_path, mo
     beside the third (the old check-remove-create takeover let two runs through), so it opens the path again."""
     lock = tmp_path / LOCK_NAME
     lock.write_text("")
-    real_lock_file, others = api.lock_file, []
+    real_lock_file, others = output.lock_file, []
 
     def racing(handle):
         if not others:  # the first lock asked for: just before it, the holder ends and maybe a third run begins
             others.append(None)
             lock.unlink()
             if third_run:
-                others.append(api.take_lock(lock))
+                others.append(output.take_lock(lock))
         return real_lock_file(handle)
 
-    monkeypatch.setattr(api, "lock_file", racing)
+    monkeypatch.setattr(output, "lock_file", racing)
     if third_run:
         with pytest.raises(DistillError, match=refusal(tmp_path, os.getpid())):
-            api.take_lock(lock)
-        api.release_lock(lock, others[-1])
+            output.take_lock(lock)
+        output.release_lock(lock, others[-1])
     else:
-        handle = api.take_lock(lock)
+        handle = output.take_lock(lock)
         assert os.fstat(handle).st_ino == lock.stat().st_ino and is_locked(lock)
-        api.release_lock(lock, handle)
+        output.release_lock(lock, handle)
     assert not lock.exists()
 
 
@@ -206,7 +210,7 @@ def test_a_lock_file_replaced_between_open_and_lock_is_opened_again(tmp_path, mo
 
 def resolved(**options) -> DistillConfig:
     """A configuration as `distill run` builds it: the given options over the method's defaults and the preset."""
-    return DistillConfig(**presets.resolve(dataset="digits", **options))
+    return DistillConfig(**resolve(dataset="digits", **options))
 
 
 @pytest.mark.parametrize("options, fragment", [
@@ -253,7 +257,7 @@ def test_every_preset_is_still_accepted():
     """The new refusals must not refuse a shipped setting (the committed benchmark commands: test_benchmark_runs's
     test_every_committed_rows_recorded_command_may_replace_it, which validates each one's options)."""
     for dataset, method, ipc in presets.PRESETS:
-        DistillConfig(**presets.resolve(dataset=dataset, method=method, ipc=ipc)).validate()
+        DistillConfig(**resolve(dataset=dataset, method=method, ipc=ipc)).validate()
 
 
 # Defect 9: the Python API's types
@@ -274,7 +278,7 @@ def test_wrong_types_from_python_are_one_line(tmp_path):
 
 
 def test_none_is_not_given(tmp_path):
-    assert presets.resolve(dataset="mnist", ipc=1, method=None)["method"] == presets.BEST_METHOD[("mnist", 1)]
+    assert resolve(dataset="mnist", ipc=1, method=None)["method"] == presets.BEST_METHOD[("mnist", 1)]
     run = distill.distill(**TINY, method=None, options=None, ipc=None)  # was a TypeError, and method=None refused
     assert run.synset.meta["config"]["method"] == "dd" and run.synset.meta["config"]["options"] == {}
     result = distill.evaluate(tiny_set(tmp_path), n_nets=1, augment=None, epochs=None, lr=None, progress=False)
@@ -314,7 +318,7 @@ def test_an_attack_resumed_without_a_folder_says_so():
 @pytest.mark.parametrize("device", ["xpu", "hpu", "meta", "mtia:0"])
 def test_a_device_type_that_is_not_there_is_one_line(device):
     kind = device.split(":")[0]
-    if kind != "meta" and api.backend_available(kind):
+    if kind != "meta" and backend_available(kind):
         pytest.skip(f"this machine has a {kind} device")
     with pytest.raises(DistillError, match="available.*cpu"):
         pick_device(device)
@@ -323,5 +327,5 @@ def test_a_device_type_that_is_not_there_is_one_line(device):
 def test_eval_on_an_absent_device_type_is_one_line(tmp_path):
     tiny = tiny_set(tmp_path)
     assert_one_line_error(cli("eval", tiny, "--device", "meta"), "--device meta")
-    if not api.backend_available("xpu"):
+    if not backend_available("xpu"):
         assert_one_line_error(cli("eval", tiny, "--device", "xpu"), "has no xpu device here")

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 import distill
 from distill.errors import DistillError
 from distill.methods.attack import attack_objective
-from distill.poison import AttackConfig
+from distill.config import AttackConfig
 
 from test_cli import assert_user_error, cli
 

@@ -191,11 +191,10 @@ def test_every_committed_rows_recorded_command_may_replace_it(monkeypatch):
     class Reached(Exception):
         pass
 
-    from distill import presets
-    from distill.api import DistillConfig
+    from distill.config import DistillConfig, resolve
 
     def distill_stub(out=None, force=False, resume=False, device=None, **options):
-        DistillConfig(**presets.resolve(**options)).validate()
+        DistillConfig(**resolve(**options)).validate()
         raise Reached
 
     def reached(*_args, **_options):

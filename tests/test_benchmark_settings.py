@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 import distill
-from distill import presets
-from distill.api import DistillConfig
+from distill.config import DistillConfig, resolve
 from helpers import full_options
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +66,7 @@ def test_every_results_file_is_what_its_recorded_command_runs_now(run):
         if setting.kind == "distill":
             command, options = run.command_and_options(setting, args)
             assert command + (f" --seed {args.seed}" if args.seed else "") == found["command"], path.name
-            now = effective(DistillConfig(**presets.resolve(**options, seed=args.seed)))
+            now = effective(DistillConfig(**resolve(**options, seed=args.seed)))
             ran = effective(recorded(path))
             if found.get("steps_taken") and now["iterations"] == found["steps_taken"]:
                 ran["iterations"] = found["steps_taken"]  # the preset now names the steps the timed run took,
@@ -94,7 +93,7 @@ def test_every_setting_is_a_run_distill_accepts(run, monkeypatch):
     settings = run.load_settings()
     for setting in settings.values():
         if setting.kind == "distill":
-            DistillConfig(**presets.resolve(**setting.options)).validate()
+            DistillConfig(**resolve(**setting.options)).validate()
         elif setting.kind == "attack":
             distill.AttackConfig(**setting.options).validate()
         elif setting.kind == "select":
@@ -113,8 +112,7 @@ def test_the_unroll_stage_as_the_readme_runs_it_is_the_benchmarked_one(run, sett
     stage adds `--iterations 40`) must repeat the committed stage as its results file's command ran it (with no time
     limit): the method's defaults, with the dataset's and the options the README gives, are its setting."""
     stage = next(run.command_and_options(s, a)[1] for _p, _f, s, a in committed_runs(run) if s.name == setting)
-    resolved = presets.resolve(dataset=stage["dataset"], ipc=1, method="unroll", image_init=stage["image_init"],
-                               **given)
+    resolved = resolve(dataset=stage["dataset"], ipc=1, method="unroll", image_init=stage["image_init"], **given)
     resolved["options"], stage["options"] = (full_options("unroll", o.get("options", {})) for o in (resolved, stage))
     assert {k: (resolved[k], v) for k, v in stage.items() if resolved[k] != v} == {}
 

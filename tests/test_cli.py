@@ -17,7 +17,7 @@ import distill
 from distill.synset import SyntheticSet, save
 
 SHARED = Path(os.environ.get("DISTILL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-TINY_RUN = ["--iterations", "30", "--real-batch", "128", "--eval-every", "10", "--checkpoint-every", "5", "--quiet"]
+TINY_RUN = ["--iterations", "30", "--opt", "real_batch=128", "--eval-every", "10", "--checkpoint-every", "5", "--quiet"]
 
 
 def cli(*args, env=None, timeout=300):

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import distill
-from distill import presets
-from distill.api import DistillConfig, recorded_cpu_threads
+from distill.config import DistillConfig, resolve
+from distill.records import migrate, recorded_cpu_threads
 from distill.cli import main
 from distill.errors import DistillError
 from test_cli import TINY_RUN, assert_user_error, cli
@@ -87,7 +87,7 @@ def test_an_option_given_replaces_only_that_field(recorded, tmp_path):
 def test_opt_is_merged_into_the_recorded_method_options(tmp_path):
     """A plain JSON object of fields (no "config" key) works too; `--opt` replaces the keys it gives and keeps the
     recorded others, where without --config it would start from the preset's."""
-    fields = asdict(DistillConfig(**presets.resolve(dataset="digits", method="dm", iterations=2, eval_every=2,
+    fields = asdict(DistillConfig(**resolve(dataset="digits", method="dm", iterations=2, eval_every=2,
                                                     checkpoint_every=2)))
     fields["options"] = {"real_batch": 16, "augment": "none"}
     plain = tmp_path / "dm.json"
@@ -133,7 +133,7 @@ def test_a_folder_an_attack_and_a_bad_override_are_refused(recorded, tmp_path, m
              "records a benchmark's measurements (a sweep, a profile, ...), not a run's configuration; the command it "
              "records repeats them: DISTILL_DATA=../shared/data python experiments/teacher_sweep.py"),
             ([recorded / "summary.json", "--seed", "-1"], "--seed must be between 0 and 4294967295, got -1"),
-            ([recorded / "summary.json", "--method", "dm"], "--real-batch applies to dd and unroll")):
+            ([recorded / "summary.json", "--method", "mtt"], "unknown option(s) for method 'mtt': real_batch")):
         assert_user_error(in_process(monkeypatch, capsys, "run", "--config", *args, "--out", out), fragment)
     assert not out.exists()
 
@@ -148,12 +148,16 @@ def test_load_config_reads_a_benchmark_results_file_as_recorded():
     path = RESULTS / "digits-dd-default.json"
     recorded = json.loads(path.read_text())["config"]
     config = distill.load_config(path)
-    assert isinstance(config, DistillConfig) and asdict(config) == recorded
+    # recorded when real_batch and nets_per_step were run options: they are dd's own options now (records.migrate)
+    assert "real_batch" in recorded and "real_batch" not in asdict(config)
+    assert isinstance(config, DistillConfig) and asdict(config) == migrate(recorded)
+    assert config.options == {"real_batch": recorded["real_batch"], "nets_per_step": recorded["nets_per_step"]}
     older = RESULTS / "mnist-dm-ipc1.json"  # made before ema, validation and others were fields: their defaults
     recorded = json.loads(older.read_text())["config"]
     assert "ema" not in recorded
     with pytest.warns(UserWarning, match=r"records no .*\bema\b.*: today's defaults are used, so the run may differ"):
-        assert asdict(distill.load_config(older)) == {**asdict(DistillConfig()), **recorded}
+        assert asdict(distill.load_config(older)) == {**asdict(DistillConfig()), **migrate(recorded)}
+    assert "real_batch" in recorded and distill.load_config(older).options == {"real_batch": 64}  # dm's own, kept
 
 
 def test_load_config_applies_no_preset(tmp_path):
@@ -162,7 +166,7 @@ def test_load_config_applies_no_preset(tmp_path):
     plain.write_text('{"method": "dm", "ipc": 10}')
     config = distill.load_config(plain)
     assert config == DistillConfig(method="dm", ipc=10)
-    assert presets.resolve(method="dm", ipc=10)["arch"] != config.arch  # what a preset would have changed
+    assert resolve(method="dm", ipc=10)["arch"] != config.arch  # what a preset would have changed
     with pytest.raises(DistillError, match="is not JSON"):
         distill.load_config(RESULTS.parent / "run.py")
 

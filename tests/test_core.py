@@ -9,6 +9,7 @@ import torch
 from distill.data import get_spec, load_task
 from distill.data.readers import read_idx_gz
 from distill.errors import DistillError
+from distill.methods.base import Method, Options
 from distill.models import create_model, init_params
 from distill.synset import SyntheticSet, load, save
 from distill.train import unroll_schedule
@@ -96,7 +97,7 @@ def test_hypergradient_matches_finite_differences():
 def test_keep_best_restores_the_best_validated_set():
     from distill.loop import LoopConfig, run_loop
 
-    class Drift:
+    class Drift(Method):
         """A 'method' whose loss pushes the image upwards; validation prefers it near 1.0."""
 
         name = "drift"
@@ -106,7 +107,7 @@ def test_keep_best_restores_the_best_validated_set():
 
     images = torch.zeros(1, 1, 1, 1, requires_grad=True)
     synset = SyntheticSet(images, torch.zeros(1, dtype=torch.long), {"num_classes": 2})
-    result = run_loop(Drift(), synset, LoopConfig(iterations=40, lr_images=0.1, eval_every=1), progress=False,
+    result = run_loop(Drift(None, Options()), synset, LoopConfig(iterations=40, lr_images=0.1, eval_every=1), progress=False,
                       validate=lambda s: -abs(float(s.images.detach().sum()) - 1.0))
     assert result.best_step == 10  # Adam moves 0.1 per step
     assert abs(float(synset.images.detach().sum()) - 1.0) < 1e-4
@@ -123,13 +124,14 @@ def test_lenet_has_the_original_layout_and_fits_small_images():
 def test_a_loss_blow_up_rolls_back_and_halves_the_step_size():
     from distill.loop import LoopConfig, run_loop
 
-    class Cliff:
+    class Cliff(Method):
         """Pushes the image up; past 6 the landscape only tolerates small steps: a step over 0.07 blows the loss up
         to 100, as unrolled training does when its synthetic tensors move too fast."""
 
         name = "cliff"
 
         def __init__(self):
+            super().__init__(None, Options())
             self.previous = 0.0
 
         def loss(self, synset, step, rng):
@@ -166,7 +168,7 @@ def test_the_guard_falls_back_to_a_state_whose_loss_was_good():
     again and again): here the state reached at step 70 is the bad one, and it is a snapshot step."""
     from distill.loop import LoopConfig, run_loop
 
-    class BadState:
+    class BadState(Method):
         name = "bad-state"
 
         def loss(self, synset, step, rng):
@@ -175,7 +177,7 @@ def test_the_guard_falls_back_to_a_state_whose_loss_was_good():
 
     synset = SyntheticSet(torch.zeros(1, 1, 1, 1, requires_grad=True), torch.zeros(1, dtype=torch.long),
                           {"num_classes": 2})
-    result = run_loop(BadState(), synset, LoopConfig(iterations=80, lr_images=0.1), progress=False)
+    result = run_loop(BadState(None, Options()), synset, LoopConfig(iterations=80, lr_images=0.1), progress=False)
     assert result.rollbacks == 1
     assert [r["step"] for r in result.history] == list(range(1, 81))
 
@@ -234,14 +236,14 @@ def test_per_layer_lrs_round_trip_and_wrong_columns_rejected(tmp_path):
 
 
 def test_per_layer_lrs_need_a_method_that_learns_a_schedule():
-    from distill.api import DistillConfig
+    from distill.config import DistillConfig
 
     DistillConfig(dataset="digits", method="dd", layer_lrs=True).validate()
     with pytest.raises(DistillError, match="--layer-lrs needs a method that learns a training schedule"):
         DistillConfig(dataset="digits", method="dm", arch="convnet", init="random", layer_lrs=True).validate()
 
 
-class _Zigzag:
+class _Zigzag(Method):
     """A 'method' whose loss gradient alternates in sign, so the set jumps up and down by the step size while its
     average stays put: what a moving average of the set (`--ema`) is for."""
 
@@ -258,7 +260,7 @@ def _zigzag_run(ema: float, iterations: int, tmp_path=None, resume: bool = False
                           {"num_classes": 2})
     config = LoopConfig(iterations=iterations, optimizer="sgd", momentum=0.0, lr_images=1.0, ema=ema,
                         checkpoint_every=3, eval_every=1)
-    result = run_loop(_Zigzag(), synset, config, validate=validate, checkpoint_dir=tmp_path, resume=resume,
+    result = run_loop(_Zigzag(None, Options()), synset, config, validate=validate, checkpoint_dir=tmp_path, resume=resume,
                       progress=False)
     return synset, result
 
@@ -378,7 +380,7 @@ def test_real_starting_images_are_distinct_and_keep_the_draws_of_seeds_that_neve
     """Places were filled by independent draws, so a set could start with one image twice (the committed MNIST DM set
     at 50 per class held such a pair, still identical after distillation). Now a repeat is drawn again; a seed whose
     draws never repeated gives the very set it gave before."""
-    from distill.api import real_picks
+    from distill.start import real_picks
 
     task = load_task("digits")
     train_y = task.train_y.cpu()
@@ -403,7 +405,8 @@ def test_real_starting_images_are_distinct_and_keep_the_draws_of_seeds_that_neve
 def test_a_set_larger_than_a_class_is_refused_before_any_work():
     """The random-real baseline, measured after the whole distillation, needs as many distinct real images of each
     class as the set holds; asking for more must fail at once, whatever the set starts from."""
-    from distill.api import DistillConfig, initial_synset
+    from distill.config import DistillConfig
+    from distill.start import initial_synset
 
     task = load_task("digits")
     for image_init in ("real", "noise"):
@@ -414,7 +417,7 @@ def test_a_set_larger_than_a_class_is_refused_before_any_work():
 
 def test_a_device_that_is_not_there_is_one_clear_error():
     """`--device cuda` on a machine without a GPU used to end in PyTorch's AssertionError traceback."""
-    from distill.api import pick_device
+    from distill.device import pick_device
 
     assert pick_device("cpu") == torch.device("cpu")
     with pytest.raises(DistillError, match="not a device name"):
@@ -429,7 +432,7 @@ def test_a_device_that_is_not_there_is_one_clear_error():
 def test_python_callers_get_one_line_for_a_wrong_type_or_a_folder(tmp_path):
     """From Python, `ipc="2"` ended in a TypeError deep inside validation, and a run's folder given as its set file
     was called missing."""
-    from distill.api import DistillConfig
+    from distill.config import DistillConfig
 
     with pytest.raises(DistillError, match="ipc must be of type int, got '2'"):
         DistillConfig(ipc="2").validate()
@@ -438,10 +441,44 @@ def test_python_callers_get_one_line_for_a_wrong_type_or_a_folder(tmp_path):
     with pytest.raises(DistillError, match="ema must be of type float, got True"):
         DistillConfig(ema=True).validate()
     DistillConfig(ema=0, max_minutes=2).validate()  # an int where a float is expected is a number all the same
-    from distill.poison import AttackConfig
+    from distill.config import AttackConfig
 
     AttackConfig(target=None).validate()  # forget: the one field that may be None
     with pytest.raises(DistillError, match="attacked must be of type int, got None"):
         AttackConfig(attacked=None).validate()
     with pytest.raises(DistillError, match="is a folder"):
         load(tmp_path)
+
+
+def test_a_rollback_restores_the_methods_own_state_as_it_was_before_the_step():
+    """The divergence guard rolls back the set, its optimiser and the method's own state (dc's network, frepo's
+    pool) together: here the state counts the loss calls; a blow-up at step 12 rolls back to step 10, so after 15
+    steps the count is 15 (with the state left where it was, it would be 18: 13 calls before the rollback, 5 after)."""
+    from distill.loop import LoopConfig, run_loop
+
+    class Counting(Method):
+        name = "counting"
+
+        def __init__(self):
+            super().__init__(None, Options())
+            self.calls, self.blown = torch.tensor(0), False
+
+        def loss(self, synset, step, rng):
+            self.calls = self.calls + 1
+            if step == 12 and not self.blown:
+                self.blown = True
+                return synset.images.sum() * float("nan")
+            return 1.0 - 0.01 * synset.images.sum()
+
+        def state_dict(self):
+            return {"calls": self.calls}
+
+        def load_state_dict(self, state):
+            self.calls = state["calls"].clone()
+
+    synset = SyntheticSet(torch.zeros(1, 1, 1, 1, requires_grad=True), torch.zeros(1, dtype=torch.long),
+                          {"num_classes": 2})
+    method = Counting()
+    result = run_loop(method, synset, LoopConfig(iterations=15, lr_images=0.1), progress=False)
+    assert result.rollbacks == 1
+    assert int(method.calls) == 15

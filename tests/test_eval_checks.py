@@ -8,7 +8,8 @@ import pytest
 import torch
 
 import distill
-from distill.api import DistillConfig, initial_synset
+from distill.config import DistillConfig
+from distill.start import initial_synset
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.evaluate import evaluate_set

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 import distill
-from distill.api import DistillConfig, file_sha256
+from distill.config import DistillConfig, resolve
+from distill.start import file_sha256
 from distill.augment import AugmentParams, augmentation_for
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "train_plain.py"
@@ -142,7 +143,6 @@ def test_the_readmes_python_calls_are_valid_configurations():
     import ast
     import re
 
-    from distill import presets
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
@@ -151,7 +151,7 @@ def test_the_readmes_python_calls_are_valid_configurations():
     assert calls, "the README's Python example no longer calls distill.distill"
     for call in calls:
         options = {k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg != "out"}
-        DistillConfig(**presets.resolve(**options)).validate()
+        DistillConfig(**resolve(**options)).validate()
     attacks = [node for block in blocks for node in ast.walk(ast.parse(block))
                if isinstance(node, ast.Call) and ast.unparse(node.func) == "distill.attack"]
     assert attacks, "the README's Python example no longer calls distill.attack"

@@ -105,7 +105,7 @@ def test_a_held_result_names_the_python_keyword_beside_the_flag(tmp_path):
     the API's users were told to "pass --force", which no Python call takes."""
     import pytest
 
-    from distill.api import prepare_output
+    from distill.output import prepare_output
     from distill.errors import DistillError
 
     (tmp_path / "summary.json").write_text("{}")

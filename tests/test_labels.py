@@ -7,8 +7,7 @@ import pytest
 import torch
 
 import distill
-from distill import presets
-from distill.api import DistillConfig
+from distill.config import DistillConfig, resolve
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.loop import LoopConfig, run_loop
@@ -23,7 +22,7 @@ def digits():
 
 
 def dd_with_labels(task, **options):
-    return method_and_set(task, "dd", learn_labels=True, real_batch=64, **options)
+    return method_and_set(task, "dd", learn_labels=True, options={"real_batch": 64}, **options)
 
 
 def test_label_hypergradient_matches_finite_differences():
@@ -76,7 +75,7 @@ def test_label_learning_resumes_exactly(digits, tmp_path):
 
 def test_saved_set_carries_probabilities_and_trains_with_them(tmp_path):
     run = distill.distill(dataset="digits", learn_labels=True, lr_labels=0.1, iterations=20, eval_every=10,
-                          eval_nets=1, real_batch=64, out=tmp_path / "o", progress=False)
+                          eval_nets=1, options={"real_batch": 64}, out=tmp_path / "o", progress=False)
     stored = distill.load(tmp_path / "o" / "synset.safetensors")
     assert stored.labels.dtype == torch.float32 and stored.labels.shape == (10, 10)
     assert torch.allclose(stored.labels.sum(1), torch.ones(10), atol=1e-5)
@@ -89,4 +88,4 @@ def test_saved_set_carries_probabilities_and_trains_with_them(tmp_path):
 
 def test_methods_that_cannot_learn_labels_say_so():
     with pytest.raises(DistillError, match="cannot learn labels"):
-        DistillConfig(**presets.resolve(dataset="digits", method="dm", learn_labels=True)).validate()
+        DistillConfig(**resolve(dataset="digits", method="dm", learn_labels=True)).validate()

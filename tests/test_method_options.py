@@ -9,11 +9,12 @@ import sys
 import pytest
 
 import distill
-import distill.api
+import distill.run
 from distill import presets
-from distill.api import DistillConfig
+from distill.config import DistillConfig, resolve
 from distill.errors import DistillError
-from distill.methods import METHODS, get_method, parse_options
+from distill.methods import METHODS, get_method
+from distill.methods.base import parse_options
 
 BAD_OPTIONS = [
     ("dm", {"real_batch": 0}, "real_batch"),
@@ -54,7 +55,7 @@ def test_out_of_range_options_are_refused_when_parsed(method, options, name):
                                                    ("frepo", {"ridge": "-1"}, "ridge")])
 def test_distill_refuses_them_before_any_data_loads(monkeypatch, method, options, name):
     """As `--opt` gives them (strings); `load_task` failing the test proves nothing was read or trained first."""
-    monkeypatch.setattr(distill.api, "load_task", lambda *a, **k: pytest.fail("data loaded before the refusal"))
+    monkeypatch.setattr(distill.run, "load_task", lambda *a, **k: pytest.fail("data loaded before the refusal"))
     with pytest.raises(DistillError, match=f"--opt {name} must be"):
         distill.distill(dataset="digits", method=method, iterations=2, options=options, evaluate=False,
                         progress=False)
@@ -77,9 +78,9 @@ def test_every_methods_defaults_and_every_preset_still_validate():
     for name, factory in METHODS.items():
         parse_options(factory, {})  # the defaults
         if name != "attack":  # the attack has its own command and configuration
-            DistillConfig(**presets.resolve(method=name)).validate()
+            DistillConfig(**resolve(method=name)).validate()
     for dataset, method, ipc in presets.PRESETS:
-        DistillConfig(**presets.resolve(dataset=dataset, method=method, ipc=ipc)).validate()
+        DistillConfig(**resolve(dataset=dataset, method=method, ipc=ipc)).validate()
 
 
 def test_the_command_line_refuses_a_bad_option_in_one_line(tmp_path):

@@ -10,7 +10,7 @@ import torch
 
 import distill
 from distill import presets
-from distill.api import DistillConfig
+from distill.config import DistillConfig, resolve
 from distill.augment import augmentation_for
 from distill.data import load_task
 from distill.errors import DistillError
@@ -132,23 +132,23 @@ def test_coresets_are_real_training_images_class_by_class(name):
 
 
 def test_presets_layer_method_defaults_preset_and_user_options():
-    resolved = presets.resolve(dataset="mnist", method="dm", ipc=1)
+    resolved = resolve(dataset="mnist", method="dm", ipc=1)
     assert resolved["arch"] == "convnet" and resolved["optimizer"] == "sgd" and resolved["init"] == "random"
     assert resolved["options"] == {"real_batch": 64} and resolved["iterations"] == 2000
-    mine = presets.resolve(dataset="mnist", method="dm", ipc=1, iterations=5, options={"augment": "none"})
+    mine = resolve(dataset="mnist", method="dm", ipc=1, iterations=5, options={"augment": "none"})
     assert mine["iterations"] == 5 and mine["options"] == {"real_batch": 64, "augment": "none"}
-    assert presets.resolve()["method"] == "dd" and presets.resolve()["arch"] == "lenet"
+    assert resolve()["method"] == "dd" and resolve()["arch"] == "lenet"
 
 
 def test_bad_method_options_are_clear_errors():
     with pytest.raises(DistillError, match="unknown option.*bogus"):
-        DistillConfig(**presets.resolve(method="dm", options={"bogus": 1})).validate()
+        DistillConfig(**resolve(method="dm", options={"bogus": 1})).validate()
     with pytest.raises(DistillError, match="must be a int"):
-        DistillConfig(**presets.resolve(method="dm", options={"real_batch": "many"})).validate()
+        DistillConfig(**resolve(method="dm", options={"real_batch": "many"})).validate()
     with pytest.raises(DistillError, match="--init random"):
-        DistillConfig(**{**presets.resolve(method="dm"), "init": "fixed"}).validate()
+        DistillConfig(**{**resolve(method="dm"), "init": "fixed"}).validate()
     with pytest.raises(DistillError, match="unknown augmentation|valid"):
-        DistillConfig(**presets.resolve(method="dm", eval_augment="crop_zoom")).validate()
+        DistillConfig(**resolve(method="dm", eval_augment="crop_zoom")).validate()
 
 
 def test_digit_augmentation_never_flips_and_schedule_protocols_refuse_it(digits):
@@ -212,10 +212,10 @@ def test_resume_of_a_finished_run_may_change_only_its_evaluation(tmp_path):
 
 
 def test_without_a_method_the_best_measured_one_runs_and_the_table_agrees_with_the_results_files():
-    assert presets.resolve(dataset="mnist", ipc=1)["method"] == presets.BEST_METHOD[("mnist", 1)]
-    assert presets.resolve(dataset="mnist", ipc=1, method="dd")["method"] == "dd"  # a named method always wins
-    assert presets.resolve(dataset="digits")["method"] == "dd"  # no measured best: the seed's method
-    assert presets.resolve(dataset="mnist", ipc=1)["init"] == "random"  # the chosen method's own defaults apply
+    assert resolve(dataset="mnist", ipc=1)["method"] == presets.BEST_METHOD[("mnist", 1)]
+    assert resolve(dataset="mnist", ipc=1, method="dd")["method"] == "dd"  # a named method always wins
+    assert resolve(dataset="digits")["method"] == "dd"  # no measured best: the seed's method
+    assert resolve(dataset="mnist", ipc=1)["init"] == "random"  # the chosen method's own defaults apply
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
     for (dataset, ipc), best in presets.BEST_METHOD.items():
         measured = {}
@@ -238,7 +238,7 @@ def test_every_standard_method_result_is_what_its_preset_runs_now():
         config = dict(found["config"])
         config["iterations"] = found.get("steps_taken") or config["iterations"]
         config.pop("max_minutes", None)
-        preset = presets.resolve(dataset=found["dataset"], method=found["method"], ipc=found["ipc"],
+        preset = resolve(dataset=found["dataset"], method=found["method"], ipc=found["ipc"],
                                  seed=config.get("seed", 0))  # `--seed N` runs: the preset with another seed
         default = DistillConfig(dataset=found["dataset"], method=found["method"])  # for keys older files lack
         config["options"] = full_options(found["method"], config.get("options", {}))
@@ -252,14 +252,15 @@ def test_every_standard_method_result_is_what_its_preset_runs_now():
 
 @pytest.mark.parametrize("coreset", ["herding", "kcenter"])
 def test_images_can_start_from_a_coresets_picks(coreset, digits):
-    from distill.api import initial_synset
+    from distill.start import initial_synset
 
     config = DistillConfig(dataset="digits", method="dm", arch="convnet", init="random", ipc=2, image_init=coreset)
     started = initial_synset(config, digits, progress=False)
     picked = initial_synset(DistillConfig(dataset="digits", method=coreset, arch="convnet", init="random", ipc=2),
                             digits)
-    method = distill.methods.get_method(coreset)(config)
-    method.pick(digits, picked, torch.Generator().manual_seed(0), progress=False)
+    selector = distill.methods.get_method(coreset)
+    method = selector(config, selector.Options())
+    method.select(digits, picked, torch.Generator().manual_seed(0), progress=False)
     # the same images, in the set's own order (class-fastest) where the coreset lists class by class
     order = torch.arange(20).view(2, 10).T.flatten()
     assert torch.equal(started.images.detach()[order], picked.images.detach())
@@ -284,7 +285,7 @@ def test_every_preset_teacher_blend_is_the_one_its_committed_sweep_chose_on_vali
         assert sweep["set"] == f"{key[0]}-{key[1]}-ipc{key[2]}", "sweeps are of preset sets"
         best = max(sweep["blends"], key=lambda b: b["validation"]["mean"])
         assert sweep["chosen"] == {"weight": best["weight"], "temperature": best["temperature"]}
-        preset = presets.resolve(dataset=key[0], method=key[1], ipc=key[2])
+        preset = resolve(dataset=key[0], method=key[1], ipc=key[2])
         assert preset["teacher_labels"] == best["weight"], path.name
         if best["weight"]:
             assert presets.TEACHER_BLENDS[key] == (best["weight"], best["temperature"])
@@ -306,7 +307,7 @@ def test_every_preset_evaluation_augmentation_is_the_one_its_committed_sweep_cho
         key = (found["dataset"], found["method"], found["ipc"])
         if not sweep["complete"] or sweep["set"] != f"{key[0]}-{key[1]}-ipc{key[2]}":
             continue  # stopped early, or an experiment's set: neither moves a preset
-        preset = presets.resolve(dataset=key[0], method=key[1], ipc=key[2])
+        preset = resolve(dataset=key[0], method=key[1], ipc=key[2])
         assert (preset["eval_augment"] or "none") == best["augment"], path.name
         swept.add(key)
     assert set(presets.EVAL_AUGMENTS) <= swept  # no preset augmentation without a sweep that chose it

@@ -119,6 +119,6 @@ def test_convnet_dc_pads_only_mnist_sized_images_as_the_dc_code_does():
 
 
 def test_convnet_dc_exposes_features_to_the_methods_that_compare_them():
-    from distill.api import DistillConfig
+    from distill.config import DistillConfig
 
     DistillConfig(dataset="mnist", method="frepo", arch="convnet_dc", init="random").validate()

@@ -42,16 +42,18 @@ HASHES = HERE / "reference_sets.json"
 BASE = {"dataset": "digits", "evaluate": False, "progress": False, "seed": 7}
 SHORT = {**BASE, "iterations": 3, "eval_every": 2, "checkpoint_every": 2}
 CASES: dict[str, dict] = {
-    "dd": {"method": "dd", "steps": 2, "epochs": 2, "real_batch": 64},
+    "dd": {"method": "dd", "steps": 2, "epochs": 2, "options": {"real_batch": 64}},
     "dd-random-soft": {"method": "dd", "init": "random", "image_init": "noise", "learn_labels": True,
-                       "real_batch": 64, "nets_per_step": 2, "layer_lrs": True},
+                       "options": {"real_batch": 64, "nets_per_step": 2}, "layer_lrs": True},
     "dc": {"method": "dc", "ipc": 2, "options": {"real_batch": 16, "outer_loop": 2, "inner_loop": 2}},
     "dsa": {"method": "dsa", "options": {"real_batch": 16}},
     "dm": {"method": "dm", "ipc": 2, "options": {"real_batch": 16}},
     "mtt": {"method": "mtt", "options": {"experts": 1, "train_epochs": 2, "expert_epochs": 1, "max_start_epoch": 1,
                                          "syn_steps": 3}},
-    "frepo": {"method": "frepo", "learn_labels": True, "options": {"real_batch": 64, "pool_size": 2, "online_steps": 3}},
-    "unroll": {"method": "unroll", "real_batch": 64, "eval_epochs": 2, "iterations": 2, "validation": "quick"},
+    "frepo": {"method": "frepo", "learn_labels": True,
+              "options": {"real_batch": 64, "pool_size": 2, "online_steps": 3}},
+    "unroll": {"method": "unroll", "options": {"real_batch": 64}, "eval_epochs": 2, "iterations": 2,
+               "validation": "quick"},
     "random": {"method": "random", "ipc": 2},
     "herding": {"method": "herding"},
     "kcenter": {"method": "kcenter", "ipc": 2},

@@ -7,7 +7,7 @@ import pytest
 import torch
 from helpers import method_and_set
 
-from distill.api import DistillConfig, free_on_resume
+from distill.config import DistillConfig, free_on_resume
 from distill.data import load_task
 from distill.loop import LoopConfig, run_loop
 from distill.methods.mtt import MTTOptions, expert_trajectory

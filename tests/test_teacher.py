@@ -5,7 +5,8 @@ import pytest
 import torch
 
 import distill
-from distill.api import DistillConfig, initial_synset
+from distill.config import DistillConfig
+from distill.start import initial_synset
 from distill.data import load_task
 from distill.errors import DistillError
 from distill.models import create_model
@@ -117,7 +118,7 @@ def test_resume_of_a_finished_run_can_blend_teacher_labels_without_distilling_ag
 def test_standard_validation_trains_as_the_final_evaluation_does(digits):
     """`validation="standard"` validates with the evaluation's augmentation and epochs; with none and the quick
     validator's 100 epochs it is the quick validator exactly, and each of those settings changes what it measures."""
-    from distill.api import VALIDATION_EPOCHS, validation_accuracy
+    from distill.run import VALIDATION_EPOCHS, validation_accuracy
 
     base = DistillConfig(method="dm", arch="convnet", init="random")
     synset = initial_synset(base, digits, progress=False)

@@ -6,7 +6,8 @@ import torch
 from torch.func import functional_call
 
 import distill
-from distill.api import DistillConfig, initial_synset
+from distill.config import DistillConfig
+from distill.start import initial_synset
 from distill.augment import augmentation_for
 from distill.data import load_task
 from distill.errors import DistillError
@@ -73,7 +74,7 @@ def test_the_gradient_through_train_sgd_matches_finite_differences():
 
 
 def test_unroll_loss_reaches_images_and_labels_and_a_step_lowers_it(digits):
-    method, synset = method_and_set(digits, "unroll", eval_epochs=10, real_batch=256)
+    method, synset = method_and_set(digits, "unroll", eval_epochs=10, options={"real_batch": 256})
     loss = method.loss(synset, 0, step_generator(0, 0))
     grad_images, grad_labels = torch.autograd.grad(loss, [synset.images, synset.label_logits])
     assert torch.isfinite(grad_images).all() and grad_images.abs().sum() > 0 and grad_labels.abs().sum() > 0
@@ -113,7 +114,7 @@ def test_checkpointed_training_gives_the_plain_graphs_gradient_with_augmentation
 
 
 def test_unroll_trains_through_the_augmentation_evaluation_uses(digits):
-    method, synset = method_and_set(digits, "unroll", eval_augment="dc", eval_epochs=3, real_batch=64)
+    method, synset = method_and_set(digits, "unroll", eval_augment="dc", eval_epochs=3, options={"real_batch": 64})
     assert method.sgd.epochs == 3 and method.augment is not None and "crop" in method.augment.label
     loss = method.loss(synset, 0, step_generator(0, 0))
     assert torch.autograd.grad(loss, synset.images)[0].abs().sum() > 0

@@ -14,14 +14,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import distill
-from distill import presets
-from distill.api import DistillConfig, check_output_file
+from distill.config import DistillConfig, resolve
+from distill.output import check_output_file
 from distill.data import get_spec
 from distill.data.files import ensure_files
 from distill.errors import DistillError
 from distill.evaluate import standard_sgd
 from distill.loop import CHECKPOINT_NAME
-from distill.poison import AttackConfig
+from distill.config import AttackConfig
 from distill.synset import SyntheticSet, load, save
 from test_cli import assert_user_error, cli, tiny_set
 
@@ -75,8 +75,8 @@ def test_failed_download_leaves_no_empty_data_folders(tmp_path, monkeypatch):
 @pytest.mark.parametrize("given, canonical", [("MNIST", "mnist"), ("fmnist", "fashion-mnist"),
                                               ("Fashion_MNIST", "fashion-mnist")])
 def test_any_accepted_spelling_of_a_dataset_finds_its_presets(given, canonical):
-    assert presets.resolve(dataset=given, ipc=1) == presets.resolve(dataset=canonical, ipc=1)
-    assert presets.resolve(dataset=given, ipc=1, arch="ConvNet")["arch"] == "convnet"
+    assert resolve(dataset=given, ipc=1) == resolve(dataset=canonical, ipc=1)
+    assert resolve(dataset=given, ipc=1, arch="ConvNet")["arch"] == "convnet"
 
 
 def test_configs_built_by_hand_must_spell_names_as_the_registries_do():
@@ -118,8 +118,7 @@ def test_attack_refuses_unknown_keywords_as_a_user_error():
 
 
 @pytest.mark.parametrize("options, fragment", [
-    ({"real_batch": 7}, "--opt real_batch=7"),  # dm has a real batch of its own
-    ({"nets_per_step": 3}, "'dm' does not use one"),
+    ({"options": {"nets_per_step": 3}}, "unknown option.*for method 'dm': nets_per_step"),  # dm has no such option
     ({"steps": 4}, "--steps shapes the learned schedule"),
     ({"epochs": 2}, "--epochs shapes the learned schedule"),
 ])
@@ -129,8 +128,16 @@ def test_options_a_method_would_ignore_are_refused(options, fragment):
 
 
 def test_options_refused_for_some_methods_still_work_where_they_apply():
-    replace(DistillConfig(), real_batch=128, nets_per_step=2, steps=3, epochs=2).validate()  # dd uses them all
-    replace(DM, method="unroll", real_batch=64).validate()  # the unroll stage scores real batches of its own size
+    replace(DistillConfig(), options={"real_batch": 128, "nets_per_step": 2}, steps=3, epochs=2).validate()  # dd's
+    replace(DM, method="unroll", options={"real_batch": 64}).validate()  # the unroll stage scores real batches too
+
+
+@pytest.mark.parametrize("name", ["real_batch", "nets_per_step"])
+def test_a_run_option_that_moved_into_the_methods_options_says_where_it_went(name):
+    """`real_batch` and `nets_per_step` were run options of earlier versions; now each method that has them keeps
+    them among its own options. Given the old way, the refusal names the new one."""
+    with pytest.raises(DistillError, match=f"{name} is now an option of the method: options=.*--opt {name}=N"):
+        distill.distill(method="dd", **{name: 2})
 
 
 @pytest.mark.parametrize("lr", [math.nan, math.inf, -0.1])
@@ -191,7 +198,7 @@ def _tampered(tmp_path, **header) -> str:
     ({"steps": '"x"'}, "steps must be a whole number"),
     ({"epochs": "0"}, "epochs must be a whole number"),
     ({"init": "bogus"}, "init must be one of"),
-    ({"method": "nonsense"}, "unknown method"),
+    ({"method": '"no such method!"'}, "method must be a method's name"),
     ({"arch": "nonexistent-net"}, "unknown network"),
     ({"class_names": "[1]"}, "class_names must be 10 names"),
 ])

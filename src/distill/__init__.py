@@ -7,6 +7,7 @@
     distill.relabel("runs/digits-dd/synset.safetensors", "runs/digits-dd/teacher.safetensors", weight=0.5)
 
 Keyword options to `distill` go through the shipped presets (`distill.presets`), as the command line's do.
+`distill.api` holds the whole public API, of which these are the everyday part.
 A run's recorded configuration is taken as it is, with no preset, and keywords beside it replace its fields:
 
     config = distill.load_config("runs/digits-dd/summary.json")
@@ -15,10 +16,8 @@ A run's recorded configuration is taken as it is, with no preset, and keywords b
 
 from importlib.metadata import PackageNotFoundError, version
 
-from distill.api import DistillConfig, RunResult, distill, evaluate, load_config, relabel
-from distill.errors import DistillError
-from distill.poison import AttackConfig, AttackResult, attack
-from distill.synset import SyntheticSet, load, save
+from distill.api import (AttackConfig, AttackResult, DistillConfig, DistillError, RunResult, SyntheticSet, attack,
+                         distill, evaluate, load, load_config, relabel, save)
 
 __all__ = ["AttackConfig", "AttackResult", "attack", "DistillConfig", "DistillError", "RunResult", "SyntheticSet",
            "distill", "evaluate", "load", "load_config", "relabel", "save"]

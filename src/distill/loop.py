@@ -3,7 +3,7 @@
 It owns the optimiser over the synthetic tensors, the step-decay schedule, the progress bar, periodic validation,
 checkpoints with exact resume, and the divergence guard. Methods only provide `loss(synset, step, rng)` (and, if they
 carry state from step to step, such as an online pool of networks, `state_dict()` / `load_state_dict()`, which
-checkpoints save as `method.<name>` tensors).
+checkpoints save as `method.<name>` tensors and a rollback of the divergence guard restores with the set).
 
 Exact resume works because nothing random is carried between steps: step t draws all its randomness from a generator
 seeded with (seed, t). A checkpoint therefore only needs the synthetic tensors, Adam's moments, the step counter and
@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from distill.errors import DistillError
-from distill.methods import Method
+from distill.methods.base import Method
 from distill.synset import SyntheticSet, _atomic_write
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -180,6 +180,12 @@ def _lr_scale(config: LoopConfig, step: int, guard_scale: float) -> float:
     return decay * guard_scale
 
 
+def method_snapshot(method: Method) -> dict[str, torch.Tensor]:
+    """A copy of the method's own state, keyed `method.<name>`: with the set and its optimiser (`_State.snapshot`),
+    what the divergence guard rolls back to, so that a rollback leaves no part of the run at the step it left."""
+    return {f"method.{k}": v.detach().clone() for k, v in method.state_dict().items()}
+
+
 def checkpoint_step(path: Path) -> int | None:
     """The step a checkpoint file was written at, or None where there is none that can be read."""
     try:
@@ -251,8 +257,7 @@ def run_loop(
             raise DistillError(f"--resume: {checkpoint} was written by a run with different options; "
                                "use the same options, or start afresh with --force")
         state.restore({k: v for k, v in saved_tensors.items() if not k.startswith(("best.", "method.", "good."))})
-        if hasattr(method, "load_state_dict"):
-            method.load_state_dict(_under(saved_tensors, "method."))
+        method.load_state_dict(_under(saved_tensors, "method."))
         best = {k: v.to(synset.images.device) for k, v in _under(saved_tensors, "best.").items()}
         # the guard's fallback: where an uninterrupted run would roll back to (checkpoints before it kept none)
         if "good_step" in saved_meta:
@@ -262,7 +267,7 @@ def run_loop(
         result.history = json.loads(saved_meta["history"])
         result.seconds, result.rollbacks = float(saved_meta["seconds"]), int(saved_meta["rollbacks"])
 
-    good = good or (start_step, state.snapshot())
+    good = good or (start_step, {**state.snapshot(), **method_snapshot(method)})
     began = time.perf_counter() - result.seconds
     last_val = result.history[-1].get("val_acc") if result.history else None
     # closed however the loop ends, so that a Ctrl-C's message is not drawn over by a bar left open
@@ -274,13 +279,16 @@ def run_loop(
             bar.write(f"time limit of {config.time_limit / 60:g} min already spent by the run resumed at step {step}")
         while step < config.iterations and not spent:
             state.set_lr(_lr_scale(config, step, guard_scale))
+            # the method's state before this step's loss moves it (dc trains its network there, frepo its pool):
+            # with the set as it is now, the guard's fallback if the step turns out good
+            method_before = method_snapshot(method) if step % 10 == 0 else None
             loss = method.loss(synset, step, step_generator(config.seed, step))
             grads = torch.autograd.grad(loss, state.synset.trainable(), allow_unused=True)
             finite = math.isfinite(loss.item()) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
             spiked = finite and _spiked(loss.item(), result.history, config.spike_factor)
             if finite and not spiked:
                 if step % 10 == 0:  # the state this loss was just measured on is known good: the guard's fallback
-                    good = (step, state.snapshot())
+                    good = (step, {**state.snapshot(), **method_before})
                 for tensor, grad in zip(state.synset.trainable(), grads):
                     tensor.grad = grad
                 state.optimiser.step()
@@ -301,6 +309,9 @@ def run_loop(
                           f"(now x{guard_scale:g})")
                 step = good[0]
                 state.restore(good[1])
+                method_state = _under(good[1], "method.")
+                if method_state:  # the method's own state as it was then too (dc's network, frepo's pool)
+                    method.load_state_dict(method_state)
                 result.history = [r for r in result.history if r["step"] <= step]
                 bar.n = step
                 bar.refresh()
@@ -321,8 +332,8 @@ def run_loop(
             bar.update(1)
             result.seconds = time.perf_counter() - began
             if checkpoint is not None and (step % config.checkpoint_every == 0 or last_step):
-                save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best,
-                                method.state_dict() if hasattr(method, "state_dict") else None, good)
+                save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best, method.state_dict(),
+                                good)
             if out_of_time and step < config.iterations:
                 bar.write(f"time limit of {config.time_limit / 60:g} min reached at step {step} of {config.iterations}")
                 break

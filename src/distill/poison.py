@@ -9,112 +9,29 @@ the steps the attack was optimised for.
 
 from __future__ import annotations
 
-import math
 import os
 import statistics
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from distill import report
-from distill.api import (DistillConfig, check_common, check_counts, environment, given_path, initial_synset,
-                         pick_device, prepare_output)
-from distill.data import Task, get_spec, load_task
+from distill.config import HELD_OUT_SEED, VALIDATION_SEED, AttackConfig, check_known
+from distill.data import Task
+from distill.device import environment
 from distill.errors import DistillError
 from distill.evaluate import mean_std
-from distill.loop import LoopConfig, run_loop
+from distill.methods import create
+from distill.methods.attack import victim_pool
+from distill.models import create_model
 from distill.presets import canonical_names
-from distill.methods.attack import PoisonAttack
-from distill.models import DEFAULT_INIT, create_model
+from distill.run import execute, optimise
+from distill.start import initial_synset
 from distill.synset import SyntheticSet, save
-from distill.train import Params, SGDConfig, predictions, train_with_schedule, trained_network
+from distill.train import Params, predictions, train_with_schedule
 
-VICTIM_STEPS = 1500
-
-
-def victim_training(task: Task) -> SGDConfig:
-    """Victims: a short cosine schedule of at least VICTIM_STEPS SGD steps (4 epochs, about 98.8%, for LeNet on
-    MNIST), so a pool of 20 trains in minutes on a CPU while small datasets still get trained properly."""
-    batches = math.ceil(len(task.train_x) / 128)
-    return SGDConfig(epochs=max(4, math.ceil(VICTIM_STEPS / batches)), batch_size=128, lr=0.03, cosine=True,
-                     decay_at_half=False)
-HELD_OUT_SEED = 1000  # held-out victims use seeds 1000, 1001, ...: never the crafting pool's 0, 1, ...
-VALIDATION_SEED = 500  # three more victims, seen by neither pool, choose which step's poison is kept
-VALIDATION_VICTIMS = 3
-IMAGE_INITS = ("real", "noise")  # real: images of the attacked class, as label flipping starts; noise: random pixels
-
-
-@dataclass(frozen=True)
-class AttackConfig:
-    """Every option of a poisoning attack (`distill attack`); stored whole in the poison's header and summary."""
-
-    dataset: str = "mnist"
-    arch: str = "lenet"
-    attacked: int = 3
-    target: int | None = 8  # None: forget (misclassify as anything)
-    ipc: int = 1  # poison size = ipc x classes x steps images (10 for MNIST), all labelled as the target
-    steps: int = 1
-    epochs: int = 3
-    image_init: str = "real"  # one of IMAGE_INITS
-    init_lr: float = 0.003  # victims are confident: a few large steps would wreck every class
-    iterations: int = 1500
-    lr_images: float = 0.03
-    lr_lrs: float = 0.03
-    decay_every: int = 500
-    real_batch: int = 512
-    nets_per_step: int = 1  # crafting victims the poison is applied to per outer step (their losses averaged)
-    craft_victims: int = 10
-    eval_victims: int = 10
-    eval_every: int = 100
-    checkpoint_every: int = 100
-    seed: int = 0
-
-    @property
-    def mode(self) -> str:
-        return "forget" if self.target is None else "targeted"
-
-    def validate(self) -> None:
-        check_common(self, rates=("init_lr", "lr_images", "lr_lrs"))
-        spec = get_spec(self.dataset)
-        k = spec.num_classes
-        if not 0 <= self.attacked < k:
-            raise DistillError(f"--attacked must be a class of {spec.name} (0..{k - 1}), got {self.attacked}")
-        if self.target is not None and not 0 <= self.target < k:
-            raise DistillError(f"--target must be a class of {spec.name} (0..{k - 1}), got {self.target}")
-        if self.target == self.attacked:
-            raise DistillError("--target must differ from --attacked (use --forget to erase a class)")
-        if self.image_init not in IMAGE_INITS:
-            hint = (f"; did you mean {self.image_init.strip().lower()!r}?" if self.image_init.strip().lower() in
-                    IMAGE_INITS else "")
-            raise DistillError(f"image_init of an attack must be one of {', '.join(IMAGE_INITS)} (real: images of the "
-                               f"attacked class; noise: random pixels), got {self.image_init!r}{hint}")
-        check_counts(self, ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "craft_victims",
-                            "eval_victims", "eval_every", "checkpoint_every"))
-        if self.real_batch < 2:
-            raise DistillError("--real-batch must be at least 2")
-        if self.craft_victims > VALIDATION_SEED:  # seeds from VALIDATION_SEED on belong to the other two pools
-            raise DistillError(f"--craft-victims can be at most {VALIDATION_SEED}: the crafting pool's seeds run "
-                               f"from 0, and {VALIDATION_SEED} on are the validation and held-out victims, which it "
-                               "must not include")
-        if self.nets_per_step > self.craft_victims:
-            raise DistillError(f"nets_per_step ({self.nets_per_step}) cannot exceed --craft-victims "
-                               f"({self.craft_victims})")
-
-    def as_distill_config(self) -> DistillConfig:
-        return DistillConfig(dataset=self.dataset, method="attack", arch=self.arch, ipc=self.ipc, steps=self.steps,
-                             epochs=self.epochs, init="loaded", image_init=self.image_init, init_lr=self.init_lr,
-                             iterations=self.iterations, lr_images=self.lr_images, lr_lrs=self.lr_lrs,
-                             decay_every=self.decay_every, real_batch=self.real_batch, eval_every=self.eval_every,
-                             checkpoint_every=self.checkpoint_every, seed=self.seed)
-
-
-def victim_pool(task: Task, arch: str, seeds: range, progress: bool = True) -> list[Params]:
-    """Well-trained networks, trained once and cached on disk as safetensors (keyed by dataset/network/seed)."""
-    return [trained_network(task, arch, seed, victim_training(task), progress=progress)
-            for seed in tqdm(seeds, desc=f"victims {seeds.start}..{seeds.stop - 1}", disable=not progress,
-                             leave=False)]
+VALIDATION_VICTIMS = 3  # validation victims (seeds VALIDATION_SEED on), seen by neither pool, choose the kept step
 
 
 def _stats(pred: torch.Tensor, y: torch.Tensor, attacked: int, target: int | None) -> dict:
@@ -270,48 +187,33 @@ def attack(config: AttackConfig | None = None, out: str | os.PathLike | None = N
         raise DistillError(f"config must be an AttackConfig, got {type(config).__name__}; give options as keywords "
                            "(distill.attack(**options))")
     config = config or AttackConfig()
-    unknown = set(options) - {f.name for f in fields(AttackConfig)}
-    if unknown:
-        raise DistillError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    check_known(options, "", AttackConfig)
     if options:
         config = AttackConfig(**canonical_names({**asdict(config), **options}))
     config.validate()
-    out_path, data_root = given_path("out", out), given_path("data_root", data_root)
-    target_device = pick_device(device)
-    with prepare_output(out_path, force, resume):
-        return run_attack(config, out_path, data_root, target_device, force, resume, progress)
+    return execute(config, out, data_root, device, force, resume,
+                   lambda task, out_path, target: run_attack(config, task, out_path, target, force, resume, progress))
 
 
-def run_attack(config: AttackConfig, out_path: Path | None, data_root: Path | None, target_device: torch.device,
-               force: bool, resume: bool, progress: bool) -> AttackResult:
-    """`attack`'s work, once its options are checked and its output folder is held."""
-    task = load_task(config.dataset, data_root).to(target_device)
+def run_attack(config: AttackConfig, task: Task, out_path: Path | None, target_device: torch.device, force: bool,
+               resume: bool, progress: bool) -> AttackResult:
+    """`attack`'s work, once its options are checked, its output folder is held and its data loaded."""
     check_attacked_class_size(task, config)
-    crafting = victim_pool(task, config.arch, range(config.craft_victims), progress)
+    method = create(config)
     held_out = victim_pool(task, config.arch, range(HELD_OUT_SEED, HELD_OUT_SEED + config.eval_victims), progress)
     judges = victim_pool(task, config.arch, range(VALIDATION_SEED, VALIDATION_SEED + VALIDATION_VICTIMS), progress)
 
-    dconfig = config.as_distill_config()
-    synset = initial_synset(dconfig, task)
+    synset = initial_synset(config, task)
     _start_from_label_flip(synset, task, config)
     synset.meta["attack"] = {"attacked": config.attacked, "target": config.target, "mode": config.mode}
-    synset.meta["config"] = asdict(config)
-    scheme = DEFAULT_INIT.get(config.arch, "default")
-    method = PoisonAttack(config.arch, scheme, crafting, config.attacked, config.target, config.real_batch,
-                          config.nets_per_step)
-    method.setup(task, synset, progress)
     model = create_model(config.arch, task.image_shape, task.num_classes).to(target_device)
 
     # validation victims, not crafting ones: a poison that only fools the victims it was crafted against scores
     # low, so the loop keeps the step that generalises best
     judge = validation_judge(model, task, judges, config.attacked, config.target)
-    validate = lambda poison: judge(poison)["score"]  # noqa: E731
-
-    loop = LoopConfig(iterations=config.iterations, lr_images=config.lr_images, lr_lrs=config.lr_lrs,
-                      decay_every=config.decay_every, eval_every=config.eval_every,
-                      checkpoint_every=config.checkpoint_every, seed=config.seed)
-    loop_result = run_loop(method, synset, loop, validate=validate, checkpoint_dir=out_path, resume=resume,
-                           run_config=asdict(config), progress=progress)
+    loop_result = optimise(method, synset, config, task, lambda poison: judge(poison)["score"], out_path, resume,
+                           progress)
+    crafting = method.pool
     poison = synset.detached()
     held_out_meter = PoisonMeter(task, held_out, config.arch, config.attacked, config.target)
     results = {"distill_seconds": round(loop_result.seconds, 2), "kept_step": loop_result.best_step,

@@ -24,8 +24,8 @@ from torch.nn import functional as F
 
 from distill.augment import augmentation_for
 from distill.data import Task
-from distill.methods import ClassSampler, check_count, check_positive, parse_options, register_method
-from distill.models import create_model, in_model_order, init_params
+from distill.methods.base import ClassSampler, Method, Options, check_count, check_positive, register
+from distill.models import in_model_order, init_params
 from distill.synset import SyntheticSet
 from distill.train import SGDConfig, train_sgd
 
@@ -34,7 +34,7 @@ LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: 
 
 
 @dataclass(frozen=True)
-class DCOptions:
+class DCOptions(Options):
     real_batch: int = 256  # real images per class per step
     outer_loop: int = 0  # 0: the paper's value for this ipc (LOOPS)
     inner_loop: int = 0  # 0: the paper's value for this ipc
@@ -65,20 +65,18 @@ def gradient_distance(real: list[torch.Tensor], syn: list[torch.Tensor]) -> torc
     return total
 
 
-@register_method("dc")
-class GradientMatching:
+@register
+class GradientMatching(Method):
     name = "dc"
-    learns_schedule = False
     Options = DCOptions
-
-    def __init__(self, config):
-        self.config = config
-        self.options: DCOptions = parse_options(type(self), config.options)
-        self.params = None
+    defaults = {"arch": "convnet", "init": "random", "optimizer": "sgd", "lr_images": 0.1, "momentum": 0.5,
+                "iterations": 1000, "decay_every": 0, "eval_augment": "none", "eval_every": 100}
+    # DC's code evaluates MNIST sets with its own augmentation (docs/presets.md)
+    dataset_defaults = {"mnist": {"eval_augment": "dc", "eval_epochs": 0}}
+    params: dict | None = None  # the network carried from step to step within an outer loop
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
-        self.task = task
-        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+        super().setup(task, synset, progress)
         self.sample = ClassSampler(task)
         self.augment = augmentation_for(self.options.augment, task.spec.name)
         self.labels = synset.hard_labels()

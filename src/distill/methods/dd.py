@@ -9,60 +9,56 @@ through the unrolled steps. The outer objective on real data is pluggable: the a
 
 from __future__ import annotations
 
-from typing import Callable
+from dataclasses import dataclass
 
 import torch
 
-from distill.data import Task
 from distill.errors import DistillError
-from distill.methods import register_method
-from distill.models import create_model, init_params
+from distill.methods.base import Method, Options, check_count, register
+from distill.models import init_params
 from distill.synset import SyntheticSet
 from distill.train import Params, classification_loss, unroll_schedule
 
-INIT_MODES = ("fixed", "random", "loaded")
-Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+@dataclass(frozen=True)
+class DDOptions(Options):
+    real_batch: int = 512  # real images the trained network is scored on per outer step
+    nets_per_step: int = 1  # networks unrolled per outer step (their losses averaged)
+
+    def check(self, method: str) -> None:
+        """Refuse counts below 1 before any data loads."""
+        check_count(method, "real_batch", self.real_batch)
+        check_count(method, "nets_per_step", self.nets_per_step)
 
 
-@register_method("dd")
-class DatasetDistillation:
+@register
+class DatasetDistillation(Method):
     name = "dd"
-    learns_labels = True  # the unrolled steps train towards the set's targets, so soft labels can be learned
-
-    def __init__(self, arch: str, init: str, init_scheme: str, real_batch: int = 1024, nets_per_step: int = 1,
-                 pool: list[Params] | None = None, objective: Objective = classification_loss):
-        if init not in INIT_MODES:
-            raise DistillError(f"unknown init mode {init!r}; choose one of: {', '.join(INIT_MODES)}")
-        if init == "loaded" and not pool:
-            raise DistillError("init 'loaded' needs a pool of trained networks")
-        self.arch, self.init, self.init_scheme = arch, init, init_scheme
-        self.real_batch, self.nets_per_step = real_batch, nets_per_step
-        self.pool, self.objective = pool, objective
-
-    def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
-        self.task = task
-        self.model = create_model(self.arch, task.image_shape, task.num_classes).to(task.train_x.device)
-        if self.init == "fixed" and synset.init_params is None:
-            raise DistillError("init 'fixed' needs the synthetic set to carry its initial network")
+    Options = DDOptions
+    learns = frozenset({"schedule", "labels"})  # the unrolled steps train towards the set's targets: soft labels
 
     def initial_params(self, synset: SyntheticSet, rng: torch.Generator) -> Params:
-        device = self.task.train_x.device
-        if self.init == "fixed":
+        """The network the unrolled steps start from: the set's own (`fixed`), or a fresh draw (`random`)."""
+        if self.config.init == "fixed":
+            if synset.init_params is None:
+                raise DistillError("init 'fixed' needs the synthetic set to carry its initial network")
             return synset.init_params
-        if self.init == "loaded":
-            return self.pool[int(torch.randint(len(self.pool), (1,), generator=rng))]
-        return init_params(self.model, rng, self.init_scheme, device=device)
+        return init_params(self.model, rng, self.config.scheme(), device=self.task.train_x.device)
 
     def real_indices(self, rng: torch.Generator) -> torch.Tensor:
         """The real training images the outer objective is measured on this step (uniform; the attack re-weights)."""
-        return torch.randint(len(self.task.train_x), (self.real_batch,), generator=rng)
+        return torch.randint(len(self.task.train_x), (self.options.real_batch,), generator=rng)
+
+    def objective(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The outer loss on the real batch: classify it well (the attack rewrites one class instead)."""
+        return classification_loss(logits, labels)
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
         total = 0.0
-        for _ in range(self.nets_per_step):
+        for _ in range(self.options.nets_per_step):
             trained = unroll_schedule(self.model, self.initial_params(synset, rng), synset.images, synset.targets(),
                                       synset.step, synset.lrs, synset.num_steps, synset.num_epochs, create_graph=True)
             idx = self.real_indices(rng).to(self.task.train_x.device)
             logits = torch.func.functional_call(self.model, trained, (self.task.train_x[idx],))
             total = total + self.objective(logits, self.task.train_y[idx])
-        return total / self.nets_per_step
+        return total / self.options.nets_per_step

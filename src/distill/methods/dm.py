@@ -15,13 +15,13 @@ from dataclasses import dataclass
 import torch
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
-from distill.methods import ClassSampler, check_count, parse_options, register_method
-from distill.models import create_model, embed, init_params, no_grad_in_chunks
+from distill.methods.base import ClassSampler, Method, Options, check_count, register
+from distill.models import embed, init_params, no_grad_in_chunks
 from distill.synset import SyntheticSet
 
 
 @dataclass(frozen=True)
-class DMOptions:
+class DMOptions(Options):
     real_batch: int = 256  # real images per class per step (the paper's batch_real)
     augment: str = "dsa"  # "dsa" (the dataset's DSA strategy), "none", or an explicit strategy like "crop_scale"
 
@@ -30,19 +30,16 @@ class DMOptions:
         check_count(method, "real_batch", self.real_batch)
 
 
-@register_method("dm")
-class DistributionMatching:
+@register
+class DistributionMatching(Method):
     name = "dm"
-    learns_schedule = False
     Options = DMOptions
-
-    def __init__(self, config):
-        self.config = config
-        self.options: DMOptions = parse_options(type(self), config.options)
+    needs_features = True
+    defaults = {"arch": "convnet", "init": "random", "optimizer": "sgd", "lr_images": 1.0, "momentum": 0.5,
+                "iterations": 20000, "decay_every": 0, "eval_augment": "dsa", "eval_every": 500}
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
-        self.task = task
-        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+        super().setup(task, synset, progress)
         self.sample = ClassSampler(task)
         self.augment = augmentation_for(self.options.augment, task.spec.name) or DSA("none")  # no ops: identity
         self.labels = synset.hard_labels()

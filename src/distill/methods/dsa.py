@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from distill.methods import register_method
+from distill.methods.base import register
 from distill.methods.dc import DCOptions, GradientMatching
 
 
@@ -16,7 +16,9 @@ class DSAOptions(DCOptions):
     augment: str = "dsa"
 
 
-@register_method("dsa")
+@register
 class SiameseAugmentedMatching(GradientMatching):
     name = "dsa"
     Options = DSAOptions
+    defaults = {**GradientMatching.defaults, "eval_augment": "dsa"}
+    dataset_defaults = {}

@@ -28,15 +28,15 @@ from torch.nn import functional as F
 from distill.augment import augmentation_for
 from distill.data import Task
 from distill.errors import DistillError
-from distill.methods import check_count, check_positive, parse_options, register_method
-from distill.models import create_model, embed, in_model_order, init_params, no_grad_in_chunks
+from distill.methods.base import Method, Options, check_count, check_positive, register
+from distill.models import embed, in_model_order, init_params, no_grad_in_chunks
 from distill.synset import SyntheticSet
 from distill.teacher import teacher_network
 from distill.train import Params, classification_loss
 
 
 @dataclass(frozen=True)
-class FRePoOptions:
+class FRePoOptions(Options):
     pool_size: int = 10  # networks in the online pool
     online_steps: int = 100  # SGD updates a pool network gets on the synthetic set before it is re-initialised;
     # 0: never trained, a fresh random network every step (random-feature regression, as RFAD's random ConvNets)
@@ -85,22 +85,19 @@ class FRePoOptions:
             check_positive(method, name, getattr(self, name))
 
 
-@register_method("frepo")
-class FeatureRegression:
+@register
+class FeatureRegression(Method):
     name = "frepo"
-    learns_schedule = False
-    learns_labels = True  # the regression fits the set's targets, so they can be learned
     Options = FRePoOptions
-
-    def __init__(self, config):
-        self.config = config
-        self.options: FRePoOptions = parse_options(type(self), config.options)
+    learns = frozenset({"labels"})  # the regression fits the set's targets, so they can be learned
+    needs_features = True
+    # evaluated without augmentation by default (docs/presets.md)
+    defaults = {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.01, "lr_labels": 0.01,
+                "iterations": 2000, "decay_every": 0, "eval_augment": "none", "eval_every": 250}
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
-        self.task = task
+        super().setup(task, synset, progress)
         self.real_bfloat16 = self.options.real_dtype == "bfloat16" and native_bfloat16(task.train_x.device)
-        # what the run actually did where it differs from what was asked (recorded in the run's results)
-        self.effective_options: dict = {}
         if self.options.real_dtype == "bfloat16" and not self.real_bfloat16:
             self.effective_options["real_dtype"] = "float32"
             warnings.warn(f"frepo: this {task.train_x.device.type} has no native bfloat16 (it would be emulated, far "
@@ -108,7 +105,6 @@ class FeatureRegression:
                           "only trades speed)", RuntimeWarning, stacklevel=2)
         self.teacher = teacher_network(task, self.config.arch, progress) if self.options.real_targets == "teacher" \
             else None
-        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
         self.augment = augmentation_for(self.options.augment, task.spec.name)
         # staggered ages, so the pool always holds networks at every stage of training
         self.pool = [self._fresh(torch.Generator().manual_seed(self.config.seed * 7919 + i))

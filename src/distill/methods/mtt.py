@@ -24,14 +24,14 @@ from torch.nn import functional as F
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
 from distill.errors import DistillError
-from distill.methods import check_count, check_positive, parse_options, register_method
+from distill.methods.base import Method, Options, check_count, check_positive, register
 from distill.models import create_model, in_model_order, init_params
 from distill.synset import SyntheticSet
 from distill.train import Params, SGDConfig, cache_root, save_cached, train_sgd
 
 
 @dataclass(frozen=True)
-class MTTOptions:
+class MTTOptions(Options):
     experts: int = 5  # expert trajectories trained (once, cached) on the real data
     expert_epochs: int = 2  # M: how many expert epochs the synthetic steps must cover
     train_epochs: int = 10  # epochs per expert trajectory
@@ -87,20 +87,16 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
     return trajectory
 
 
-@register_method("mtt")
-class TrajectoryMatching:
+@register
+class TrajectoryMatching(Method):
     name = "mtt"
-    learns_schedule = False
-    learns_train_lr = True  # one learned SGD learning rate, used by the standard protocol
     Options = MTTOptions
-
-    def __init__(self, config):
-        self.config = config
-        self.options: MTTOptions = parse_options(type(self), config.options)
+    learns = frozenset({"train_lr"})  # one learned SGD learning rate, used by the standard protocol
+    defaults = {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.01, "lr_lrs": 0.01,
+                "init_lr": 0.01, "iterations": 1000, "decay_every": 0, "eval_augment": "dsa", "eval_every": 100}
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
-        self.task = task
-        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+        super().setup(task, synset, progress)
         self.augment = augmentation_for(self.options.augment, task.spec.name)
         self.labels = synset.hard_labels()
         self.experts = [expert_trajectory(task, self.config.arch, self.config.scheme(), seed, self.options,

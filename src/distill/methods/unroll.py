@@ -19,30 +19,44 @@ labels the evaluation trains with (`--learn-labels`), which a regression's targe
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.func import functional_call
 
 from distill.augment import augmentation_for
 from distill.data import Task
 from distill.evaluate import standard_sgd
-from distill.methods import register_method
-from distill.models import create_model, init_params
+from distill.methods.base import Method, Options, check_count, register
+from distill.models import init_params
 from distill.synset import SyntheticSet
 from distill.train import classification_loss, train_sgd
 
 
-@register_method("unroll")
-class StandardProtocolUnroll:
-    name = "unroll"
-    learns_schedule = False  # its sets are plain images (and labels), trained with the standard protocol
-    learns_labels = True  # the unrolled training fits the set's targets, the labels evaluation trains with
+@dataclass(frozen=True)
+class UnrollOptions(Options):
+    real_batch: int = 512  # real images the trained network is scored on per outer step
 
-    def __init__(self, config):
-        self.config = config
+    def check(self, method: str) -> None:
+        """Refuse a real batch below 1 before any data loads."""
+        check_count(method, "real_batch", self.real_batch)
+
+
+@register
+class StandardProtocolUnroll(Method):
+    name = "unroll"
+    Options = UnrollOptions
+    learns = frozenset({"labels"})  # the unrolled training fits the set's targets, the labels evaluation trains with
+    trains_through_evaluation = True
+    # a final stage (`--image-init SET`): about 40 s a step on two CPU threads, so few steps, each validated as
+    # evaluation trains; on MNIST through DC's augmentation for 1,000 epochs, as its start sets are evaluated
+    defaults = {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.003, "learn_labels": True,
+                "lr_labels": 0.03, "iterations": 60, "decay_every": 0, "eval_augment": "none", "eval_every": 10,
+                "validation": "standard"}
+    dataset_defaults = {"mnist": {"eval_augment": "dc", "eval_epochs": 0, "iterations": 50}}
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
-        self.task = task
-        self.model = create_model(self.config.arch, task.image_shape, task.num_classes).to(task.train_x.device)
+        super().setup(task, synset, progress)
         self.augment = augmentation_for(self.config.eval_augment, task.spec.name)
         self.sgd = standard_sgd(augment=self.config.eval_augment, epochs=self.config.eval_epochs)
 
@@ -51,6 +65,6 @@ class StandardProtocolUnroll:
         start = init_params(self.model, rng, self.config.scheme(), device=device)
         trained = train_sgd(self.model, start, synset.images, synset.targets(), self.sgd, rng, augment=self.augment,
                             create_graph=True, checkpoint=True)
-        idx = torch.randint(len(self.task.train_x), (self.config.real_batch,), generator=rng).to(device)
+        idx = torch.randint(len(self.task.train_x), (self.options.real_batch,), generator=rng).to(device)
         logits = functional_call(self.model, trained, (self.task.train_x[idx],))
         return classification_loss(logits, self.task.train_y[idx])
