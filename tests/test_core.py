@@ -107,8 +107,8 @@ def test_keep_best_restores_the_best_validated_set():
 
     images = torch.zeros(1, 1, 1, 1, requires_grad=True)
     synset = SyntheticSet(images, torch.zeros(1, dtype=torch.long), {"num_classes": 2})
-    result = run_loop(Drift(None, Options()), synset, LoopConfig(iterations=40, lr_images=0.1, eval_every=1), progress=False,
-                      validate=lambda s: -abs(float(s.images.detach().sum()) - 1.0))
+    result = run_loop(Drift(None, Options()), synset, LoopConfig(iterations=40, lr_images=0.1, eval_every=1),
+                      progress=False, validate=lambda s: -abs(float(s.images.detach().sum()) - 1.0))
     assert result.best_step == 10  # Adam moves 0.1 per step
     assert abs(float(synset.images.detach().sum()) - 1.0) < 1e-4
 
@@ -260,8 +260,8 @@ def _zigzag_run(ema: float, iterations: int, tmp_path=None, resume: bool = False
                           {"num_classes": 2})
     config = LoopConfig(iterations=iterations, optimizer="sgd", momentum=0.0, lr_images=1.0, ema=ema,
                         checkpoint_every=3, eval_every=1)
-    result = run_loop(_Zigzag(None, Options()), synset, config, validate=validate, checkpoint_dir=tmp_path, resume=resume,
-                      progress=False)
+    result = run_loop(_Zigzag(None, Options()), synset, config, validate=validate, checkpoint_dir=tmp_path,
+                      resume=resume, progress=False)
     return synset, result
 
 

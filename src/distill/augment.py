@@ -70,7 +70,7 @@ def augmentation_for(augment: str, dataset_name: str) -> DSA | None:
 
 def augmentation_label(augmentation: DSA | None) -> str:
     """How results files name an augmentation (`augmentation_for`'s result): its label, or "none" for none.
-    Evaluation and benchmarks/remeasure.py, which records a sweep's networks in its place, both describe it so."""
+    Evaluation and experiments/remeasure.py, which records a sweep's networks in its place, both describe it so."""
     return augmentation.label if augmentation else "none"
 
 

@@ -189,8 +189,9 @@ class DistillConfig(CommonConfig):
     options: dict = field(default_factory=dict)  # the method's own hyperparameters (its `Options`; --opt key=value)
 
     def loop(self) -> LoopConfig:
-        return replace(super().loop(), lr_labels=self.lr_labels, keep_best=self.keep_best, clamp_pixels=self.clamp_pixels, time_limit=60 * self.max_minutes,
-                       ema=self.ema, optimizer=self.optimizer, momentum=self.momentum)
+        return replace(super().loop(), lr_labels=self.lr_labels, keep_best=self.keep_best,
+                       clamp_pixels=self.clamp_pixels, time_limit=60 * self.max_minutes, ema=self.ema,
+                       optimizer=self.optimizer, momentum=self.momentum)
 
     def check_applies(self) -> None:
         """Refuse options the method would silently ignore while the summary records them as if they had run: the

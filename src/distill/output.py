@@ -15,7 +15,7 @@ from distill.loop import CHECKPOINT_NAME
 
 SYNSET_NAME = "synset.safetensors"
 AS_DISTILLED_NAME = "synset-as-distilled.safetensors"  # beside a set given teacher labels: its own labels, so that
-# another blend (`distill relabel`, benchmarks/teacher_sweep.py) starts from the set as distilled, not from a blend
+# another blend (`distill relabel`, experiments/teacher_sweep.py) starts from the set as distilled, not from a blend
 OUTPUT_NAMES = (SYNSET_NAME, AS_DISTILLED_NAME, "grid.png", "val_curve.png", "summary.json")
 
 

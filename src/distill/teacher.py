@@ -12,7 +12,7 @@ blend gave 93.2%: the teacher's knowledge helps, not mere softness
 (benchmarks/results/teacher-sweep-mnist-frepo-ipc1.json; validation chooses). On the Fashion-MNIST `frepo` sets
 every blend did harm, both on the one distilled from random picks, whose boot the teacher calls a sneaker, and on
 the preset's, distilled from the herding picks, whose ten classes it names right (validation 79.1% as distilled,
-72.2-76.7% blended), so whether to use it is a per-set choice (benchmarks/teacher_sweep.py makes it on the
+72.2-76.7% blended), so whether to use it is a per-set choice (experiments/teacher_sweep.py makes it on the
 validation split; the presets take its choice, presets.TEACHER_BLENDS). On the DC, DM and DSA sets at 1 per class it
 chose half the teacher at temperature 4 every time, worth 1.5 to 2.5 points on MNIST and 0.2 and 0.8 on
 Fashion-MNIST; at 10 per class, 0.2 (MNIST MTT) and 0.6 (Fashion-MNIST DSA). The teacher is the network the

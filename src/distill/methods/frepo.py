@@ -50,7 +50,7 @@ class FRePoOptions(Options):
     loss: str = "mse"  # "mse": squared error of the regression on the real batch (FRePo); "ce": cross-entropy of its
     # outputs times `ce_scale` (RFAD's Platt-scaled loss, with a fixed scale): it stops pushing real images the
     # regression already classifies with a margin, and cross-entropy is what evaluation trains with. Measured worse:
-    # MNIST at 1 per class, DSA, 30 CPU minutes: 84.4% against 92.0% with "mse" (benchmarks/sota.py)
+    # MNIST at 1 per class, DSA, 30 CPU minutes: 84.4% against 92.0% with "mse" (benchmarks/run.py)
     ce_scale: float = 10.0
     real_targets: str = "onehot"  # what the regression must predict on the real batch: "onehot", its labels (FRePo),
     # or "teacher", the full-data network's predictions on the same (augmented) batch at `teacher_temperature`
@@ -58,7 +58,7 @@ class FRePoOptions(Options):
     # labels and images can then carry ("dark knowledge" inside the distillation, not only blended in afterwards).
     # Measured worse: MNIST at 1 per class, DC augmentation, herding start, 30 CPU minutes: 91.5% against 93.5% with
     # "onehot"; the labels stayed soft (largest probability 0.59-0.90) and validation fell after 750 steps
-    # (benchmarks/sota.py mnist-frepo-ipc1-dcaug-bf16-herding-teachertargets-cpu30)
+    # (benchmarks/run.py mnist-frepo-ipc1-dcaug-bf16-herding-teachertargets-cpu30)
     teacher_temperature: float = 4.0
     real_dtype: str = "float32"  # "bfloat16": the real batch's forward pass (the step's main cost: hundreds of images
     # against ten) runs under bfloat16 autocast. Its features only enter the loss as constants, and the synthetic

@@ -112,7 +112,7 @@ def embed(model: nn.Module, params: dict[str, torch.Tensor], x: torch.Tensor) ->
 # product may round its last bit differently for another number of rows). On the CPU small chunks are faster:
 # the activations of a few dozen images stay in cache, those of a thousand go through memory. One thread, the
 # frepo presets at 1 per class: a Fashion-MNIST step (512 real images) 0.70 s in chunks of 32 against 0.93 s in
-# one pass, an MNIST step (1,024) 1.39 s against 1.83 s (benchmarks/profile_step.py, --no-grad-chunk 1024 for one
+# one pass, an MNIST step (1,024) 1.39 s against 1.83 s (experiments/profile_step.py, --no-grad-chunk 1024 for one
 # pass). A GPU wants large batches: there the chunks only bound memory.
 CPU_NO_GRAD_CHUNK = 32
 GPU_NO_GRAD_CHUNK = 2048
