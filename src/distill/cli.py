@@ -39,10 +39,11 @@ def _path(value: str) -> Path:
 
 def _option(default, *names: str, panel: str | None = None, metavar: str | None = None, **kwargs):
     """An option in a help panel; a flag (`--a/--b`, or a bool) shows neither a type nor its default (its help says
-    which)."""
+    which), and an option whose default is None (not given: the presets' or the set's) shows no default."""
     if isinstance(default, bool) or any("/" in name for name in names):
-        kwargs.setdefault("show_default", False)
         metavar = ""
+    if metavar == "" or default is None:
+        kwargs.setdefault("show_default", False)
     return typer.Option(default, *names, rich_help_panel=panel, metavar=metavar, **kwargs)
 
 
