@@ -82,7 +82,7 @@ def attack_config_of(command: list[str], monkeypatch) -> AttackConfig:
     replaced by a stand-in that keeps its configuration and stops)."""
     import sys
 
-    from distill import poison
+    from distill import api
     from distill.cli import main
 
     class Stop(Exception):
@@ -94,7 +94,7 @@ def attack_config_of(command: list[str], monkeypatch) -> AttackConfig:
         seen["config"] = config
         raise Stop
 
-    monkeypatch.setattr(poison, "attack", keep)
+    monkeypatch.setattr(api, "attack", keep)  # what the command calls
     monkeypatch.setattr(sys, "argv", command)
     with pytest.raises(Stop):
         main()
