@@ -28,7 +28,8 @@ from distill.config import AttackConfig
 from distill.synset import SyntheticSet, save
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
-TINY = dict(dataset="digits", iterations=2, eval_every=2, checkpoint_every=2, progress=False, evaluate=False)
+TINY = dict(dataset="digits", method="dd", iterations=2, eval_every=2, checkpoint_every=2, progress=False,
+            evaluate=False)
 
 
 def cli(*args):
@@ -117,7 +118,7 @@ def test_a_second_run_into_a_held_folder_is_refused_before_writing_anything(tmp_
 def test_the_command_line_refuses_a_held_folder_in_one_line(tmp_path):
     out = tmp_path / "same"
     with another_run(out) as holder:
-        result = cli("run", "--dataset", "digits", "--iterations", "2", "--out", out)
+        result = cli("run", "--dataset", "digits", "--method", "dd", "--iterations", "2", "--out", out)
     assert_one_line_error(result, f"{out} is in use by another run (process {holder.pid} on ")
     assert result.stderr.rstrip().endswith("): wait for it to end, or give another --out"), result.stderr
 
@@ -209,8 +210,9 @@ def test_a_lock_file_replaced_between_open_and_lock_is_opened_again(tmp_path, mo
 
 
 def resolved(**options) -> DistillConfig:
-    """A configuration as `distill run` builds it: the given options over the method's defaults and the preset."""
-    return DistillConfig(**resolve(dataset="digits", **options))
+    """A configuration as `distill run --method dd` builds it: the given options over the method's defaults and the
+    preset (`dd` unless they name another)."""
+    return DistillConfig(**resolve(dataset="digits", **{"method": "dd", **options}))
 
 
 @pytest.mark.parametrize("options, fragment", [

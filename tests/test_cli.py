@@ -17,7 +17,8 @@ import distill
 from distill.synset import SyntheticSet, save
 
 SHARED = Path(os.environ.get("DISTILL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-TINY_RUN = ["--iterations", "30", "--opt", "real_batch=128", "--eval-every", "10", "--checkpoint-every", "5", "--quiet"]
+TINY_RUN = ["--method", "dd", "--iterations", "30", "--opt", "real_batch=128", "--eval-every", "10",
+            "--checkpoint-every", "5", "--quiet"]
 
 
 def cli(*args, env=None, timeout=300):
@@ -279,7 +280,8 @@ def test_run_a_matching_method_then_evaluate_it_across_architectures_with_augmen
 def test_bad_method_option_and_bad_augmentation(tmp_path):
     assert_user_error(cli("run", "--method", "dm", "--opt", "bogus=1", "--out", tmp_path / "o"), "bogus")
     assert_user_error(cli("run", "--method", "dm", "--opt", "real_batch", "--out", tmp_path / "o"), "key=value")
-    assert_user_error(cli("run", "--eval-augment", "dsa", "--out", tmp_path / "o"), "evaluated with the schedule")
+    assert_user_error(cli("run", "--method", "dd", "--eval-augment", "dsa", "--out", tmp_path / "o"),
+                      "evaluated with the schedule")
     tiny = tiny_set(tmp_path)
     assert_user_error(cli("eval", tiny, "--protocol", "standard", "--augment", "zoom"), "zoom")
     assert_user_error(cli("eval", tiny, "--arch", "resnet18", "--protocol", "standard"), "resnet18")

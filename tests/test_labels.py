@@ -74,7 +74,7 @@ def test_label_learning_resumes_exactly(digits, tmp_path):
 
 
 def test_saved_set_carries_probabilities_and_trains_with_them(tmp_path):
-    run = distill.distill(dataset="digits", learn_labels=True, lr_labels=0.1, iterations=20, eval_every=10,
+    run = distill.distill(dataset="digits", method="dd", learn_labels=True, lr_labels=0.1, iterations=20, eval_every=10,
                           eval_nets=1, options={"real_batch": 64}, out=tmp_path / "o", progress=False)
     stored = distill.load(tmp_path / "o" / "synset.safetensors")
     assert stored.labels.dtype == torch.float32 and stored.labels.shape == (10, 10)

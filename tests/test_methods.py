@@ -214,7 +214,8 @@ def test_resume_of_a_finished_run_may_change_only_its_evaluation(tmp_path):
 def test_without_a_method_the_best_measured_one_runs_and_the_table_agrees_with_the_results_files():
     assert resolve(dataset="mnist", ipc=1)["method"] == presets.BEST_METHOD[("mnist", 1)]
     assert resolve(dataset="mnist", ipc=1, method="dd")["method"] == "dd"  # a named method always wins
-    assert resolve(dataset="digits")["method"] == "dd"  # no measured best: the seed's method
+    assert resolve(dataset="digits")["method"] == presets.BEST_METHOD[("digits", 1)] == "frepo"  # the main command
+    assert resolve(dataset="digits", ipc=2)["method"] == "dd"  # no measured best: the seed's method
     assert resolve(dataset="mnist", ipc=1)["init"] == "random"  # the chosen method's own defaults apply
     results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
     for (dataset, ipc), best in presets.BEST_METHOD.items():

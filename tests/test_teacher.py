@@ -58,7 +58,8 @@ def test_bad_blends_are_refused(weight, temperature, message):
 
 def test_run_saves_the_blended_labels(tmp_path):
     out = tmp_path / "run"
-    distill.distill(dataset="digits", iterations=2, teacher_labels=0.5, out=out, evaluate=False, progress=False)
+    distill.distill(dataset="digits", method="dd", iterations=2, teacher_labels=0.5, out=out, evaluate=False,
+                    progress=False)
     saved = load(out / "synset.safetensors")
     assert saved.labels.shape == (10, 10) and saved.labels.dtype == torch.float32
     assert torch.equal(saved.labels.argmax(1), torch.arange(10))
@@ -77,7 +78,7 @@ def test_relabel_command_writes_a_new_file_and_keeps_the_old(tmp_path):
     from test_cli import assert_user_error, cli  # noqa: PLC0415 - the subprocess helpers of the CLI tests
 
     source = tmp_path / "set.safetensors"
-    distill.distill(dataset="digits", iterations=1, out=tmp_path / "run", evaluate=False, progress=False)
+    distill.distill(dataset="digits", method="dd", iterations=1, out=tmp_path / "run", evaluate=False, progress=False)
     (tmp_path / "run" / "synset.safetensors").rename(source)
     before = source.read_bytes()
     result = cli("relabel", source, "--teacher-labels", "0.25")

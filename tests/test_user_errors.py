@@ -223,8 +223,8 @@ def test_show_reports_a_poisons_held_out_effect():
 
 def test_mixed_case_names_on_the_command_line_run_as_their_canonical_names(tmp_path):
     out = tmp_path / "run"
-    done = cli("run", "--dataset", "DIGITS", "--arch", "LeNet", "--iterations", "1", "--no-eval", "--quiet",
-               "--out", out)
+    done = cli("run", "--dataset", "DIGITS", "--method", "dd", "--arch", "LeNet", "--iterations", "1", "--no-eval",
+               "--quiet", "--out", out)
     assert done.returncode == 0, done.stderr
     config = json.loads((out / "summary.json").read_text())["config"]
     assert (config["dataset"], config["arch"], config["init_scheme"]) == ("digits", "lenet", "")

@@ -221,7 +221,7 @@ def run(
     chosen = method is None and config_file is None  # the preset chose it (a recorded config is taken as is)
     if chosen and (config.dataset, config.ipc) in BEST_METHOD:  # the progress bar named it too
         typer.echo(f"  method {config.method}: the most accurate measured for {config.dataset} at {config.ipc} "
-                   "image(s) per class (choose another with --method)")
+                   "image(s) per class (another with --method; the original algorithm of the paper: --method dd)")
     for name, path in result.files.items():
         typer.echo(f"  {name}: {path}")
 
