@@ -45,10 +45,9 @@ class Options:
         """Nothing to refuse: a method without options takes none."""
 
 
-class Method:
-    """The base of every method. Subclasses set `name`, `Options`, the capabilities above, and `loss`; those that
-    carry state from step to step (a network trained between steps, an online pool) also `state_dict` and
-    `load_state_dict`, which checkpoints save and the divergence guard's rollback restores."""
+class Registered:
+    """What a method and a selector both declare (the module's docstring says what each means), and how both are
+    built."""
 
     name: ClassVar[str] = ""
     Options: ClassVar[type[Options]] = Options
@@ -65,6 +64,12 @@ class Method:
         # options the method had to change on this device (frepo's bfloat16 where it would be emulated): the
         # configuration records what was asked, this what ran
         self.effective_options: dict = {}
+
+
+class Method(Registered):
+    """The base of every method. Subclasses set `name`, `Options`, the capabilities above, and `loss`; those that
+    carry state from step to step (a network trained between steps, an online pool) also `state_dict` and
+    `load_state_dict`, which checkpoints save and the divergence guard's rollback restores."""
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         """Prepare what the loss needs, once before the loop: here the task and the run's network; methods add
@@ -86,29 +91,16 @@ class Method:
         """Put back what `state_dict` returned (a checkpoint's, or the guard's fallback on a rollback)."""
 
 
-class Selector:
+class Selector(Registered):
     """A coreset baseline: picks `ipc` real training images per class into the set (`select`), saved in the same
     artifact format, so every distilled set can be compared with them on equal terms. Nothing is optimised."""
-
-    name: ClassVar[str] = ""
-    Options: ClassVar[type[Options]] = Options
-    learns: ClassVar[frozenset[str]] = frozenset()
-    needs_features: ClassVar[bool] = False
-    trains_through_evaluation: ClassVar[bool] = False
-    defaults: ClassVar[dict] = {}
-    dataset_defaults: ClassVar[dict[str, dict]] = {}
-
-    def __init__(self, config, options: Options):
-        self.config = config
-        self.options = options
-        self.effective_options: dict = {}
 
     def select(self, task: Task, synset: SyntheticSet, generator: torch.Generator, progress: bool = True) -> None:
         """Replace the set's images and labels with the selected real ones."""
         raise NotImplementedError
 
 
-METHODS: dict[str, type[Method] | type[Selector]] = {}
+METHODS: dict[str, type[Registered]] = {}
 
 
 def register(cls):
