@@ -281,7 +281,9 @@ def test_wrong_types_from_python_are_one_line(tmp_path):
 
 def test_none_is_not_given(tmp_path):
     assert resolve(dataset="mnist", ipc=1, method=None)["method"] == presets.BEST_METHOD[("mnist", 1)]
-    run = distill.distill(**TINY, method=None, options=None, ipc=None)  # was a TypeError, and method=None refused
+    assert resolve(dataset="digits", ipc=None, method=None)["method"] == presets.BEST_METHOD[("digits", 1)]
+    # at 2 per class no method was measured best on the digits: the seed's dd
+    run = distill.distill(**{**TINY, "method": None, "ipc": 2}, options=None)  # was a TypeError, method=None refused
     assert run.synset.meta["config"]["method"] == "dd" and run.synset.meta["config"]["options"] == {}
     result = distill.evaluate(tiny_set(tmp_path), n_nets=1, augment=None, epochs=None, lr=None, progress=False)
     assert result.n_nets == 1  # augment=None was an AttributeError inside the augmentation
