@@ -118,7 +118,8 @@ def test_a_file_without_a_usable_configuration_is_one_line(content, fragment, tm
     elif isinstance(content, bytes):
         file.write_bytes(content)
     out = tmp_path / "o"
-    result = in_process(monkeypatch, capsys, "run", "--config", file, "--out", out, *TINY_RUN)
+    assert TINY_RUN[:2] == ["--method", "dd"]
+    result = in_process(monkeypatch, capsys, "run", "--config", file, "--out", out, *TINY_RUN[2:])  # the file's method
     assert_user_error(result, fragment)
     assert str(file) in result.stderr
     assert not out.exists()
