@@ -10,6 +10,7 @@ from helpers import method_and_set
 from distill.config import DistillConfig, free_on_resume
 from distill.data import load_task
 from distill.loop import LoopConfig, run_loop
+from distill.methods.base import Method, Options
 from distill.methods.mtt import MTTOptions, expert_trajectory
 from distill.synset import SyntheticSet
 
@@ -48,13 +49,14 @@ def test_cached_expert_trajectories_keep_the_networks_parameter_order(digits, tm
     assert all(torch.equal(trained[e][k], cached[e][k]) for e in range(2) for k in trained[e])
 
 
-class _Slope:
+class _Slope(Method):
     """Pushes the image down a gentle slope; the first time step 17 is computed its loss is not finite, so the
     divergence guard rolls back (to step 10, the last known-good state an uninterrupted run keeps)."""
 
     name = "slope"
 
     def __init__(self):
+        super().__init__(config=None, options=Options())
         self.failed = False
 
     def loss(self, synset, step, rng):
