@@ -11,12 +11,12 @@ it (`distill.distill`, `distill.evaluate`, `distill.attack` ...).
   `accuracy_text`);
 - what the command line shows and checks: the methods (`METHODS`, `selects`, `options_from_pairs`), the presets'
   tables (`BEST_METHOD`), option names (`flag`, `canonical_names`, `augment_option`), the datasets
-  (`dataset_status`), devices (`pick_device`, `environment`).
+  (`dataset_status`, `describe_dataset`, `short_name`), devices (`pick_device`, `environment`).
 """
 
 from distill.augment import augment_option
 from distill.config import AttackConfig, DistillConfig, flag, resolve
-from distill.data import dataset_status
+from distill.data import dataset_status, describe_dataset, short_name
 from distill.device import environment, pick_device
 from distill.errors import DistillError
 from distill.loop import CHECKPOINT_NAME, checkpoint_step
@@ -31,7 +31,8 @@ from distill.synset import SyntheticSet, describe, load, save
 
 __all__ = ["AttackConfig", "AttackResult", "BEST_METHOD", "CHECKPOINT_NAME", "DistillConfig", "DistillError", "METHODS",
            "RunResult", "SyntheticSet", "accuracy_text", "attack", "augment_option", "canonical_names",
-           "checkpoint_step", "config_from_record", "configure", "dataset_status", "describe", "distill",
+           "checkpoint_step", "config_from_record", "configure", "dataset_status", "describe", "describe_dataset",
+           "distill",
            "environment", "evaluate", "flag", "load", "load_config", "options_from_pairs", "pick_device",
            "read_record", "recorded_cpu_threads", "recorded_results", "relabel", "remeasure_command",
-           "replace_fields", "replay", "rerun_command", "resolve", "save", "selects"]
+           "replace_fields", "replay", "rerun_command", "resolve", "save", "selects", "short_name"]

@@ -60,6 +60,11 @@ Threads = _option(None, min=1, panel=MACHINE, metavar="N",
 Force = _option(False, panel=OUTPUT, help="Replace the results already in the output folder.")
 Resume = _option(False, panel=OUTPUT, help="Continue the run whose checkpoint is in the output folder.")
 Quiet = _option(False, panel=OUTPUT, help="No progress bars.")
+ImageSize = _option(None, min=1, panel=DATA, metavar="N",
+                    help="Resize and centre-crop your own images to N x N pixels (default: as they are; they must "
+                         "then be square and of one size).")
+MovedData = _option(None, "--dataset", panel=DATA, metavar="PATH",
+                    help="Where the set's own data is now, if its folder or .npz has moved since it was distilled.")
 
 
 def _use_threads(threads: int | None) -> None:
@@ -92,8 +97,14 @@ def run(
     config_file: Optional[Path] = _option(None, "--config", parser=_path, metavar="FILE",
                                           help="Run a recorded configuration again, the options given replacing "
                                                "its fields (see above)."),
-    dataset: Optional[str] = _option(None, panel=DATA, metavar="NAME",
-                                     help="digits (bundled, the default), mnist, fashion-mnist, usps, cifar10."),
+    dataset: Optional[str] = _option(None, panel=DATA, metavar="NAME|PATH",
+                                     help="digits (bundled, the default), mnist, fashion-mnist, usps, cifar10; or your "
+                                          "own: a folder of class sub-folders of images (optionally under train/ and "
+                                          "test/), or an .npz of x_train, y_train, x_test, y_test."),
+    image_size: Optional[int] = ImageSize,
+    zca: Optional[bool] = _option(None, "--zca/--no-zca", panel=DATA,
+                                  help="Whiten the images with the training split's ZCA (as the kernel and trajectory "
+                                       "papers do on CIFAR); the set file keeps the matrix."),
     data_root: Optional[Path] = DataRoot,
     method: Optional[str] = _option(None, panel=METHOD, metavar="NAME",
                                     help="dd, dc, dsa, dm, mtt, frepo; unroll (refines the --image-init set); "
@@ -185,8 +196,9 @@ def run(
     work as usual. A run on a CPU repeats bit for bit on the number of threads it ran with (`distill show` names
     it).
     """
-    given = _given(dataset=dataset, method=method, arch=arch, ipc=ipc, steps=steps, epochs=epochs, init=init,
-                   init_scheme=init_scheme, image_init=image_init, init_lr=init_lr, iterations=iterations,
+    given = _given(dataset=dataset, image_size=image_size, zca=zca, method=method, arch=arch, ipc=ipc, steps=steps,
+                   epochs=epochs, init=init, init_scheme=init_scheme, image_init=image_init, init_lr=init_lr,
+                   iterations=iterations,
                    lr_images=lr, lr_lrs=lr_lrs, layer_lrs=layer_lrs, learn_labels=learn_labels, lr_labels=lr_labels,
                    optimizer=optimizer, momentum=momentum, decay_every=decay_every, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
@@ -195,7 +207,7 @@ def run(
                    ema=ema, validation=validation, seed=seed, max_minutes=max_minutes)
     _use_threads(threads)
     config = api.configure(given, opt, config=config_file, device=device, threads=threads)
-    out = out or Path("runs") / f"{config.dataset}-{config.method}"
+    out = out or Path("runs") / f"{api.short_name(config.dataset)}-{config.method}"
     try:
         result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
                              progress=not quiet, evaluate=evaluate)
@@ -228,7 +240,10 @@ def run(
 
 @app.command(name="attack")
 def attack_command(
-    dataset: str = _option("mnist", panel=DATA, metavar="NAME", help="Dataset whose models are attacked."),
+    dataset: str = _option("mnist", panel=DATA, metavar="NAME|PATH",
+                           help="Dataset whose models are attacked (a built-in name, or your own folder or .npz, as "
+                                "for run)."),
+    image_size: Optional[int] = ImageSize,
     data_root: Optional[Path] = DataRoot,
     arch: str = _option("lenet", panel=METHOD, metavar="NAME", help="Victim network."),
     attacked: int = _option(3, panel=METHOD, metavar="N", help="The class to attack."),
@@ -256,12 +271,12 @@ def attack_command(
     """Craft a few distilled images that make well-trained networks misclassify (or forget) one class."""
     _use_threads(threads)
     config = AttackConfig(**canonical_names(dict(
-        dataset=dataset, arch=arch, attacked=attacked, target=None if forget else target, ipc=ipc, steps=steps,
-        epochs=epochs, iterations=iterations, lr_images=lr, real_batch=real_batch, craft_victims=craft_victims,
-        eval_victims=eval_victims, seed=seed)))
+        dataset=dataset, image_size=image_size or 0, arch=arch, attacked=attacked, target=None if forget else target,
+        ipc=ipc, steps=steps, epochs=epochs, iterations=iterations, lr_images=lr, real_batch=real_batch,
+        craft_victims=craft_victims, eval_victims=eval_victims, seed=seed)))
     config.validate()
     goal = "any" if forget else str(target)
-    out = out or Path("runs") / f"attack-{config.dataset}-{attacked}to{goal}"
+    out = out or Path("runs") / f"attack-{api.short_name(config.dataset)}-{attacked}to{goal}"
     try:
         run = api.attack(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
                      progress=not quiet)
@@ -303,6 +318,7 @@ def eval_command(
     lr: float = _option(0.0, panel=EVALUATION, metavar="X",
                         help="Standard-protocol learning rate (0: the set's learned rate if it has one, else 0.01)."),
     data_root: Optional[Path] = DataRoot,
+    dataset: Optional[str] = MovedData,
     as_json: bool = _option(False, "--json", panel=OUTPUT, help="Print one JSON object."),
     quiet: bool = _option(False, panel=OUTPUT, help="No progress bars (--json shows none either)."),
     device: Optional[str] = Device,
@@ -311,7 +327,7 @@ def eval_command(
     """Train networks on a synthetic set and report their test accuracy."""
     _use_threads(threads)
     result = api.evaluate(file, protocol=protocol, arch=arch, n_nets=nets, data_root=data_root, device=device,
-                          progress=not (as_json or quiet), augment=augment, epochs=epochs, lr=lr)
+                          progress=not (as_json or quiet), augment=augment, epochs=epochs, lr=lr, dataset=dataset)
     if as_json:
         # where the networks were trained: on a CPU the last digits depend on the thread count
         typer.echo(json.dumps({"file": str(file), **result.to_dict(), **api.environment(api.pick_device(device))}))
@@ -327,6 +343,7 @@ def relabel(
                                          "predictions."),
     teacher_temperature: float = _option(2.0, panel=METHOD, metavar="X", help="Temperature of those predictions."),
     data_root: Optional[Path] = DataRoot,
+    dataset: Optional[str] = MovedData,
     out: Optional[Path] = _option(None, parser=_path, panel=OUTPUT, metavar="FILE",
                                   help="Where to save the relabelled set (default: `<file>-teacher.safetensors` "
                                        "beside it)."),
@@ -340,7 +357,7 @@ def relabel(
     _use_threads(threads)
     out = out or file.with_name(f"{file.stem}-teacher.safetensors")
     result = api.relabel(file, out, teacher_labels, teacher_temperature, data_root=data_root, device=device,
-                         force=force, progress=not quiet)
+                         force=force, progress=not quiet, dataset=dataset)
     typer.echo(f"{len(result.labels)} images relabelled ({teacher_labels:g} teacher at temperature "
                f"{teacher_temperature:g}): {out}")
 
@@ -370,10 +387,30 @@ def show(
 
 @app.command()
 def data(
+    dataset: Optional[str] = typer.Argument(None, metavar="[NAME|PATH]",
+                                            help="A dataset to describe: a built-in name, or your own folder or .npz."),
+    image_size: Optional[int] = _option(None, min=1, metavar="N", help="As for run: resize your own images to N x N."),
     data_root: Optional[Path] = _data_root(panel=None),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Which datasets are present or missing, and where."""
+    """Which datasets are present or missing, and where; with a dataset, what it holds: classes, images per class
+    and split, size, channels, mean and std."""
+    if dataset is not None:
+        info = api.describe_dataset(dataset, image_size or 0, data_root)
+        if as_json:
+            typer.echo(json.dumps(info))
+            return
+        typer.echo(f"{info['source']}: {len(info['classes'])} classes, {info['size']}x{info['size']} pixels, "
+                   f"{info['channels']} channel{'s' * (info['channels'] != 1)}")
+        width = max(len(name) for name in info["classes"])
+        typer.echo(f"  {'class':{width}}  {'train':>7}  {'test':>7}")
+        for name, n_train, n_test in zip(info["classes"], info["train_per_class"], info["test_per_class"]):
+            typer.echo(f"  {name:{width}}  {n_train:7d}  {n_test:7d}")
+        typer.echo(f"  {'all':{width}}  {sum(info['train_per_class']):7d}  {sum(info['test_per_class']):7d}")
+        typer.echo(f"  mean {', '.join(f'{m:.4f}' for m in info['mean'])}; std "
+                   f"{', '.join(f'{s:.4f}' for s in info['std'])} (training images, pixels in [0, 1])")
+        typer.echo(f"  test split: {info['test_split']}")
+        return
     rows = dataset_status(data_root)
     if as_json:
         typer.echo(json.dumps(rows))

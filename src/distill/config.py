@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import ClassVar
 
 from distill.augment import augmentation_for
-from distill.data import get_spec
+from distill.data import builtin_spec, get_spec, looks_like_path
 from distill.errors import DistillError
 from distill.loop import LoopConfig
 from distill.methods import METHODS, get_method, learns, selects
 from distill.methods.base import parse_options
 from distill.models import DEFAULT_INIT, INIT_SCHEMES, MODELS
-from distill.presets import BEST_METHOD, PRESETS, canonical_names
+from distill.presets import BEST_METHOD, OWN_DATA_METHOD, PRESETS, canonical_names
 from distill.synset import INIT_MODES
 from distill.teacher import check_teacher_options
 
@@ -79,7 +79,7 @@ def check_common(config, rates: tuple[str, ...]) -> None:
     rather than as a traceback or a silently wrong run: field types, names spelt as the registries and presets key
     them, positive step sizes (`rates`), a seed torch can take, and a step-size decay that decays."""
     check_field_types(config)
-    spec = get_spec(config.dataset)
+    spec = get_spec(config.dataset, config.image_size)
     if config.dataset != spec.name:
         raise DistillError(f"write the dataset as {spec.name!r}, not {config.dataset!r}: the shipped presets are "
                            "keyed by that name (distill.distill and the command line rewrite it themselves)")
@@ -130,7 +130,10 @@ class CommonConfig:
     it learns), and the outer loop. Each configuration adds its own fields (and its own defaults where they
     differ); both are stored whole in their artifacts and summaries, so any result can be re-made."""
 
-    dataset: str = "digits"
+    dataset: str = "digits"  # a built-in name, or the path of a folder of class sub-folders of images or of an .npz
+    image_size: int = 0  # resize and centre-crop a user's images to this many pixels square (0: as they are)
+    zca: bool = False  # whiten the images with the training split's ZCA (as the kernel and trajectory papers do on
+    # CIFAR); the set file stores the matrix, and its images live in the whitened space
     arch: str = "lenet"
     ipc: int = 1  # images per class per step
     steps: int = 1
@@ -214,6 +217,9 @@ class DistillConfig(CommonConfig):
                 if given(name):
                     raise DistillError(f"{flag(name)} applies to methods that learn a training learning rate (dd's "
                                        f"schedule, mtt's rate); {self.method!r} learns none")
+        if self.clamp_pixels and self.zca:
+            raise DistillError("--clamp-pixels keeps pixels in [0, 1], and with --zca the images are whitened (no "
+                               "pixel range applies); drop one")
         if given("momentum") and self.optimizer != "sgd":
             raise DistillError(f"--momentum applies to the sgd outer optimiser, and this run uses "
                                f"{self.optimizer!r}; add --optimizer sgd or drop --momentum")
@@ -287,7 +293,8 @@ class DistillConfig(CommonConfig):
 def resolve(**options) -> dict:
     """The full option dict for a run: DistillConfig's defaults, then the method's (`Method.defaults`, then its
     `dataset_defaults`), then the shipped preset for (dataset, method, ipc) (`distill.presets`), then `options`.
-    Without a method, the best measured one for (dataset, ipc) where there is one (`BEST_METHOD`), else `dd`. An
+    Without a method, the best measured one for (dataset, ipc) where there is one (`BEST_METHOD`), `dm` on a user's
+    own data (`OWN_DATA_METHOD`), else `dd`. An
     option given as None counts as not given (every field has a value of its own), as on the command line."""
     check_known(options, "")
     options = canonical_names({name: value for name, value in options.items() if value is not None})
@@ -298,7 +305,8 @@ def resolve(**options) -> dict:
     base = asdict(DistillConfig())
     dataset = options.get("dataset", base["dataset"])
     ipc = options.get("ipc", base["ipc"])
-    method = options.get("method") or BEST_METHOD.get((dataset, ipc), base["method"])
+    fallback = OWN_DATA_METHOD if looks_like_path(dataset) and builtin_spec(dataset) is None else base["method"]
+    method = options.get("method") or BEST_METHOD.get((dataset, ipc), fallback)
     base["method"] = method
     cls = METHODS.get(method)  # an unknown one is refused by validation, in its own words
     preset = PRESETS.get((dataset, method, ipc), {})
@@ -364,7 +372,7 @@ class AttackConfig(CommonConfig):
 
     def validate(self) -> None:
         check_common(self, rates=("init_lr", "lr_images", "lr_lrs"))
-        spec = get_spec(self.dataset)
+        spec = get_spec(self.dataset, self.image_size)
         k = spec.num_classes
         if not 0 <= self.attacked < k:
             raise DistillError(f"--attacked must be a class of {spec.name} (0..{k - 1}), got {self.attacked}")

@@ -199,7 +199,7 @@ def random_real_set(task: Task, like: SyntheticSet, seed: int) -> SyntheticSet:
         pool = (train_y == c).nonzero().flatten()
         pick = pool[torch.randperm(len(pool), generator=generator)[: len(slots)]]
         images[slots] = task.train_x.cpu()[pick]
-    return SyntheticSet(images, labels, dict(like.meta), like.step, like.log_lrs, like.init_params)
+    return SyntheticSet(images, labels, dict(like.meta), like.step, like.log_lrs, like.init_params, zca=like.zca)
 
 
 def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None, n_nets: int = 5,

@@ -85,7 +85,7 @@ def label_flip_set(task: Task, like: SyntheticSet, attacked: int, target: int | 
     labels = torch.full((len(pick),), flipped, dtype=torch.long)
     lrs = torch.full((like.num_steps * like.num_epochs,), float(lr))
     return SyntheticSet(task.train_x.cpu()[pick], labels, dict(like.meta, method="label-flip"), like.step.cpu(),
-                        lrs.log())
+                        lrs.log(), zca=like.zca)
 
 
 def attack_score(before: dict, after: dict) -> float:
@@ -245,6 +245,7 @@ def run_attack(config: AttackConfig, task: Task, out_path: Path | None, target_d
                                              f"attack {config.attacked}->"
                                              f"{config.target if config.target is not None else 'any'}"),
         }
-        run.files["summary"] = report.write_json({"config": asdict(config), "results": results,
-                                                  "history": loop_result.history}, out_path / "summary.json")
+        run.files["summary"] = report.write_json({"config": asdict(config), "data": {"classes": names},
+                                                  "results": results, "history": loop_result.history},
+                                                 out_path / "summary.json")
     return run

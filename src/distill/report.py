@@ -14,6 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from distill.data import short_name  # noqa: E402
 from distill.synset import SyntheticSet, _atomic_write, atomic_write_text  # noqa: E402
 
 
@@ -52,7 +53,8 @@ def image_grid(synset: SyntheticSet, path: Path, class_names: list[str] | None =
             if c == 0 and lrs is not None:
                 rate = lrs[s] if isinstance(lrs[s], float) else sum(lrs[s]) / len(lrs[s])  # per-layer: their mean
                 ax.set_ylabel(f"step {s}\nlr {rate:.3g}", fontsize=7)
-    title = f"{synset.meta.get('method', '')} · {synset.meta.get('dataset', '')} · {len(labels)} images"
+    dataset = short_name(str(synset.meta.get("dataset", "")))
+    title = f"{synset.meta.get('method', '')} · {dataset} · {len(labels)} images"
     if len(rows) > len(shown):
         title += f" (first {len(shown)} of {len(rows)} rows)"
     fig.suptitle(title, fontsize=9)

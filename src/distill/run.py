@@ -20,7 +20,7 @@ import torch
 from distill import report
 from distill.augment import augmentation_for
 from distill.config import DistillConfig, check_known, check_type, free_on_resume, given_path, resolve
-from distill.data import Task, load_task
+from distill.data import Task, load_task, looks_like_path
 from distill.device import environment, pick_device
 from distill.errors import DistillError
 from distill.evaluate import (EvalResult, evaluate_set, full_data_baseline, random_real_baseline, resolve_protocol,
@@ -46,8 +46,26 @@ def execute(config, out: str | os.PathLike | None, data_root: str | os.PathLike 
     out_path, data_root = given_path("out", out), given_path("data_root", data_root)
     target = pick_device(device)
     with prepare_output(out_path, force, resume):
-        task = load_task(config.dataset, data_root).to(target)
+        task = load_task(config.dataset, data_root, image_size=config.image_size, zca=config.zca).to(target)
         return work(task, out_path, target)
+
+
+def task_of(synset: SyntheticSet, data_root: Path | None, target: torch.device, dataset: str | None = None) -> Task:
+    """The data a set was distilled from (or `dataset`, where a user's folder has moved since), at the image size
+    the run used and whitened with the set's own ZCA matrix if it has one, checked to match the set's classes and
+    image shape."""
+    image_size = synset.meta.get("config", {}).get("image_size", 0)
+    named = synset.meta["dataset"]
+    if dataset is None and looks_like_path(named) and not Path(named).exists():
+        raise DistillError(f"the set was distilled from {named}, which is not on this machine; pass --dataset PATH "
+                           "(dataset=...) to say where that data is now")
+    task = load_task(dataset or named, data_root, image_size=image_size,
+                     zca=False if synset.zca is None else synset.zca)  # whitened as the set's images were
+    if task.num_classes != synset.meta["num_classes"] or list(task.image_shape) != synset.meta["image_shape"]:
+        raise DistillError(f"{task.spec.name} has {task.num_classes} classes of {list(task.image_shape)} images; the "
+                           f"set was distilled for {synset.meta['num_classes']} classes of "
+                           f"{synset.meta['image_shape']}")
+    return task.to(target)
 
 
 def optimise(method: Method, synset: SyntheticSet, config, task: Task, validate, out: Path | None, resume: bool,
@@ -200,7 +218,8 @@ def write_outputs(run: RunResult, config: DistillConfig, out: Path, overwrite: b
              "grid": report.image_grid(run.synset, out / "grid.png"),
              "curve": report.validation_curve(run.history, out / "val_curve.png",
                                               f"{config.method} on {config.dataset}")}
-    summary = {"config": asdict(config), "results": run.results, "history": run.history,
+    data = {"classes": run.synset.meta.get("class_names"), **run.synset.meta.get("data", {})}
+    summary = {"config": asdict(config), "data": data, "results": run.results, "history": run.history,
                "files": {k: str(v) for k, v in files.items()}}
     files["summary"] = report.write_json(summary, out / "summary.json")
     return files
@@ -215,9 +234,10 @@ def relabel(
     device: str | None = None,
     force: bool = False,
     progress: bool = True,
+    dataset: str | None = None,
 ) -> SyntheticSet:
     """Blend the full-data network's predictions into a set's labels (see `distill.teacher`) and save the result to
-    `out` (never over an existing file unless `force`)."""
+    `out` (never over an existing file unless `force`). `dataset`: where a user's data is now, if it moved."""
     check_teacher_options(weight, temperature)
     out, data_root = given_path("out", out), given_path("data_root", data_root)
     if out is None:
@@ -227,7 +247,7 @@ def relabel(
     check_not_blended(synset)  # before the data is read
     check_output_file(out, force)
     target = pick_device(device)
-    task = load_task(synset.meta["dataset"], data_root).to(target)
+    task = task_of(synset, data_root, target, dataset)
     blended = with_teacher_labels(synset.detached(), task, weight, temperature, progress)
     save(blended, out, overwrite=force)
     return blended
@@ -244,10 +264,12 @@ def evaluate(
     augment: str | None = "",
     epochs: int | None = 0,
     lr: float | None = 0.0,
+    dataset: str | None = None,
 ) -> EvalResult:
     """Measure a synthetic set (or a .safetensors file) on its dataset's test split under `protocol`; `augment`
     ("dsa", "dc" or a strategy), `epochs` and `lr` (0: the protocol's own) shape the standard protocol (GUIDE §5).
-    None for any of those three is the same as leaving it out."""
+    None for any of those three is the same as leaving it out. `dataset`: where a user's data is now, if the folder
+    or file the set names has moved."""
     augment, epochs, lr = ("" if augment is None else augment, 0 if epochs is None else epochs,
                            0.0 if lr is None else lr)
     for name, value, expected in (("protocol", protocol, str), ("n_nets", n_nets, int), ("augment", augment, str),
@@ -265,5 +287,5 @@ def evaluate(
                                "schedule)")
     sgd = standard_sgd(synset, augment, epochs, lr) if standard else None
     target = pick_device(device)
-    task = load_task(synset.meta["dataset"], data_root).to(target)
+    task = task_of(synset, data_root, target, dataset)
     return evaluate_set(synset.detached(), task, protocol, arch, n_nets, sgd=sgd, progress=progress, augment=augment)

@@ -12,7 +12,7 @@ import torch
 
 from distill.config import CORESET_INITS, SET_SUFFIX
 from distill.coreset import select
-from distill.data import Task
+from distill.data import ZCA_REGULARISATION, Task
 from distill.errors import DistillError
 from distill.methods import get_method, learns
 from distill.models import create_model, init_params
@@ -56,6 +56,12 @@ def initial_synset(config, task: Task, progress: bool = True) -> SyntheticSet:
             "mean": list(task.spec.mean), "std": list(task.spec.std), "method": config.method, "arch": config.arch,
             "ipc": config.ipc, "steps": steps, "epochs": epochs, "init": config.init,
             "init_scheme": config.scheme(), "class_names": list(task.spec.class_names), "config": asdict(config)}
+    if task.spec.own:  # where a user's data came from and how it was read, so the set's accuracy can be traced
+        meta["data"] = {"test_split": task.spec.test_split, "fingerprint": task.spec.fingerprint,
+                        "image_size": task.spec.size}
+    if task.zca is not None:  # the matrix itself is the set file's tensor `zca`
+        meta["data"] = {**meta.get("data", {}), "zca": f"whitened: flattened normalised images @ zca, computed on "
+                                                        f"the training split, regularisation {ZCA_REGULARISATION}"}
     log_lrs = None
     if schedule:  # one learned learning rate per unrolled step (and per parameter tensor with layer_lrs)
         shape = (steps * epochs, len(list(model.parameters()))) if config.layer_lrs else (steps * epochs,)
@@ -79,7 +85,8 @@ def initial_synset(config, task: Task, progress: bool = True) -> SyntheticSet:
         start = math.log(LEARNED_LABEL_START * (k - 1) / (1 - LEARNED_LABEL_START))
         label_logits = (start * torch.nn.functional.one_hot(labels, k).float()).to(device).requires_grad_(True)
     return SyntheticSet(images.to(device).requires_grad_(True), labels.to(device), meta,
-                        None if step is None else step.to(device), log_lrs, fixed, label_logits=label_logits)
+                        None if step is None else step.to(device), log_lrs, fixed, label_logits=label_logits,
+                        zca=None if task.zca is None else task.zca.cpu())
 
 
 def check_class_sizes(task: Task, labels: torch.Tensor) -> None:
@@ -122,6 +129,9 @@ def started_from(config, task: Task, labels: torch.Tensor) -> SyntheticSet:
     problems = []
     if start.meta.get("dataset") != task.spec.name:
         problems.append(f"it was distilled from {start.meta.get('dataset')!r}, this run uses {task.spec.name!r}")
+    if (start.zca is None) != (task.zca is None):
+        problems.append("its images are whitened (ZCA) and this run's are not" if task.zca is None else
+                        "this run's images are whitened (--zca) and its images are not")
     if tuple(start.images.shape[1:]) != tuple(task.image_shape):
         problems.append(f"its images are {tuple(start.images.shape[1:])}, this dataset's {tuple(task.image_shape)}")
     if len(start.images) != len(labels):

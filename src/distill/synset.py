@@ -28,7 +28,7 @@ FORMAT = "distill.synset/1"
 REQUIRED_META = ("dataset", "num_classes", "image_shape", "mean", "std", "method", "arch", "ipc", "steps", "epochs",
                  "init")  # besides "format", which only a file has
 JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "steps", "epochs", "config", "results",
-             "class_names", "attack", "teacher_labels", "started_from")
+             "class_names", "attack", "teacher_labels", "started_from", "data")
 
 
 @dataclass
@@ -48,6 +48,7 @@ class SyntheticSet:
     init_params: dict[str, torch.Tensor] | None = None
     extra: dict = field(default_factory=dict)
     label_logits: torch.Tensor | None = None  # learned soft labels [N, K], as logits (None: `labels` as given)
+    zca: torch.Tensor | None = None  # [D, D]: the images live in ZCA-whitened space (flattened normalised images @ zca)
 
     @property
     def lrs(self) -> torch.Tensor | None:
@@ -95,7 +96,7 @@ class SyntheticSet:
         clone = lambda t: None if t is None else t.detach().clone()  # noqa: E731
         init = None if self.init_params is None else {k: v.detach().clone() for k, v in self.init_params.items()}
         return SyntheticSet(clone(self.images), clone(self.targets()), dict(self.meta), clone(self.step),
-                            clone(self.log_lrs), init, dict(self.extra))
+                            clone(self.log_lrs), init, dict(self.extra), zca=clone(self.zca))
 
     @torch.no_grad()
     def clamp_to_pixel_range_(self) -> None:
@@ -105,10 +106,14 @@ class SyntheticSet:
         self.images.copy_(torch.maximum(torch.minimum(self.images, (1 - mean) / std), -mean / std))
 
     def unnormalised_images(self) -> torch.Tensor:
-        """Images mapped back to [0, 1] pixel space, for pictures."""
+        """Images mapped back to [0, 1] pixel space, for pictures (un-whitened first, if they are whitened)."""
         mean = torch.tensor(self.meta["mean"]).view(1, -1, 1, 1)
         std = torch.tensor(self.meta["std"]).view(1, -1, 1, 1)
-        return (self.images.detach().cpu() * std + mean).clamp(0, 1)
+        images = self.images.detach().cpu()
+        if self.zca is not None:  # x_white = x @ zca, and zca is symmetric: x = solve(zca, x_white^T)^T
+            flat = torch.linalg.solve(self.zca.double().cpu(), images.flatten(1).double().T).T
+            images = flat.float().view_as(images)
+        return (images * std + mean).clamp(0, 1)
 
 
 def _umask() -> int:
@@ -154,6 +159,8 @@ def save(synset: SyntheticSet, path: str | os.PathLike, overwrite: bool = False)
         tensors["step"] = s.step.long().cpu().contiguous()
     for name, value in (s.init_params or {}).items():
         tensors[f"init.{name}"] = value.float().cpu().contiguous()
+    if s.zca is not None:
+        tensors["zca"] = s.zca.float().cpu().contiguous()
     meta = {"format": FORMAT, **s.meta}
     header = {k: (json.dumps(v) if k in JSON_META or not isinstance(v, str) else v) for k, v in meta.items()}
     _atomic_write(path, lambda name: save_file(tensors, name, metadata=header))
@@ -209,9 +216,9 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     lrs = tensors.get("lrs")
     init = {k[len("init."):]: v for k, v in tensors.items() if k.startswith("init.")}
     synset = SyntheticSet(tensors["images"], tensors["labels"], meta, None if lrs is None else tensors.get("step"),
-                          None if lrs is None else lrs.log(), init or None)
+                          None if lrs is None else lrs.log(), init or None, zca=tensors.get("zca"))
     check_set(synset, path)
-    unknown = set(tensors) - {"images", "labels", "lrs", "step"} - {f"init.{k}" for k in init}
+    unknown = set(tensors) - {"images", "labels", "lrs", "step", "zca"} - {f"init.{k}" for k in init}
     _check(not unknown, path, f"unexpected tensors {sorted(unknown)}")
     return synset
 
@@ -273,6 +280,12 @@ def check_set(synset: SyntheticSet, where: str | os.PathLike = "the set") -> Non
         _check(bool(((step >= 0) & (step < steps)).all()), where, f"step values outside 0..{steps - 1}")
     if synset.init_params:
         _check_init(synset.init_params, meta, where)
+    if synset.zca is not None:
+        dim = shape[0] * shape[1] * shape[2]
+        zca = synset.zca.detach()
+        _check(zca.dtype == torch.float32 and list(zca.shape) == [dim, dim], where,
+               f"the ZCA matrix must be float32 [{dim}, {dim}] (C x H x W squared), got {list(zca.shape)}")
+        _check(bool(torch.isfinite(zca).all()), where, "the ZCA matrix contains NaN or infinity")
     if meta["init"] == "fixed":
         _check(bool(synset.init_params), where, "init is 'fixed' but the set stores no initial network (init.*)")
 
@@ -292,17 +305,28 @@ INIT_MODES = ("fixed", "random", "loaded")  # loaded: an attack's poison, applie
 def _check_header(meta: dict, where: str | os.PathLike) -> None:
     """The header's fields hold values a set can have and agree with the dataset it names, so that a tampered or
     foreign file is refused here in one line, not later by a network of the wrong shape or a traceback."""
-    from distill.data import get_spec  # noqa: PLC0415
+    from distill.data import builtin_spec, looks_like_path  # noqa: PLC0415
     from distill.models import MODELS  # noqa: PLC0415
 
-    try:
-        spec = get_spec(str(meta["dataset"]))
-    except DistillError:
-        raise DistillError(f"{where}: made from an unknown dataset, {meta['dataset']!r}") from None
-    expected_shape = [spec.channels, spec.size, spec.size]
-    _check(meta["num_classes"] == len(spec.class_names) and meta["image_shape"] == expected_shape, where,
-           f"{spec.name} has {len(spec.class_names)} classes of {expected_shape} images; the header says "
-           f"{meta['num_classes']} classes of {meta['image_shape']}")
+    spec = builtin_spec(str(meta["dataset"]))
+    if spec is not None:
+        expected_shape = [spec.channels, spec.size, spec.size]
+        _check(meta["num_classes"] == len(spec.class_names) and meta["image_shape"] == expected_shape, where,
+               f"{spec.name} has {len(spec.class_names)} classes of {expected_shape} images; the header says "
+               f"{meta['num_classes']} classes of {meta['image_shape']}")
+        channels = spec.channels
+    else:  # a user's folder or file, which need not be on this machine: the header must agree with itself
+        _check(looks_like_path(str(meta["dataset"])), where, f"made from an unknown dataset, {meta['dataset']!r}")
+        shape, k = meta["image_shape"], meta["num_classes"]
+        _check(isinstance(shape, list) and len(shape) == 3 and shape[0] in (1, 3) and shape[1] == shape[2]
+               and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in shape), where,
+               f"image_shape must be [channels (1 or 3), size, size], got {shape!r}")
+        _check(isinstance(k, int) and not isinstance(k, bool) and k >= 2, where,
+               f"num_classes must be a whole number of at least 2, got {k!r}")
+        names = meta.get("class_names")
+        _check(names is None or (isinstance(names, list) and len(names) == k), where,
+               f"class_names must name the {k} classes, got {names!r}")
+        channels = shape[0]
     for key in ("ipc", "steps", "epochs"):
         value = meta[key]
         _check(isinstance(value, int) and not isinstance(value, bool) and value >= 1, where,
@@ -315,9 +339,9 @@ def _check_header(meta: dict, where: str | os.PathLike) -> None:
     _check(meta["init"] in INIT_MODES, where, f"init must be one of {', '.join(INIT_MODES)}, got {meta['init']!r}")
     for key in ("mean", "std"):
         value = meta[key]
-        _check(isinstance(value, list) and len(value) == spec.channels
+        _check(isinstance(value, list) and len(value) == channels
                and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value),
-               where, f"{key} must be {spec.channels} number(s), one per channel, got {value!r}")
+               where, f"{key} must be {channels} number(s), one per channel, got {value!r}")
     _check(all(v > 0 for v in meta["std"]), where, "std must be positive")
     names = meta.get("class_names")
     _check(names is None or (isinstance(names, list) and len(names) == meta["num_classes"]
@@ -353,6 +377,10 @@ def describe(synset: SyntheticSet) -> dict:
     """A JSON-friendly summary for `distill show`."""
     m = synset.meta
     out = {k: m.get(k) for k in ("dataset", "method", "arch", "ipc", "steps", "epochs", "init")}
+    if m.get("class_names"):
+        out["classes"] = ", ".join(m["class_names"])
+    if m.get("data"):  # how a user's own data was read: its test split, size, transforms
+        out["data"] = m["data"]
     out["images"] = list(synset.images.shape)
     out["labels"] = "soft" if synset.labels.ndim == 2 else "hard"
     if synset.log_lrs is not None:

@@ -76,4 +76,4 @@ def with_teacher_labels(synset: SyntheticSet, task: Task, weight: float, tempera
     meta = {**{k: v for k, v in synset.meta.items() if k != "results"},
             "teacher_labels": {"weight": weight, "temperature": temperature}}
     return SyntheticSet(synset.images.detach().clone(), blended, meta, synset.step, synset.log_lrs,
-                        synset.init_params, dict(synset.extra))
+                        synset.init_params, dict(synset.extra), zca=synset.zca)

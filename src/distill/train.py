@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch.func import functional_call
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from distill.data.files import cache_root
 from distill.errors import DistillError
 from distill.models import no_grad_in_chunks
 from distill.synset import _atomic_write
@@ -251,11 +251,6 @@ def full_data_config(arch: str) -> SGDConfig:
     return FULL_DATA if arch.lower() in ("lenet", "mlp") else FULL_DATA_LARGE
 
 
-def cache_root() -> Path:
-    env = os.environ.get("DISTILL_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "distill" / "models"
-
-
 def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, init_scheme: str | None = None,
                     progress: bool = True) -> Params:
     """A network of `arch` trained on the whole training split, cached on disk as safetensors (keyed by dataset,
@@ -268,7 +263,7 @@ def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, i
     key_src = json.dumps({"cfg": asdict(config), "init": scheme, "n": len(task.train_x), "shapes": shapes},
                          sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
-    path = cache_root() / f"{task.spec.name}-{arch}-seed{seed}-{key}.safetensors"
+    path = cache_root() / f"{task.spec.key}-{arch}-seed{seed}-{key}.safetensors"
     if path.is_file():
         try:
             cached = load_file(str(path))

@@ -1,4 +1,5 @@
-"""Dataset registry: one name per dataset, each with its shape, classes, normalisation and standard files.
+"""Dataset registry: one name per dataset, each with its shape, classes, normalisation and standard files, and a
+user's own data (a folder of class sub-folders, or an .npz: `distill.data.own`) named by its path.
 
 `load_task(name)` returns the normalised train / validation / test tensors every other module works on. The
 validation split is carved out of the training split with a fixed seed, so hyperparameters and checkpoints are chosen
@@ -16,7 +17,9 @@ import numpy as np
 import torch
 
 from distill.data import readers
-from distill.data.files import DataFile, ensure_files
+from distill.data.files import DataFile, cache_root, ensure_files
+from distill.data.own import OwnData, channel_stats, looks_like_path, read_own
+from distill.data.own import describe as own_describe
 from distill.errors import DistillError
 
 DEFAULT_DATA_ROOT = Path.home() / ".cache" / "distill" / "data"
@@ -39,10 +42,18 @@ class DatasetSpec:
     val_size: int
     note: str = ""
     archive: DataFile | None = None  # fetched and unpacked when the files have no URL of their own
+    own: bool = False  # a user's folder or .npz, named by its absolute path
+    fingerprint: str = ""  # of a user's files: caches of networks trained on them are keyed by it
+    test_split: str = "the official test split"
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe name for caches: the built-in name, or the folder's name and its files' fingerprint."""
+        return f"{Path(self.name).stem}-{self.fingerprint[:12]}" if self.own else self.name
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -61,6 +72,7 @@ class Task:
     test_x: torch.Tensor
     test_y: torch.Tensor
     extra: dict = field(default_factory=dict)
+    zca: torch.Tensor | None = None  # the whitening every split went through (flattened images @ zca), if any
 
     @property
     def num_classes(self) -> int:
@@ -74,7 +86,7 @@ class Task:
         """Move every split to `device` (the data sets here fit in GPU memory, so batches need no copies)."""
         names = ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")
         moved = {name: getattr(self, name).to(device) for name in names}
-        return Task(self.spec, **moved, extra=self.extra)
+        return Task(self.spec, **moved, extra=self.extra, zca=None if self.zca is None else self.zca.to(device))
 
 
 def _read_idx_dataset(folder: Path):
@@ -219,12 +231,47 @@ DATASETS: dict[str, DatasetSpec] = {
 ALIASES = {"fmnist": "fashion-mnist", "fashion_mnist": "fashion-mnist", "cifar-10": "cifar10", "cifar": "cifar10"}
 
 
-def get_spec(name: str) -> DatasetSpec:
-    """Look a dataset up by name (case-insensitive, common aliases allowed)."""
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in DATASETS:
-        raise DistillError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
-    return DATASETS[key]
+def builtin_spec(name: str) -> DatasetSpec | None:
+    """A built-in dataset by name (case-insensitive, common aliases allowed), or None."""
+    return DATASETS.get(ALIASES.get(name.lower(), name.lower()))
+
+
+def canonical_dataset(name: str) -> str:
+    """A dataset's name as the presets key it (`MNIST`, `fmnist`: `mnist`, `fashion-mnist`), or a user's path made
+    absolute (so a set file names its data wherever it is evaluated from); anything else is left for `get_spec` to
+    refuse. Reads no file."""
+    spec = builtin_spec(name)
+    if spec is not None:
+        return spec.name
+    return str(Path(name).expanduser().absolute()) if looks_like_path(name) else name
+
+
+def get_spec(name: str, image_size: int = 0, progress: bool = True) -> DatasetSpec:
+    """A built-in dataset by name, or a user's folder or .npz by its path (read, or taken from the cache, here:
+    its classes, size and channels are known only from its files). `image_size` N resizes a user's images to N x N."""
+    spec = builtin_spec(name)
+    if spec is not None:
+        if image_size:
+            raise DistillError(f"--image-size resizes your own images; {spec.name}'s images are "
+                               f"{spec.size}x{spec.size}")
+        return spec
+    if not looks_like_path(name):
+        raise DistillError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}, or give the path of a "
+                           "folder of class sub-folders of images or of an .npz file")
+    if image_size < 0:
+        raise DistillError(f"--image-size must be a positive number of pixels, got {image_size}")
+    return own_spec(read_own(name, image_size, cache_root(), progress))
+
+
+def own_spec(data: OwnData) -> DatasetSpec:
+    """The spec of a user's decoded dataset: normalised with its training images' own per-channel mean and std,
+    and a tenth of its training images (at least one) held out for validation."""
+    mean, std = channel_stats(data.train_x)
+    arrays = (data.train_x, data.train_y, data.test_x, data.test_y)
+    return DatasetSpec(name=data.source, channels=data.channels, size=data.size, class_names=data.class_names,
+                       mean=mean, std=std, folder="", files=(), read=lambda _folder: arrays,
+                       val_size=max(1, round(0.1 * len(data.train_y))), note=f"test split: {data.test_split}",
+                       own=True, fingerprint=data.fingerprint, test_split=data.test_split)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -236,12 +283,13 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def _normalise(images: np.ndarray, spec: DatasetSpec) -> torch.Tensor:
-    """uint8 [N,H,W] or [N,H,W,C] -> float32 [N,C,H,W] in the network's input space."""
-    x = torch.from_numpy(np.array(images, dtype=np.uint8)).float().div_(255.0)
+    """uint8 [N,H,W] or [N,H,W,C] -> float32 [N,C,H,W] in the network's input space, with one float copy only
+    (the operations run in place on it)."""
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
     mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
     std = torch.tensor(spec.std).view(1, -1, 1, 1)
-    return (x - mean) / std
+    return x.float().div_(255.0).sub_(mean).div_(std)
 
 
 def _check_split(spec: DatasetSpec, folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
@@ -262,28 +310,67 @@ def _check_split(spec: DatasetSpec, folder: Path, split: str, images: np.ndarray
                            f"{spec.name}'s classes 0..{k - 1}; the files are damaged or not {spec.name}'s")
 
 
-def load_task(name: str, root: str | os.PathLike | None = None, download: bool = True) -> Task:
-    """Read a dataset from the data root (fetching missing files if allowed) and split off the validation set."""
-    spec = get_spec(name)
+def load_task(name: str, root: str | os.PathLike | None = None, download: bool = True, image_size: int = 0,
+              zca: bool | torch.Tensor = False) -> Task:
+    """Read a dataset (from the data root, fetching missing files if allowed, or a user's path) and split off the
+    validation set. Images stay uint8 until the split is made, so each becomes float once. `zca` True whitens every
+    split with the ZCA whitening of the training split (`zca_whitening`); a matrix (a set's own) whitens with it."""
+    spec = get_spec(name, image_size)
     folder = data_root(root) / spec.folder
-    ensure_files(spec, folder, download=download)
+    if not spec.own:
+        ensure_files(spec, folder, download=download)
     train_x, train_y, test_x, test_y = spec.read(folder)
     _check_split(spec, folder, "training", train_x, train_y)
     _check_split(spec, folder, "test", test_x, test_y)
-    train = _normalise(train_x, spec)
-    test = _normalise(test_x, spec)
     train_y_t, test_y_t = torch.from_numpy(train_y), torch.from_numpy(test_y)
-    order = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))
+    order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(0))
     val_idx, train_idx = order[: spec.val_size], order[spec.val_size :]
-    return Task(
+    task = Task(
         spec,
-        train_x=train[train_idx],
+        train_x=_normalise(train_x[train_idx.numpy()], spec),
         train_y=train_y_t[train_idx],
-        val_x=train[val_idx],
+        val_x=_normalise(train_x[val_idx.numpy()], spec),
         val_y=train_y_t[val_idx],
-        test_x=test,
+        test_x=_normalise(test_x, spec),
         test_y=test_y_t,
     )
+    if zca is not False:
+        task.zca = zca_whitening(task.train_x) if zca is True else zca.float().cpu()
+        dim = task.train_x[0].numel()
+        if tuple(task.zca.shape) != (dim, dim):
+            raise DistillError(f"the ZCA matrix is {list(task.zca.shape)}, but {spec.name}'s images need "
+                               f"[{dim}, {dim}]")
+        for split in (task.train_x, task.val_x, task.test_x):
+            whiten_(split, task.zca)
+    return task
+
+
+ZCA_REGULARISATION = 0.1  # KIP's and FRePo's: 0.1 x the mean eigenvalue added to every eigenvalue
+
+
+def zca_whitening(images: torch.Tensor, regularisation: float = ZCA_REGULARISATION) -> torch.Tensor:
+    """The ZCA whitening matrix W [D, D] of normalised images (flattened rows x: x @ W whitens), as the kernel and
+    trajectory-matching papers compute it on CIFAR: the second-moment matrix C = X^T X / n of the training images,
+    C = U diag(s) U^T, W = U diag((s + regularisation * mean(s)) ** -1/2) U^T. The regularisation keeps the
+    directions of tiny variance (pixel noise) from being blown up. Summed in chunks, eigendecomposed in float64."""
+    flat = images.flatten(1)
+    second = torch.zeros(flat.shape[1], flat.shape[1], dtype=torch.float64)
+    for start in range(0, len(flat), 4096):
+        chunk = flat[start:start + 4096].double()
+        second += chunk.T @ chunk
+    second /= len(flat)
+    eigenvalues, eigenvectors = torch.linalg.eigh(second)
+    eigenvalues = eigenvalues.clamp_min(0)
+    scale = (eigenvalues + regularisation * eigenvalues.mean()).rsqrt()
+    return ((eigenvectors * scale) @ eigenvectors.T).float()
+
+
+def whiten_(images: torch.Tensor, zca: torch.Tensor) -> torch.Tensor:
+    """Whiten `images` [N, C, H, W] in place, a chunk at a time (no second copy of a split)."""
+    flat = images.view(len(images), -1)
+    for start in range(0, len(flat), 4096):
+        flat[start:start + 4096] = flat[start:start + 4096] @ zca
+    return images
 
 
 def dataset_status(root: str | os.PathLike | None = None) -> list[dict]:
@@ -302,3 +389,23 @@ def dataset_status(root: str | os.PathLike | None = None) -> list[dict]:
             }
         )
     return rows
+
+
+def short_name(name: str) -> str:
+    """A dataset's name for folder names and titles: a built-in's name, or the last part of a user's path."""
+    return name if builtin_spec(name) is not None or not looks_like_path(name) else Path(name).stem
+
+
+def describe_dataset(name: str, image_size: int = 0, root: str | os.PathLike | None = None,
+                     progress: bool = True) -> dict:
+    """What `distill data NAME|PATH` reports of one dataset: classes, images per class and split (the validation
+    split is carved out of the training images a run sees), size, channels, mean and std of the training images."""
+    spec = get_spec(name, image_size, progress)
+    if spec.own:
+        return own_describe(read_own(name, image_size, cache_root(), progress))
+    task = load_task(name, root)
+    k = spec.num_classes
+    return {"source": spec.name, "classes": list(spec.class_names),
+            "train_per_class": torch.bincount(torch.cat([task.train_y, task.val_y]), minlength=k).tolist(),
+            "test_per_class": torch.bincount(task.test_y, minlength=k).tolist(), "size": spec.size,
+            "channels": spec.channels, "mean": list(spec.mean), "std": list(spec.std), "test_split": spec.test_split}

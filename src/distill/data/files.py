@@ -32,6 +32,13 @@ class DataFile:
     md5: str | None
 
 
+def cache_root() -> Path:
+    """The cache folder ($DISTILL_CACHE, else ~/.cache/distill/models): networks trained on the full data, expert
+    trajectories, and a user's decoded images (`decoded/`)."""
+    env = os.environ.get("DISTILL_CACHE")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "distill" / "models"
+
+
 def md5sum(path: Path) -> str:
     digest = hashlib.md5()
     with open(path, "rb") as handle:

@@ -67,7 +67,7 @@ def expert_trajectory(task: Task, arch: str, scheme: str, seed: int, options: MT
                           "augment": list(augment.ops) if augment else [], "augment_draws": "per_image",
                           "n": len(task.train_x)}, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
-    path = cache_root() / f"{task.spec.name}-{arch}-expert{seed}-{key}.safetensors"
+    path = cache_root() / f"{task.spec.key}-{arch}-expert{seed}-{key}.safetensors"
     device = task.train_x.device
     if path.is_file():  # in the network's parameter order, as a trajectory trained here has it (MTT's loss sums
         flat = load_file(str(path))  # over the parameters in that order)
