@@ -6,8 +6,10 @@ This is the standard evaluation protocol (GUIDE §5) written out by hand: the fi
 conv3x3(128) -> instance norm -> ReLU -> avgpool2, one linear layer, PyTorch's default initialisation), SGD with
 momentum 0.9 and weight decay 5e-4, learning rate 0.01 (or the rate the set learned, for MTT sets), batch 256,
 300 epochs with the rate x0.1 at half, cross-entropy against the set's labels (hard, or soft probabilities). The
-test images are read straight from the standard MNIST / Fashion-MNIST files and normalised with the mean and std the
-set's header records. It reports what `distill eval FILE --protocol standard` reports, up to the spread over
+test images are read straight from the standard MNIST / Fashion-MNIST files or CIFAR-10's python-version test batch
+and normalised with the mean and std the set's header records; a set whose images are ZCA-whitened (CIFAR-10's
+`--zca`) stores its whitening matrix as the tensor `zca`, and the test images are whitened with it
+(flattened normalised images @ zca). It reports what `distill eval FILE --protocol standard` reports, up to the spread over
 networks (the random draws differ).
 
 `--augment dc` and `--augment dsa` add the training augmentation the table's rows were measured with and train
@@ -22,6 +24,7 @@ import argparse
 import gzip
 import json
 import math
+import pickle
 import statistics
 import struct
 from pathlib import Path
@@ -39,6 +42,37 @@ def read_idx(path: Path) -> np.ndarray:
     ndim = raw[3]
     shape = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+class NumpyOnly(pickle.Unpickler):
+    """CIFAR-10's batches are pickles: admit only the numpy names an array needs, so a tampered file runs no code."""
+
+    def find_class(self, module: str, name: str):
+        if module.startswith("numpy") and name in ("_reconstruct", "ndarray", "dtype"):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR batch")
+
+
+def read_test_split(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test images (uint8 as float in [0, 1], [N, C, H, W]) and labels: MNIST's IDX files or CIFAR-10's batch."""
+    batch = next((p for p in (folder / "cifar-10-batches-py" / "test_batch", folder / "test_batch") if p.is_file()),
+                 None)
+    if batch is not None:
+        with open(batch, "rb") as handle:
+            raw = NumpyOnly(handle, encoding="bytes").load()
+        images = torch.tensor(np.asarray(raw[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32), dtype=torch.float32)
+        return images / 255, torch.tensor(raw[b"labels"], dtype=torch.int64)
+    images = torch.tensor(read_idx(folder / "t10k-images-idx3-ubyte.gz"), dtype=torch.float32)[:, None] / 255
+    return images, torch.tensor(read_idx(folder / "t10k-labels-idx1-ubyte.gz"), dtype=torch.int64)
+
+
+def prepared_test_split(folder: Path, tensors: dict, mean: list, std: list) -> tuple[torch.Tensor, torch.Tensor]:
+    """The test split in the set's input space: normalised with its mean and std, and whitened with its `zca`."""
+    images, labels = read_test_split(folder)
+    images = (images - torch.tensor(mean).view(1, -1, 1, 1)) / torch.tensor(std).view(1, -1, 1, 1)
+    if "zca" in tensors:
+        images = (images.flatten(1) @ tensors["zca"]).view_as(images)
+    return images, labels
 
 
 def conv_net(channels: int, size: int, classes: int, width: int = 128) -> nn.Module:
@@ -135,7 +169,8 @@ def augment(x: torch.Tensor, kind: str, dataset: str) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("set", type=Path, help="a distilled set (.safetensors)")
-    parser.add_argument("data", type=Path, help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+    parser.add_argument("data", type=Path, help="folder with t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz, "
+                                                "or with cifar-10-batches-py/test_batch")
     parser.add_argument("--nets", type=int, default=5)
     parser.add_argument("--augment", choices=("none", "dc", "dsa"), default="none", help="training augmentation")
     parser.add_argument("--epochs", type=int, default=0, help="default: 300, or 1000 with augmentation")
@@ -150,9 +185,7 @@ def main() -> None:
     mean, std = json.loads(meta["mean"]), json.loads(meta["std"])
     lr = float(tensors["lrs"][0]) if meta.get("lr_role") == "standard" else 0.01
 
-    test_x = torch.tensor(read_idx(args.data / "t10k-images-idx3-ubyte.gz"), dtype=torch.float32)[:, None] / 255
-    test_x = (test_x - mean[0]) / std[0]
-    test_y = torch.tensor(read_idx(args.data / "t10k-labels-idx1-ubyte.gz"), dtype=torch.int64)
+    test_x, test_y = prepared_test_split(args.data, tensors, mean, std)
 
     accuracies = []
     for seed in range(args.nets):

@@ -157,3 +157,20 @@ def test_the_readmes_python_calls_are_valid_configurations():
     assert attacks, "the README's Python example no longer calls distill.attack"
     for call in attacks:  # its attack example too
         distill.AttackConfig(**{k.arg: ast.literal_eval(k.value) for k in call.keywords if k.arg != "out"}).validate()
+
+
+def test_the_examples_cifar10_test_split_is_distills_whitened_with_the_sets_own_matrix():
+    """A set on ZCA-whitened CIFAR-10 carries its matrix: the example reads CIFAR-10's test batch, normalises and
+    whitens it with that matrix exactly as `distill eval` does (any symmetric matrix serves to check the plumbing)."""
+    from distill.data import data_root, get_spec, load_task
+
+    example = load_example()
+    spec = get_spec("cifar10")
+    generator = torch.Generator().manual_seed(0)
+    half = torch.randn(3072, 3072, generator=generator) / 3072
+    zca = half + half.T
+    task = load_task("cifar10", zca=zca)
+    x, y = example.prepared_test_split(data_root() / "cifar10", {"zca": zca}, list(spec.mean), list(spec.std))
+    assert torch.equal(y, task.test_y)
+    # the same float32 products, chunked differently: rounding of 3,072-term sums of values of order 1e-2
+    assert torch.allclose(x, task.test_x, rtol=0, atol=1e-5)

@@ -223,3 +223,52 @@ def test_bad_own_data_is_one_line_exit_2_and_nothing_written(tmp_path, make_bad)
         assert_user_error(cli(*command, env={"DISTILL_CACHE": str(cache)}), fragment)
     assert not out.exists() and not cache.exists()
     assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_zca_whitening_shrinks_every_direction_as_its_regularisation_says():
+    """x @ W has second moments U diag(s / (s + r)) U^T: each direction of the training images keeps the share
+    s / (s + r) of unit variance (r = 0.1 x the mean eigenvalue), checked against numpy's own eigendecomposition."""
+    from distill.data import ZCA_REGULARISATION, zca_whitening
+
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(400, 2, 3, 3, generator=generator) * torch.linspace(0.1, 3.0, 18).view(1, 2, 3, 3)
+    images[:, 1] += 0.5 * images[:, 0]  # correlated channels
+    whitening = zca_whitening(images)
+    flat = images.flatten(1).double().numpy()
+    second = flat.T @ flat / len(flat)
+    s, u = np.linalg.eigh(second)
+    expected = (u * (s / (s + ZCA_REGULARISATION * s.mean()))) @ u.T
+    whitened = flat @ whitening.double().numpy()
+    # W is float32: its entries are off by 2^-24 relatively, which moves these moments by about 1e-6 (18 terms of
+    # order 1); a W with another regularisation (0.05 or 0.2) misses them by more than 1e-2
+    assert np.abs(whitened.T @ whitened / len(flat) - expected).max() < 1e-4
+    assert torch.allclose(whitening, whitening.T, atol=1e-6)  # ZCA is symmetric: whitening without a rotation
+
+
+def test_a_zca_set_stores_its_matrix_evaluates_with_it_and_draws_unwhitened(tmp_path):
+    root = make_folder(tmp_path / "bugs", per_class=8)
+    run = distill.distill(dataset=str(root), zca=True, iterations=2, eval_every=2, progress=False, evaluate=False,
+                          out=tmp_path / "run")
+    stored = distill.load(tmp_path / "run" / "synset.safetensors")
+    task = load_task(str(root), zca=True)
+    assert torch.equal(stored.zca, task.zca) and stored.zca.shape == (3 * 8 * 8, 3 * 8 * 8)
+    assert "zca" in stored.meta["data"]
+    # the test split as eval sees it: the plain split whitened with the set's own matrix
+    from distill.run import task_of
+    plain = load_task(str(root))
+    seen = task_of(stored, None, torch.device("cpu"))
+    assert torch.allclose(seen.test_x.flatten(1), plain.test_x.flatten(1) @ stored.zca, atol=1e-5)
+    # pictures: un-whitened back to the normalised images, so a real starting image comes back as it was read
+    real = plain.train_x[:3]
+    whitened = _set_like(real.flatten(1) @ task.zca, run.synset)
+    assert torch.allclose(whitened.unnormalised_images(), _set_like(real, run.synset, zca=False)
+                          .unnormalised_images(), atol=1e-3)
+    with pytest.raises(DistillError, match="--clamp-pixels keeps pixels in"):
+        distill.distill(dataset=str(root), zca=True, clamp_pixels=True, progress=False, evaluate=False)
+
+
+def _set_like(images, like, zca=True):
+    from distill.synset import SyntheticSet
+
+    return SyntheticSet(images.view(-1, *like.images.shape[1:]), like.labels[:len(images)], dict(like.meta),
+                        zca=like.zca if zca else None)
