@@ -363,6 +363,22 @@ def best_table() -> str:
     return "\n".join(rows)
 
 
+def memory_table() -> str:
+    """Issue 51: peak memory of CIFAR-10-sized runs against the 2.5 GB limit."""
+    path = HERE / "results" / "memory-cifar10-sized.json"
+    if not path.is_file():
+        return "Not measured yet: `DISTILL_DATA=../shared/data python benchmarks/memory.py`."
+    r = json.loads(path.read_text())
+    rows = ["| case | peak memory | under the limit | command |", "|---|---|---|---|"]
+    for case in r["cases"]:
+        rows.append(f"| {case['case']} | {case['peak_mb'] / 1024:.2f} GB | "
+                    f"{'yes' if case['under_limit'] else '**no**'} ({r['limit_mb'] / 1000:g} GB) | "
+                    f"`{case['command']}` |")
+    rows.append(f"\n<a id=\"{r['name']}\"></a>Measured by `{r['command']}` on {r['device']}, {r['threads']} "
+                f"thread(s), commit {r['git_commit'][:7]}.")
+    return "\n".join(rows)
+
+
 def results_md() -> str:
     sections = [
         ("The original method (dd)",
@@ -411,6 +427,10 @@ def results_md() -> str:
          "Test %, mean ± std over fresh networks of each kind. What the two sets' rows say: "
          "[docs/known-gaps.md](docs/known-gaps.md).",
          cross_arch_table().rstrip("\n")),
+        ("Memory",
+         "Peak resident memory of one `distill run` process while it distils (a few steps, no final evaluation) on "
+         "CIFAR-10-sized data: 50,000 colour 32×32 training images.",
+         memory_table()),
     ]
     head = (
         "# Results\n\n"

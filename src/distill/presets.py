@@ -120,6 +120,9 @@ PUBLISHED: dict[tuple[str, str, int], float] = {
     **{("fashion-mnist", "dsa", n): v for n, v in zip((1, 10, 50), (70.6, 84.6, 88.7))},
     **{("fashion-mnist", "random", n): v for n, v in zip((1, 10, 50), (51.4, 73.8, 82.5))},
     **{("fashion-mnist", "herding", n): v for n, v in zip((1, 10, 50), (67.0, 71.1, 71.9))},
+    # CIFAR-10 (issue 51): DC's paper for random real images, DSA's and DM's papers, FRePo's
+    **{("cifar10", m, 1): v for m, v in (("random", 14.4), ("dsa", 28.8), ("dm", 26.0), ("frepo", 46.8))},
+    ("cifar10", "frepo", 10): 65.5,
 }
 
 
