@@ -48,6 +48,23 @@ def peak_memory_gb() -> float | None:
     return round(peak / (2**30 if sys.platform == "darwin" else 2**20), 2)
 
 
+_MEASURE = """
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
+def peak_memory_of(command: list[str]) -> float:
+    """The peak resident memory (MB) of `command`, run as the only child of a fresh process (Linux: the kernel's
+    count for that process, whatever allocator it used)."""
+    done = subprocess.run([sys.executable, "-c", _MEASURE, *command], capture_output=True, text=True, check=True)
+    kilobytes, code = done.stdout.split()[-2:]
+    if code != "0":
+        raise SystemExit(f"{' '.join(command)} failed ({code}): {done.stderr[-2000:]}")
+    return int(kilobytes) / 1024
+
+
 def device_name(device: str) -> str:
     """The GPU's name for a CUDA run, else the CPU model (results files record where they were measured)."""
     return torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name()

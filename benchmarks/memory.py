@@ -12,35 +12,18 @@ matrix computed on the training split) with frepo, the heaviest of them.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import HERE, cpu_name, git_commit
+from common import HERE, cpu_name, git_commit, peak_memory_of
 
 from distill.report import write_json
 
 LIMIT_MB = 2500
 STEPS = ["--iterations", "5", "--eval-every", "5", "--no-eval", "--quiet", "--force"]
-
-MEASURE = """
-import resource, subprocess, sys
-code = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL).returncode
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
-"""
-
-
-def peak_mb(command: list[str]) -> float:
-    """The peak resident memory (MB) of `command`, run as the only child of a fresh process."""
-    done = subprocess.run([sys.executable, "-c", MEASURE, *command], capture_output=True, text=True, check=True)
-    kilobytes, code = done.stdout.split()[-2:]
-    if code != "0":
-        raise SystemExit(f"{' '.join(command)} failed ({code}): {done.stderr[-2000:]}")
-    return int(kilobytes) / 1024
-
 
 def main() -> None:
     distill = [sys.executable, "-m", "distill"]
@@ -57,7 +40,7 @@ def main() -> None:
         }
         rows = []
         for label, command in cases.items():
-            mb = peak_mb([*command, *STEPS, "--out", str(Path(tmp) / "run")])
+            mb = peak_memory_of([*command, *STEPS, "--out", str(Path(tmp) / "run")])
             shown = " ".join(["distill", *command[3:], *STEPS]).replace(str(npz), "colour50k.npz")
             rows.append({"case": label, "command": shown, "peak_mb": round(mb, 1), "under_limit": mb < LIMIT_MB})
             print(f"{label}: {mb:.0f} MB")

@@ -402,7 +402,7 @@ def data(
             return
         typer.echo(f"{info['source']}: {len(info['classes'])} classes, {info['size']}x{info['size']} pixels, "
                    f"{info['channels']} channel{'s' * (info['channels'] != 1)}")
-        width = max(len(name) for name in info["classes"])
+        width = max(len("class"), *(len(name) for name in info["classes"]))
         typer.echo(f"  {'class':{width}}  {'train':>7}  {'test':>7}")
         for name, n_train, n_test in zip(info["classes"], info["train_per_class"], info["test_per_class"]):
             typer.echo(f"  {name:{width}}  {n_train:7d}  {n_test:7d}")

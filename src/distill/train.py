@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.utils.checkpoint
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.func import functional_call
@@ -43,29 +44,48 @@ def unroll_schedule(
     steps: int,
     epochs: int,
     create_graph: bool,
+    segment: int = 0,
 ) -> Params:
     """Train `params` with plain gradient descent: `epochs` passes over `steps` steps, step s using the images with
     `step_of_image == s` and learning rate `lrs[epoch * steps + s]`. `lrs` is [T] (one rate per step) or [T, P]
     (one rate per step and per parameter tensor, in the order of `model.named_parameters()`).
 
     With `create_graph=True` the result stays differentiable in `images`, `lrs` and the initial `params`, which is
-    all the original Dataset Distillation hypergradient needs: autograd does the rest.
+    all the original Dataset Distillation hypergradient needs: autograd does the rest. Its graph holds every
+    unrolled step, so its memory grows with their number; `segment` k > 0 (and fewer than the T steps) keeps only
+    the weights every k steps and rebuilds one segment's graph at a time on the way back (recomputation,
+    `torch.utils.checkpoint`): memory then grows with k and T / k weight copies, at the cost of running each step's
+    forward pass twice. The hypergradient is the same up to the order its terms are summed in.
     """
     batches = [(images[step_of_image == s], labels[step_of_image == s]) for s in range(steps)]
     names = [name for name, _ in model.named_parameters() if name in params]  # the network's order, not the dict's:
     # per-layer rates are columns in this order, and a set loaded from a file lists its tensors alphabetically
     names += [name for name in params if name not in names]
+    schedule = [(epoch, s) for epoch in range(epochs) for s in range(steps)]
+
+    def run(part: list[tuple[int, int]], *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        current = dict(zip(names, values))
+        for epoch, s in part:
+            x, y = batches[s]
+            loss = classification_loss(functional_call(model, current, (x,)), y)
+            grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=create_graph)
+            lr = lrs[epoch * steps + s]
+            rates = lr.unbind() if lr.ndim else [lr] * len(names)
+            current = {k: current[k] - rate * g for k, g, rate in zip(names, grads, rates)}
+            if not create_graph:
+                current = {k: v.detach().requires_grad_(True) for k, v in current.items()}
+        return tuple(current[k] for k in names)
+
     with torch.enable_grad():
-        current = {k: (v if v.requires_grad else v.detach().requires_grad_(True)) for k, v in params.items()}
-        for epoch in range(epochs):
-            for s, (x, y) in enumerate(batches):
-                loss = classification_loss(functional_call(model, current, (x,)), y)
-                grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=create_graph)
-                lr = lrs[epoch * steps + s]
-                rates = lr.unbind() if lr.ndim else [lr] * len(names)
-                current = {k: current[k] - rate * g for k, g, rate in zip(names, grads, rates)}
-                if not create_graph:
-                    current = {k: v.detach().requires_grad_(True) for k, v in current.items()}
+        values = tuple(params[k] if params[k].requires_grad else params[k].detach().requires_grad_(True)
+                       for k in names)
+        if create_graph and 0 < segment < len(schedule):
+            for start in range(0, len(schedule), segment):
+                values = torch.utils.checkpoint.checkpoint(run, schedule[start:start + segment], *values,
+                                                           use_reentrant=False)
+        else:
+            values = run(schedule, *values)
+    current = dict(zip(names, values))
     return current if create_graph else {k: v.detach() for k, v in current.items()}
 
 

@@ -149,6 +149,7 @@ DATASETS: dict[str, DatasetSpec] = {
             read=_read_digits,
             val_size=200,
             note="bundled with scikit-learn, needs no files",
+            test_split="a fixed stratified 500-image split (seed 0): scikit-learn's digits have no test split",
         ),
         DatasetSpec(
             name="mnist",

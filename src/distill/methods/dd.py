@@ -24,11 +24,17 @@ from distill.train import Params, classification_loss, unroll_schedule
 class DDOptions(Options):
     real_batch: int = 512  # real images the trained network is scored on per outer step
     nets_per_step: int = 1  # networks unrolled per outer step (their losses averaged)
+    segment: int = 10  # with more unrolled steps than this, back-propagate through them in segments of this many,
+    # recomputing each segment's graph from the weights kept at its start (memory bounded by the segment, not by the
+    # steps; each step's forward runs twice); 0: keep the whole graph (distill.train.unroll_schedule)
 
     def check(self, method: str) -> None:
-        """Refuse counts below 1 before any data loads."""
+        """Refuse counts below 1 (a segment below 0) before any data loads."""
         check_count(method, "real_batch", self.real_batch)
         check_count(method, "nets_per_step", self.nets_per_step)
+        if self.segment < 0:
+            raise DistillError(f"{method}: --opt segment must be 0 (no recomputation) or a number of steps, got "
+                               f"{self.segment}")
 
 
 @register
@@ -57,7 +63,8 @@ class DatasetDistillation(Method):
         total = 0.0
         for _ in range(self.options.nets_per_step):
             trained = unroll_schedule(self.model, self.initial_params(synset, rng), synset.images, synset.targets(),
-                                      synset.step, synset.lrs, synset.num_steps, synset.num_epochs, create_graph=True)
+                                      synset.step, synset.lrs, synset.num_steps, synset.num_epochs, create_graph=True,
+                                      segment=self.options.segment)
             idx = self.real_indices(rng).to(self.task.train_x.device)
             logits = torch.func.functional_call(self.model, trained, (self.task.train_x[idx],))
             total = total + self.objective(logits, self.task.train_y[idx])
