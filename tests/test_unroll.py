@@ -210,3 +210,36 @@ def test_a_start_set_that_does_not_fit_the_run_is_a_clear_error(digits, tmp_path
                       image_init=str(tmp_path / "missing.safetensors")).validate()
     with pytest.raises(DistillError, match="saved set"):
         DistillConfig(dataset="digits", image_init="nonsense").validate()
+
+
+@pytest.mark.parametrize("segment", [1, 5, 7])
+def test_a_segmented_unroll_gives_the_whole_graphs_hypergradient(segment):
+    """dd's unrolled steps back-propagated segment by segment (recomputed from the weights kept at each segment's
+    start; 12 steps, segments that divide them and one that does not) give the whole graph's gradient to the images,
+    the learned rates and the starting weights. Computed in float64: the segments only change the order the terms
+    are summed in, so the two agree to a few units of 2^-52 relative to the gradients' size."""
+    from distill.train import unroll_schedule
+
+    model = create_model("lenet", (1, 8, 8), 10).double()
+    start = {k: v.detach().clone().requires_grad_(True) for k, v in model.named_parameters()}
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(30, 1, 8, 8, dtype=torch.float64, generator=generator).requires_grad_(True)
+    labels = torch.arange(30) % 10
+    step_of_image = torch.arange(3).repeat_interleave(10)
+    lrs = torch.linspace(0.02, 0.08, 12, dtype=torch.float64).requires_grad_(True)
+    real = torch.randn(40, 1, 8, 8, dtype=torch.float64, generator=generator)
+
+    def gradients(segment):
+        trained = unroll_schedule(model, start, images, labels, step_of_image, lrs, 3, 4, create_graph=True,
+                                  segment=segment)
+        loss = classification_loss(functional_call(model, trained, (real,)), torch.arange(40) % 10)
+        return torch.autograd.grad(loss, [images, lrs, *start.values()])
+
+    for whole, part in zip(gradients(0), gradients(segment)):
+        assert whole.abs().max() > 0
+        assert torch.allclose(part, whole, rtol=0, atol=64 * 2**-52 * whole.abs().max().item())
+
+
+def test_a_negative_segment_is_refused():
+    with pytest.raises(DistillError, match="segment must be 0"):
+        distill.distill(method="dd", options={"segment": -1}, progress=False, evaluate=False)
