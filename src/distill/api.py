@@ -11,7 +11,8 @@ it (`distill.distill`, `distill.evaluate`, `distill.attack` ...).
   `accuracy_text`);
 - what the command line shows and checks: the methods (`METHODS`, `selects`, `options_from_pairs`), the presets'
   tables (`BEST_METHOD`), option names (`flag`, `canonical_names`, `augment_option`), the datasets
-  (`dataset_status`, `describe_dataset`, `short_name`), devices (`pick_device`, `environment`).
+  (`dataset_status`, `describe_dataset`, `short_name`), devices (`pick_device`, `environment`), and
+  whether this process is one of several ranks of a torchrun (`launched`) and the one that prints (`is_main`).
 """
 
 from distill.augment import augment_option
@@ -21,6 +22,7 @@ from distill.device import environment, pick_device
 from distill.errors import DistillError
 from distill.loop import CHECKPOINT_NAME, checkpoint_step
 from distill.methods import METHODS, selects
+from distill.parallel import is_main, launched
 from distill.methods.base import options_from_pairs
 from distill.poison import AttackResult, attack
 from distill.presets import BEST_METHOD, canonical_names
@@ -33,6 +35,7 @@ __all__ = ["AttackConfig", "AttackResult", "BEST_METHOD", "CHECKPOINT_NAME", "Di
            "RunResult", "SyntheticSet", "accuracy_text", "attack", "augment_option", "canonical_names",
            "checkpoint_step", "config_from_record", "configure", "dataset_status", "describe", "describe_dataset",
            "distill",
-           "environment", "evaluate", "flag", "load", "load_config", "options_from_pairs", "pick_device",
+           "environment", "evaluate", "flag", "is_main", "launched", "load", "load_config", "options_from_pairs",
+           "pick_device",
            "read_record", "recorded_cpu_threads", "recorded_results", "relabel", "remeasure_command",
            "replace_fields", "replay", "rerun_command", "resolve", "save", "selects", "short_name"]

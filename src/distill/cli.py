@@ -7,6 +7,7 @@ Every problem a user can fix (a `DistillError`) ends as one line on stderr and e
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -85,6 +86,22 @@ def _interrupted(out: Path) -> typer.Exit:
         print(f"distill: interrupted; {checkpoint} holds step {step}: the same command with --resume goes on from "
               "there", file=sys.stderr)
     return typer.Exit(130)
+
+
+def _launch(nproc: int) -> int:
+    """Run this command again as `nproc` ranks on this machine (torch.distributed.run --standalone: rendezvous on a
+    free local port), without --nproc; returns the launcher's exit code."""
+    args, skip = [], False
+    for word in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif word == "--nproc":
+            skip = True
+        elif not word.startswith("--nproc="):
+            args.append(word)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", "-m",
+               "distill", *args]
+    return subprocess.run(command).returncode
 
 
 def _given(**options) -> dict:
@@ -180,6 +197,9 @@ def run(
     quiet: bool = Quiet,
     device: Optional[str] = Device,
     threads: Optional[int] = Threads,
+    nproc: int = _option(1, min=1, panel=MACHINE, metavar="N",
+                         help="Processes to split each step's work among (torch.distributed: gloo on CPU, NCCL on "
+                              "GPUs): the same as `torchrun --nproc_per_node N -m distill run ...`."),
 ) -> None:
     """Distill a dataset, evaluate the result beside its baselines, and save the set, pictures and a summary.
 
@@ -207,12 +227,16 @@ def run(
                    ema=ema, validation=validation, seed=seed, max_minutes=max_minutes)
     _use_threads(threads)
     config = api.configure(given, opt, config=config_file, device=device, threads=threads)
+    if nproc > 1 and not api.launched():  # the same command, once per rank, through torchrun's launcher
+        raise typer.Exit(_launch(nproc))
     out = out or Path("runs") / f"{api.short_name(config.dataset)}-{config.method}"
     try:
         result = api.distill(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
                              progress=not quiet, evaluate=evaluate)
     except KeyboardInterrupt:
         raise _interrupted(out) from None
+    if not api.is_main():  # every rank holds the same set; rank 0 wrote it and reports it
+        return
     r = result.results
     n_images = len(result.synset.labels)
     what = "selected real" if api.selects(config.method) else "distilled"

@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from distill import parallel
 from distill.errors import DistillError
 from distill.methods.base import Method
 from distill.synset import SyntheticSet, _atomic_write
@@ -271,12 +272,18 @@ def run_loop(
     began = time.perf_counter() - result.seconds
     last_val = result.history[-1].get("val_acc") if result.history else None
     # closed however the loop ends, so that a Ctrl-C's message is not drawn over by a bar left open
-    with tqdm(total=config.iterations, initial=start_step, desc=f"distill ({method.name})", disable=not progress,
-              dynamic_ncols=True) as bar:
+    device = synset.images.device
+    with tqdm(total=config.iterations, initial=start_step, desc=f"distill ({method.name})",
+              disable=not progress or not parallel.is_main(), dynamic_ncols=True) as bar:
+
+        def say(message: str) -> None:  # one line above the bar, from rank 0 only
+            if parallel.is_main():
+                bar.write(message)
+
         step = start_step
         spent = bool(config.time_limit) and start_step > 0 and result.seconds >= config.time_limit
         if spent:  # a resumed run whose time limit its earlier minutes used up: no step, so the set stays the one saved
-            bar.write(f"time limit of {config.time_limit / 60:g} min already spent by the run resumed at step {step}")
+            say(f"time limit of {config.time_limit / 60:g} min already spent by the run resumed at step {step}")
         while step < config.iterations and not spent:
             state.set_lr(_lr_scale(config, step, guard_scale))
             # the method's state before this step's loss moves it (dc trains its network there, frepo its pool):
@@ -284,8 +291,11 @@ def run_loop(
             method_before = method_snapshot(method) if step % 10 == 0 else None
             loss = method.loss(synset, step, step_generator(config.seed, step))
             grads = torch.autograd.grad(loss, state.synset.trainable(), allow_unused=True)
-            finite = math.isfinite(loss.item()) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
-            spiked = finite and _spiked(loss.item(), result.history, config.spike_factor)
+            # under torch.distributed: the gradients and the loss over all ranks, so every rank takes the same step
+            grads = parallel.reduce_gradients(list(grads), state.synset.trainable(), method.parallel)
+            loss_value = parallel.reduce_value(loss.item(), method.parallel, device)
+            finite = math.isfinite(loss_value) and all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+            spiked = finite and _spiked(loss_value, result.history, config.spike_factor)
             if finite and not spiked:
                 if step % 10 == 0:  # the state this loss was just measured on is known good: the guard's fallback
                     good = (step, {**state.snapshot(), **method_before})
@@ -303,10 +313,10 @@ def run_loop(
                 if result.rollbacks > config.max_rollbacks:
                     raise DistillError(f"distillation diverged {result.rollbacks} times; try a smaller --lr")
                 guard_scale /= 2
-                why = (f"loss {loss.item():.3g} is over {config.spike_factor:g}x its recent median" if spiked
+                why = (f"loss {loss_value:.3g} is over {config.spike_factor:g}x its recent median" if spiked
                        else "loss or gradient is not finite")
-                bar.write(f"step {step}: {why}; rolling back to step {good[0]} and halving the step size "
-                          f"(now x{guard_scale:g})")
+                say(f"step {step}: {why}; rolling back to step {good[0]} and halving the step size "
+                    f"(now x{guard_scale:g})")
                 step = good[0]
                 state.restore(good[1])
                 method_state = _under(good[1], "method.")
@@ -317,25 +327,26 @@ def run_loop(
                 bar.refresh()
                 continue
             step += 1
-            out_of_time = bool(config.time_limit) and time.perf_counter() - began >= config.time_limit
+            timed_out = bool(config.time_limit) and time.perf_counter() - began >= config.time_limit
+            out_of_time = parallel.any_rank(timed_out, device)
             last_step = step == config.iterations or out_of_time
-            record = {"step": step, "loss": round(loss.item(), 5)}
+            record = {"step": step, "loss": round(loss_value, 5)}
             if validate is not None and (step % config.eval_every == 0 or last_step):
-                with state.averaged():
-                    last_val = validate(synset)
+                with state.averaged():  # rank 0 validates, and every rank keeps the set it chose
+                    last_val = parallel.from_main(validate(synset) if parallel.is_main() else None, device)
                 record["val_acc"] = round(last_val, 5)
                 if result.best_val is None or last_val > result.best_val:
                     result.best_step, result.best_val = step, last_val
                     best = state.kept()
             result.history.append(record)
-            bar.set_postfix(loss=f"{loss.item():.4f}", val=("-" if last_val is None else f"{last_val:.2%}"))
+            bar.set_postfix(loss=f"{loss_value:.4f}", val=("-" if last_val is None else f"{last_val:.2%}"))
             bar.update(1)
             result.seconds = time.perf_counter() - began
-            if checkpoint is not None and (step % config.checkpoint_every == 0 or last_step):
+            if checkpoint is not None and parallel.is_main() and (step % config.checkpoint_every == 0 or last_step):
                 save_checkpoint(checkpoint, state, step, guard_scale, result, run_config, best, method.state_dict(),
                                 good)
             if out_of_time and step < config.iterations:
-                bar.write(f"time limit of {config.time_limit / 60:g} min reached at step {step} of {config.iterations}")
+                say(f"time limit of {config.time_limit / 60:g} min reached at step {step} of {config.iterations}")
                 break
     result.steps = step
     if config.keep_best and best:

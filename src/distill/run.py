@@ -17,7 +17,7 @@ from typing import TypeVar
 
 import torch
 
-from distill import report
+from distill import parallel, report
 from distill.augment import augmentation_for
 from distill.config import DistillConfig, check_known, check_type, free_on_resume, given_path, resolve
 from distill.data import Task, load_task, looks_like_path
@@ -44,10 +44,14 @@ def execute(config, out: str | os.PathLike | None, data_root: str | os.PathLike 
     checked, the output folder is held for the run's whole length (`prepare_output`), the data is loaded onto the
     device, and `work(task, out, device)` does the rest."""
     out_path, data_root = given_path("out", out), given_path("data_root", data_root)
-    target = pick_device(device)
-    with prepare_output(out_path, force, resume):
-        task = load_task(config.dataset, data_root, image_size=config.image_size, zca=config.zca).to(target)
-        return work(task, out_path, target)
+    target = parallel.start(pick_device(device))  # under torchrun: this rank's device, in the process group
+    # rank 0 holds the output folder and writes to it; the other ranks only read a checkpoint from it to resume
+    try:
+        with prepare_output(out_path if parallel.is_main() else None, force, resume and parallel.is_main()):
+            task = load_task(config.dataset, data_root, image_size=config.image_size, zca=config.zca).to(target)
+            return work(task, out_path, target)
+    finally:
+        parallel.finish()
 
 
 def task_of(synset: SyntheticSet, data_root: Path | None, target: torch.device, dataset: str | None = None) -> Task:
@@ -199,12 +203,12 @@ def run_distillation(config: DistillConfig, task: Task, out_path: Path | None, t
                "best_val_acc": loop_result.best_val,
                "effective_options": method.effective_options,  # what the device made it change of what was asked
                **environment(target)}
-    if evaluate:
+    if evaluate and parallel.is_main():  # every rank holds the same set: rank 0 measures and writes it
         results.update(measure(final, task, config.eval_nets, progress, config.eval_augment, config.eval_epochs))
     final.meta["results"] = results
     run = RunResult(final, results, history=loop_result.history,
                     as_distilled=as_distilled if config.teacher_labels else None)
-    if out_path is not None:
+    if out_path is not None and parallel.is_main():
         run.files = write_outputs(run, config, out_path, overwrite=force or resume)
     return run
 

@@ -76,6 +76,8 @@ class PoisonAttack(DatasetDistillation):
     name = "attack"
     Options = AttackOptions
     learns = frozenset({"schedule"})
+    batch_shares = False  # its objective weighs the attacked class and the others equally, not each image: ranks
+    # split the victims of a step, never one victim's batch
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         super().setup(task, synset, progress)

@@ -11,6 +11,7 @@ in class attributes, never probed:
   reaches the set's targets), "schedule" (per-step learning rates, the seed's `dd`: its sets are trained with the
   schedule they learned), "train_lr" (one learned SGD rate the standard protocol trains with, MTT's);
 - `needs_features`: it compares network features (`embed`), which not every network exposes;
+- `parallel`: its loss is a sum of shares, so each rank of a distributed run computes one (`distill.parallel`);
 - `trains_through_evaluation`: its loss trains as the standard evaluation does (the `unroll` stage);
 - `defaults` and `dataset_defaults`: the run options every use of the method needs (the papers' optimiser and
   step sizes, the standard network), layered under the shipped presets by `distill.config.resolve`.
@@ -53,6 +54,8 @@ class Registered:
     Options: ClassVar[type[Options]] = Options
     learns: ClassVar[frozenset[str]] = frozenset()
     needs_features: ClassVar[bool] = False
+    parallel: ClassVar[bool] = False  # under torch.distributed its loss is a sum of shares, each rank computing its
+    # own (distill.parallel); otherwise every rank computes the whole loss
     trains_through_evaluation: ClassVar[bool] = False  # its loss trains as the evaluation does (eval_augment and
     # eval_epochs shape its steps, so a resumed run may not change them)
     defaults: ClassVar[dict] = {}

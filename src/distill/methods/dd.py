@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from distill import parallel
 from distill.errors import DistillError
 from distill.methods.base import Method, Options, check_count, register
 from distill.models import init_params
@@ -59,13 +60,28 @@ class DatasetDistillation(Method):
         """The outer loss on the real batch: classify it well (the attack rewrites one class instead)."""
         return classification_loss(logits, labels)
 
+    batch_shares = True  # the outer objective is a mean over the real batch: ranks may split it (not the attack's)
+
+    @property
+    def parallel(self) -> bool:
+        """Under torch.distributed the loss is a sum of shares: the step's networks split among the ranks when
+        there are as many networks as ranks, else each network's real batch (where the objective is a mean)."""
+        return parallel.size() <= self.options.nets_per_step or self.batch_shares
+
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
-        total = 0.0
-        for _ in range(self.options.nets_per_step):
-            trained = unroll_schedule(self.model, self.initial_params(synset, rng), synset.images, synset.targets(),
-                                      synset.step, synset.lrs, synset.num_steps, synset.num_epochs, create_graph=True,
-                                      segment=self.options.segment)
+        nets = self.options.nets_per_step
+        by_network = parallel.size() <= nets
+        mine = parallel.share(nets) if by_network else range(nets)
+        total = synset.images.sum() * 0
+        for n in range(nets):  # every rank draws every network's start and batch, and unrolls its own
+            start = self.initial_params(synset, rng)
             idx = self.real_indices(rng).to(self.task.train_x.device)
-            logits = torch.func.functional_call(self.model, trained, (self.task.train_x[idx],))
-            total = total + self.objective(logits, self.task.train_y[idx])
-        return total / self.options.nets_per_step
+            if n not in mine:
+                continue
+            trained = unroll_schedule(self.model, start, synset.images, synset.targets(), synset.step, synset.lrs,
+                                      synset.num_steps, synset.num_epochs, create_graph=True,
+                                      segment=self.options.segment)
+            part = idx if by_network or not self.batch_shares else parallel.my_part(idx)
+            logits = torch.func.functional_call(self.model, trained, (self.task.train_x[part],))
+            total = total + self.objective(logits, self.task.train_y[part]) * (len(part) / len(idx))
+        return total / nets

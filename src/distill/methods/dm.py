@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import torch
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
+from distill import parallel
 from distill.methods.base import ClassSampler, Method, Options, check_count, register
 from distill.models import embed, init_params, no_grad_in_chunks
 from distill.synset import SyntheticSet
@@ -35,6 +36,7 @@ class DistributionMatching(Method):
     name = "dm"
     Options = DMOptions
     needs_features = True
+    parallel = True  # a sum over classes: each rank matches its share of them
     defaults = {"arch": "convnet", "init": "random", "optimizer": "sgd", "lr_images": 1.0, "momentum": 0.5,
                 "iterations": 20000, "decay_every": 0, "eval_augment": "dsa", "eval_every": 500}
 
@@ -48,10 +50,13 @@ class DistributionMatching(Method):
         device = synset.images.device
         params = init_params(self.model, rng, self.config.scheme(), device=device)
         total = synset.images.sum() * 0
+        mine = parallel.share(self.task.num_classes)  # every rank draws for every class, and matches its own
         for c in range(self.task.num_classes):
             real = self.sample(c, self.options.real_batch, rng)
             syn = synset.images[self.labels == c]
             draw = self.augment.draw(rng)
+            if c not in mine:
+                continue
             real = self.augment.apply(real, draw)
             real_mean = no_grad_in_chunks(lambda x: embed(self.model, params, x), real).mean(0)
             syn_mean = embed(self.model, params, self.augment.apply(syn, draw)).mean(0)

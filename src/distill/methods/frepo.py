@@ -25,6 +25,7 @@ import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from distill import parallel
 from distill.augment import augmentation_for
 from distill.data import Task
 from distill.errors import DistillError
@@ -90,6 +91,7 @@ class FeatureRegression(Method):
     name = "frepo"
     Options = FRePoOptions
     learns = frozenset({"labels"})  # the regression fits the set's targets, so they can be learned
+    parallel = True  # the regression's error is a mean over the real batch: each rank scores its share
     needs_features = True
     # evaluated without augmentation by default (docs/presets.md)
     defaults = {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.01, "lr_labels": 0.01,
@@ -121,6 +123,7 @@ class FeatureRegression(Method):
             indices = torch.randperm(len(self.pool), generator=rng)[:self.options.nets_per_step].tolist()
         idx = torch.randint(len(self.task.train_x), (self.options.real_batch,),
                             generator=rng).to(self.task.train_x.device)
+        idx = parallel.my_part(idx)  # each rank scores the regression on its share of the real batch
         real_x, real_y = self.task.train_x[idx], self.task.train_y[idx]
         syn_x = synset.images
         if self.augment is not None:
@@ -133,9 +136,9 @@ class FeatureRegression(Method):
             real_y = (logits / self.options.teacher_temperature).softmax(1)
         syn_targets = synset.target_probabilities()
         losses = [self._network_loss(self.pool[index], syn_x, syn_targets, real_x, real_y) for index in indices]
-        for index in indices:
+        for index in indices:  # every rank trains the same pool members the same way: the pools stay equal
             self._train_pool_member(index, synset, rng)
-        return torch.stack(losses).mean()
+        return torch.stack(losses).mean() * (len(idx) / self.options.real_batch)
 
     def _network_loss(self, params: Params, syn_x: torch.Tensor, syn_targets: torch.Tensor, real_x: torch.Tensor,
                       real_y: torch.Tensor) -> torch.Tensor:
