@@ -14,7 +14,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-import torch.utils.checkpoint
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.func import functional_call
@@ -53,26 +52,27 @@ def unroll_schedule(
     With `create_graph=True` the result stays differentiable in `images`, `lrs` and the initial `params`, which is
     all the original Dataset Distillation hypergradient needs: autograd does the rest. Its graph holds every
     unrolled step, so its memory grows with their number; `segment` k > 0 (and fewer than the T steps) keeps only
-    the weights every k steps and rebuilds one segment's graph at a time on the way back (recomputation,
-    `torch.utils.checkpoint`): memory then grows with k and T / k weight copies, at the cost of running each step's
-    forward pass twice. The hypergradient is the same up to the order its terms are summed in.
+    the weights every k steps and rebuilds one segment's graph at a time on the way back (`_SegmentedSchedule`):
+    memory then grows with k and T / k weight copies, at the cost of running each step once more. The hypergradient
+    is the same up to the order its terms are summed in.
     """
-    batches = [(images[step_of_image == s], labels[step_of_image == s]) for s in range(steps)]
     names = [name for name, _ in model.named_parameters() if name in params]  # the network's order, not the dict's:
     # per-layer rates are columns in this order, and a set loaded from a file lists its tensors alphabetically
     names += [name for name in params if name not in names]
     schedule = [(epoch, s) for epoch in range(epochs) for s in range(steps)]
 
-    def run(part: list[tuple[int, int]], *values: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def run(part: list[tuple[int, int]], values: tuple[torch.Tensor, ...], images: torch.Tensor,
+            labels: torch.Tensor, lrs: torch.Tensor, graph: bool) -> tuple[torch.Tensor, ...]:
         current = dict(zip(names, values))
+        batches = [(images[step_of_image == s], labels[step_of_image == s]) for s in range(steps)]
         for epoch, s in part:
             x, y = batches[s]
             loss = classification_loss(functional_call(model, current, (x,)), y)
-            grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=create_graph)
+            grads = torch.autograd.grad(loss, [current[k] for k in names], create_graph=graph)
             lr = lrs[epoch * steps + s]
             rates = lr.unbind() if lr.ndim else [lr] * len(names)
             current = {k: current[k] - rate * g for k, g, rate in zip(names, grads, rates)}
-            if not create_graph:
+            if not graph:
                 current = {k: v.detach().requires_grad_(True) for k, v in current.items()}
         return tuple(current[k] for k in names)
 
@@ -80,13 +80,50 @@ def unroll_schedule(
         values = tuple(params[k] if params[k].requires_grad else params[k].detach().requires_grad_(True)
                        for k in names)
         if create_graph and 0 < segment < len(schedule):
-            for start in range(0, len(schedule), segment):
-                values = torch.utils.checkpoint.checkpoint(run, schedule[start:start + segment], *values,
-                                                           use_reentrant=False)
+            parts = [schedule[start:start + segment] for start in range(0, len(schedule), segment)]
+            values = _SegmentedSchedule.apply(run, parts, len(names), images, labels, lrs, *values)
         else:
-            values = run(schedule, *values)
+            values = run(schedule, values, images, labels, lrs, create_graph)
     current = dict(zip(names, values))
     return current if create_graph else {k: v.detach() for k, v in current.items()}
+
+
+class _SegmentedSchedule(torch.autograd.Function):
+    """`unroll_schedule`'s steps with a graph at the memory of one segment's: the forward pass runs them without a
+    graph and keeps the weights at the start of every segment; the backward pass walks the segments in reverse,
+    rebuilds each one's graph from the weights it kept, and carries the gradient of its end weights back to its start
+    weights, the images, the labels and the rates (the same arithmetic as the whole graph, summed per segment)."""
+
+    @staticmethod
+    def forward(ctx, run, parts, count, images, labels, lrs, *weights):
+        starts = []
+        values = tuple(w.detach().requires_grad_(True) for w in weights)
+        plain = (images.detach(), labels.detach(), lrs.detach())
+        with torch.enable_grad():
+            for part in parts:
+                starts.append(values)
+                values = run(part, values, *plain, False)
+        ctx.save_for_backward(images, labels, lrs)
+        ctx.run, ctx.parts, ctx.starts = run, parts, starts
+        return tuple(v.detach() for v in values)
+
+    @staticmethod
+    def backward(ctx, *grad_weights):
+        inputs = [t.detach().requires_grad_(needed)
+                  for t, needed in zip(ctx.saved_tensors, ctx.needs_input_grad[3:6])]
+        wanted = [t for t in inputs if t.requires_grad]
+        totals = [torch.zeros_like(t) for t in wanted]
+        for index in reversed(range(len(ctx.parts))):
+            start = tuple(v.detach().requires_grad_(True) for v in ctx.starts[index])
+            with torch.enable_grad():
+                end = ctx.run(ctx.parts[index], start, *inputs, True)
+            grads = torch.autograd.grad(end, [*start, *wanted], grad_weights, materialize_grads=True)
+            grad_weights = grads[:len(start)]
+            totals = [total + g for total, g in zip(totals, grads[len(start):])]
+            ctx.starts[index] = None  # walked past: no longer needed
+        found = iter(totals)
+        grad_inputs = [next(found) if t.requires_grad else None for t in inputs]
+        return (None, None, None, *grad_inputs, *grad_weights)
 
 
 def train_with_schedule(model: nn.Module, params: Params, synset) -> Params:
