@@ -253,6 +253,8 @@ def run(
                if 0 < r["steps_taken"] < config.iterations else "")
     count = r["threads"]  # on a CPU the last digits depend on it
     threads = f" ({count} thread{'s' * (count != 1)})" if r["device"] == "cpu" else ""
+    if r.get("processes", 1) > 1:
+        threads += f" x {r['processes']} processes"
     typer.echo(f"  distillation took {r['distill_seconds']:.0f} s on {r['device']}{threads}{stopped}")
     chosen = method is None and config_file is None  # the preset chose it (a recorded config is taken as is)
     if chosen and (config.dataset, config.ipc) in BEST_METHOD:  # the progress bar named it too

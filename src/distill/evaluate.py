@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
+from distill import parallel
 from distill.augment import DSA, augmentation_for, augmentation_label
 from distill.data import Task
 from distill.errors import DistillError
@@ -141,6 +142,7 @@ def evaluate_set(
     augment: str = "",
     validation: bool = False,
     label: str = "",
+    spread: bool = True,
 ) -> EvalResult:
     """Train networks on `synset` under `protocol` and measure them on the test split. `from_fixed` starts the
     `standard` protocol from the set's stored network instead of random ones (for the fixed-init baseline).
@@ -148,7 +150,8 @@ def evaluate_set(
     `validation` also measures each network on the held-out validation split (`detail["val_accuracies"]`), so a
     choice made between sets can rest on it and not on the test split. With `progress`, each network's training
     shows a bar of its own, named by `label` (default: the protocol and network) and the network's number: one
-    network of 1,000 augmented epochs can take minutes on a CPU."""
+    network of 1,000 augmented epochs can take minutes on a CPU. Under torch.distributed the networks are spread
+    over the ranks (`spread`; False: this rank trains them all, for a caller that spreads its own loop)."""
     protocol = resolve_protocol(synset, protocol)
     augmentation = augmentation_for(augment, task.spec.name)
     if augmentation is not None and protocol != "standard":
@@ -169,17 +172,21 @@ def evaluate_set(
     accuracies, val_accuracies = [], []
     began = time.perf_counter()
     label = label or f"evaluate ({protocol}, {arch})"
-    for i in range(runs):
-        bar = (label if runs == 1 else f"{label}, network {i + 1}/{runs}") if progress else None
+    measured = {}  # network -> (test, validation) accuracy; under torch.distributed each rank trains its share
+    for i in parallel.share(runs) if spread else range(runs):
+        bar = (label if runs == 1 else f"{label}, network {i + 1}/{runs}") if progress and parallel.is_main() else None
         generator = torch.Generator().manual_seed(EVAL_SEED + 1000 * seed + i)
         if protocol == "fixed" or (from_fixed and synset.init_params is not None):
             start = {k: v.to(device) for k, v in synset.init_params.items()}
         else:
             start = init_params(model, generator, scheme, device=device)
         trained = _train_on_set(model, start, synset, protocol, sgd, generator, augmentation, progress=bar)
-        accuracies.append(accuracy(model, trained, task.test_x, task.test_y))
+        measured[i] = (accuracy(model, trained, task.test_x, task.test_y),
+                       accuracy(model, trained, task.val_x, task.val_y) if validation else None)
+    for test, val in parallel.gather(measured, runs) if spread else measured.values():
+        accuracies.append(test)
         if validation:
-            val_accuracies.append(accuracy(model, trained, task.val_x, task.val_y))
+            val_accuracies.append(val)
     detail = {"init_scheme": scheme, "sgd": asdict(sgd) if protocol == "standard" else None,
               "augment": augmentation_label(augmentation)}
     if validation:
@@ -212,25 +219,30 @@ def random_real_baseline(task: Task, like: SyntheticSet, arch: str | None = None
     arch = arch or like.meta.get("arch", "convnet")
     from_fixed = like.init_params is not None and like.meta.get("init") == "fixed" and arch == like.meta.get("arch")
     began = time.perf_counter()
-    for i in range(n_nets):
+    mine = {}
+    for i in parallel.share(n_nets):  # under torch.distributed each rank trains its share
         real = random_real_set(task, like, seed=i)
         real.meta.pop("lr_role", None)  # real images get the standard 0.01, not a rate learned for other images
-        result = evaluate_set(real, task, "standard", arch, n_nets=1, sgd=sgd, seed=i, progress=progress,
-                              from_fixed=from_fixed, augment=augment,
-                              label=f"baseline: random real images ({arch}), network {i + 1}/{n_nets}")
-        accuracies.extend(result.accuracies)
+        result = evaluate_set(real, task, "standard", arch, n_nets=1, sgd=sgd, seed=i,
+                              progress=progress and parallel.is_main(), from_fixed=from_fixed, augment=augment,
+                              label=f"baseline: random real images ({arch}), network {i + 1}/{n_nets}", spread=False)
+        mine[i] = (result.accuracies[0], result.detail)
+    for accuracy_i, detail in parallel.gather(mine, n_nets):
+        accuracies.append(accuracy_i)
     # described as evaluate_set describes the distilled set's networks (its training and augmentation label), so the
     # two accuracies a run reports side by side say how they were measured in the same words
     return EvalResult("standard", arch, accuracies, time.perf_counter() - began,
-                      {"images": "random real", "from_fixed_init": from_fixed, "sgd": result.detail["sgd"],
-                       "augment": result.detail["augment"]})
+                      {"images": "random real", "from_fixed_init": from_fixed, "sgd": detail["sgd"],
+                       "augment": detail["augment"]})
 
 
 def full_data_baseline(task: Task, arch: str, n_nets: int = 1, progress: bool = True) -> EvalResult:
     """The same network trained on the whole training split (cached on disk, so each is trained once)."""
     began = time.perf_counter()
-    accuracies = [accuracy(create_model(arch, task.image_shape, task.num_classes).to(task.test_x.device),
-                           trained_network(task, arch, seed=i, config=full_data_config(arch), progress=progress),
-                           task.test_x, task.test_y)
-                  for i in range(n_nets)]
+    mine = {i: accuracy(create_model(arch, task.image_shape, task.num_classes).to(task.test_x.device),
+                        trained_network(task, arch, seed=i, config=full_data_config(arch),
+                                        progress=progress and parallel.is_main()),
+                        task.test_x, task.test_y)
+            for i in parallel.share(n_nets)}  # under torch.distributed each rank trains its share
+    accuracies = parallel.gather(mine, n_nets)
     return EvalResult("full data", arch, accuracies, time.perf_counter() - began)

@@ -123,6 +123,20 @@ def any_rank(flag: bool, device: torch.device) -> bool:
     return bool(tensor.item())
 
 
+def gather(mine: dict[int, object], count: int) -> list:
+    """Work items computed across the ranks (each rank's `mine`: item index -> result, over its `share(count)`),
+    in item order on every rank."""
+    if size() == 1:
+        return [mine[i] for i in range(count)]
+    everyone: list[dict] = [{} for _ in range(size())]
+    try:
+        dist.all_gather_object(everyone, mine)
+    except RuntimeError as exc:
+        raise DistillError(f"rank {rank()} of {size()}: another rank stopped ({str(exc).splitlines()[0]})") from None
+    merged = {i: v for part in everyone for i, v in part.items()}
+    return [merged[i] for i in range(count)]
+
+
 def finish() -> None:
     """Leave the process group at the end of a run."""
     if dist.is_initialized():

@@ -198,12 +198,12 @@ def run_distillation(config: DistillConfig, task: Task, out_path: Path | None, t
     if config.teacher_labels:
         final = with_teacher_labels(final, task, config.teacher_labels, config.teacher_temperature, progress)
     results = {"distill_seconds": round(loop_result.seconds, 2), "rollbacks": loop_result.rollbacks,
-               "steps_taken": loop_result.steps,
+               "steps_taken": loop_result.steps, "processes": parallel.size(),
                "kept_step": loop_result.best_step if config.keep_best else loop_result.steps,
                "best_val_acc": loop_result.best_val,
                "effective_options": method.effective_options,  # what the device made it change of what was asked
                **environment(target)}
-    if evaluate and parallel.is_main():  # every rank holds the same set: rank 0 measures and writes it
+    if evaluate:  # every rank holds the same set and trains its share of the networks; rank 0 writes
         results.update(measure(final, task, config.eval_nets, progress, config.eval_augment, config.eval_epochs))
     final.meta["results"] = results
     run = RunResult(final, results, history=loop_result.history,
