@@ -379,6 +379,38 @@ def memory_table() -> str:
     return "\n".join(rows)
 
 
+def scale_table() -> str:
+    """Issue 52: dd's unrolled steps in segments, and steps split over processes."""
+    parts = []
+    path = HERE / "results" / "unroll-memory-mnist-dd.json"
+    if path.is_file():
+        r = json.loads(path.read_text())
+        parts.append("| unrolled steps | whole graph: peak (above the floor) | segments of 10: peak (above the floor) "
+                     "| time a step, whole / segments |\n|---|---|---|---|")
+        by = {(row["unrolled_steps"], row["segment"]): row for row in r["rows"]}
+        for steps in sorted({row["unrolled_steps"] for row in r["rows"]}):
+            whole, part = by[(steps, 0)], by[(steps, 10)]
+            parts.append(f"| {steps} | {whole['peak_mb']:.0f} MB ({whole['above_floor_mb']:.0f}) | "
+                         f"{part['peak_mb']:.0f} MB ({part['above_floor_mb']:.0f}) | "
+                         f"{whole['seconds_per_outer_step']:.2f} s / {part['seconds_per_outer_step']:.2f} s |")
+        parts.append(f"\n<a id=\"{r['name']}\"></a>`dd` on MNIST, LeNet, 100 images (10 steps of one image per class, "
+                     f"1, 3 and 10 epochs), a few outer steps each; the floor is `{r['floor_command']}` "
+                     f"({r['floor_mb']:.0f} MB: torch and the data). Measured by `{r['command']}` on {r['device']}, "
+                     f"commit {r['git_commit'][:7]}.")
+    path = HERE / "results" / "scaling-mnist.json"
+    if path.is_file():
+        r = json.loads(path.read_text())
+        parts.append("\n| method | 1 process × 2 threads | 2 processes × 1 thread | speed-up | all-reduced a step | "
+                     "command |\n|---|---|---|---|---|---|")
+        for row in r["rows"]:
+            parts.append(f"| {row['method']} | {row['one_process_two_threads_s']:.3f} s | "
+                         f"{row['two_processes_one_thread_s']:.3f} s | {row['speedup']:.2f}× | "
+                         f"{row['allreduce_bytes_per_step'] / 1e6:.2f} MB | `{row['command']}` |")
+        parts.append(f"\n<a id=\"{r['name']}\"></a>Time per outer step on MNIST, {r['steps']} steps each, one "
+                     f"machine. Measured by `{r['command']}` on {r['device']}, commit {r['git_commit'][:7]}.")
+    return "\n".join(parts) if parts else "Not measured yet."
+
+
 def results_md() -> str:
     sections = [
         ("The original method (dd)",
@@ -431,6 +463,11 @@ def results_md() -> str:
          "Peak resident memory of one `distill run` process while it distils (a few steps, no final evaluation) on "
          "CIFAR-10-sized data: 50,000 colour 32×32 training images.",
          memory_table()),
+        ("Scale",
+         "`dd` back-propagating through its unrolled steps whole or in segments of 10 (`--opt segment=N`, 10 by "
+         "default, 0 for the whole graph), and steps split over processes with torch.distributed "
+         "(`distill run --nproc N`, or torchrun).",
+         scale_table()),
     ]
     head = (
         "# Results\n\n"
