@@ -21,6 +21,7 @@ TINY = ["--dataset", "digits", "--iterations", "4", "--eval-every", "2", "--chec
 OPTIONS = {"dm": ["--method", "dm", "--opt", "real_batch=32"],  # each rank matches half the classes
            "dd": ["--method", "dd", "--opt", "real_batch=64", "--opt", "nets_per_step=2"],  # a network each
            "dd-batch": ["--method", "dd", "--opt", "real_batch=64"],  # one network, half its real batch each
+           "dsa": ["--method", "dsa", "--ipc", "2", "--opt", "real_batch=16"],  # half the classes each
            "frepo": ["--method", "frepo", "--opt", "real_batch=64", "--learn-labels"]}  # half the real batch each
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # each rank, and the one process it is compared with
 

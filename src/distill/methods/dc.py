@@ -22,6 +22,7 @@ import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from distill import parallel
 from distill.augment import augmentation_for
 from distill.data import Task
 from distill.methods.base import ClassSampler, Method, Options, check_count, check_positive, register
@@ -69,6 +70,7 @@ def gradient_distance(real: list[torch.Tensor], syn: list[torch.Tensor]) -> torc
 class GradientMatching(Method):
     name = "dc"
     Options = DCOptions
+    parallel = True  # a sum over classes: each rank matches its share of them (the network trains on every rank)
     defaults = {"arch": "convnet", "init": "random", "optimizer": "sgd", "lr_images": 0.1, "momentum": 0.5,
                 "iterations": 1000, "decay_every": 0, "eval_augment": "none", "eval_every": 100}
     # DC's code evaluates MNIST sets with its own augmentation (docs/presets.md)
@@ -112,11 +114,14 @@ class GradientMatching(Method):
         weights = {k: v.detach().requires_grad_(True) for k, v in params.items()}
         names = list(weights)
         total = synset.images.sum() * 0
+        mine = parallel.share(self.task.num_classes)  # every rank draws for every class, and matches its own
         for c in range(self.task.num_classes):
             real = self.sample(c, self.options.real_batch, rng)
             syn = synset.images[self.labels == c]
-            if self.augment is not None:
-                draw = self.augment.draw(rng)
+            draw = self.augment.draw(rng) if self.augment is not None else None
+            if c not in mine:
+                continue
+            if draw is not None:
                 real, syn = self.augment.apply(real, draw), self.augment.apply(syn, draw)
             target_real = torch.full((len(real),), c, device=real.device)
             target_syn = torch.full((len(syn),), c, device=syn.device)
