@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch.func import functional_call
 
+from distill import parallel
 from distill.augment import augmentation_for
 from distill.data import Task
 from distill.evaluate import standard_sgd
@@ -48,6 +49,7 @@ class StandardProtocolUnroll(Method):
     Options = UnrollOptions
     learns = frozenset({"labels"})  # the unrolled training fits the set's targets, the labels evaluation trains with
     trains_through_evaluation = True
+    parallel = True  # the outer loss is a mean over the real batch: each rank scores its share
     # a final stage (`--image-init SET`): about 40 s a step on two CPU threads, so few steps, each validated as
     # evaluation trains; on MNIST through DC's augmentation for 1,000 epochs, as its start sets are evaluated
     defaults = {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.003, "learn_labels": True,
@@ -65,6 +67,7 @@ class StandardProtocolUnroll(Method):
         start = init_params(self.model, rng, self.config.scheme(), device=device)
         trained = train_sgd(self.model, start, synset.images, synset.targets(), self.sgd, rng, augment=self.augment,
                             create_graph=True, checkpoint=True)
-        idx = torch.randint(len(self.task.train_x), (self.options.real_batch,), generator=rng).to(device)
+        whole = torch.randint(len(self.task.train_x), (self.options.real_batch,), generator=rng).to(device)
+        idx = parallel.my_part(whole)  # under torch.distributed each rank scores its share of the real batch
         logits = functional_call(self.model, trained, (self.task.train_x[idx],))
-        return classification_loss(logits, self.task.train_y[idx])
+        return classification_loss(logits, self.task.train_y[idx]) * (len(idx) / len(whole))
