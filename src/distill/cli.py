@@ -199,7 +199,7 @@ def run(
     threads: Optional[int] = Threads,
     nproc: int = _option(1, min=1, panel=MACHINE, metavar="N",
                          help="Processes to split each step's work among (torch.distributed: gloo on CPU, NCCL on "
-                              "GPUs): the same as `torchrun --nproc_per_node N -m distill run ...`."),
+                              "GPUs), as `torchrun --nproc_per_node N -m distill run` does."),
 ) -> None:
     """Distill a dataset, evaluate the result beside its baselines, and save the set, pictures and a summary.
 
