@@ -124,8 +124,9 @@ ADDED_SINCE = {"image_size": 0, "zca": False}
 def migrate(recorded: dict) -> dict:
     """A recorded configuration with the fields added since filled in as every earlier run had them (`ADDED_SINCE`),
     and the fields earlier versions kept among the run's options moved where this one keeps them: `real_batch` and
-    `nets_per_step` are now the options of the methods that use them (dd, unroll), so they go into `options` for those, and are dropped for the others, which never read them. A record that is not
-    an object of fields (a list, a broken file) is left for the checks to refuse."""
+    `nets_per_step` are now the options of the methods that use them (dd, unroll), so they go into `options` for
+    those, and are dropped for the others, which never read them. A record that is not an object of fields (a list,
+    a broken file) is left for the checks to refuse."""
     if isinstance(recorded, dict):  # fields added since: what every earlier run did
         recorded = {**{k: v for k, v in ADDED_SINCE.items() if k not in recorded}, **recorded}
     moved = [name for name in MOVED_TO_OPTIONS if name in recorded]
