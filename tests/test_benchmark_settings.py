@@ -83,7 +83,7 @@ def test_every_results_file_is_what_its_recorded_command_runs_now(run):
             assert (found["source"], found["artifact"]) == (
                 setting.source, f"benchmarks/artifacts/{setting.artifact}.safetensors")
         checked[setting.kind] += 1
-    assert checked["distill"] >= 120 and checked["attack"] == 5 and checked["select"] == 1 and checked["plain"] == 2
+    assert checked["distill"] >= 120 and checked["attack"] == 5 and checked["select"] == 1 and checked["plain"] == 3
 
 
 def test_every_setting_is_a_run_distill_accepts(run, monkeypatch):

@@ -66,7 +66,7 @@ def test_each_best_set_is_the_most_accurate_measured_one_and_its_plain_check_tra
     monkeypatch.syspath_prepend(str(root))  # benchmarks/run.py imports its neighbour common.py
     settings = importlib.import_module("run").load_settings().values()  # plain checks: benchmarks/settings/best.toml
     sources = {s.artifact: s.source for s in settings if s.kind == "plain"}
-    assert set(sources) == {"mnist-best-ipc1", "fmnist-best-ipc1"}
+    assert set(sources) == {"mnist-best-ipc1", "fmnist-best-ipc1", "cifar10-best-ipc1"}
     results = [json.loads(p.read_text()) for p in (root / "results").glob("*.json")]
     for name, source in sources.items():
         plain = json.loads((root / "results" / f"plain-{name}.json").read_text())
