@@ -30,7 +30,8 @@ STEPS = 10
 RUNS = {  # each method's step split by what it shares: dm's classes, dd's networks, frepo's real batch
     "dm": ["--method", "dm", "--ipc", "10", "--opt", "real_batch=256"],
     "dd": ["--method", "dd", "--steps", "10", "--epochs", "1", "--opt", "nets_per_step=2", "--opt", "real_batch=512"],
-    "frepo": ["--method", "frepo", "--ipc", "10", "--opt", "real_batch=1024"],
+    "frepo": ["--method", "frepo", "--ipc", "10", "--opt", "real_batch=1024", "--image-init", "real",
+              "--teacher-labels", "0"],  # no full-data network to train first (herding's features, the teacher)
 }
 
 
