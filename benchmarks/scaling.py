@@ -6,9 +6,11 @@ and frepo on MNIST (issue 52), written to benchmarks/results/scaling-mnist.json.
 Each run distils a few steps (no validation, no evaluation) and its summary's distillation time over its steps is
 the time per step. Beside it, what one step all-reduces: the gradient of the set's tensors (float32), the only
 traffic between ranks besides one number (the loss) and one flag (the time limit). On N machines a step costs about
-compute / N (the shares) + the all-reduce of those bytes (a ring sends 2 (N - 1) / N of them per rank): with
-100 images of 28x28 that is 0.3 MB a step, milliseconds on any network, against a step's compute of tenths of a
-second to seconds, so the steps scale with N until a rank's share gets too small to keep its cores busy.
+compute / N (the shares) + the all-reduce of those bytes (a ring sends 2 (N - 1) / N of them per rank): 0.3 MB a
+step here, milliseconds on any network against a step's compute of tenths of a second to seconds, so communication
+does not limit the scaling; what a rank computes apart from its share (every rank draws every sample, and dm, dsa
+and frepo repeat the synthetic images' side of the step, frepo its pool's training) and how well one thread runs
+a smaller share do (RESULTS.md, "Scale", has what two processes gave on this 2-core machine).
 """
 
 from __future__ import annotations
