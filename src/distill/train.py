@@ -81,7 +81,7 @@ def unroll_schedule(
                        for k in names)
         if create_graph and 0 < segment < len(schedule):
             parts = [schedule[start:start + segment] for start in range(0, len(schedule), segment)]
-            values = _SegmentedSchedule.apply(run, parts, len(names), images, labels, lrs, *values)
+            values = _SegmentedSchedule.apply(run, parts, images, labels, lrs, *values)
         else:
             values = run(schedule, values, images, labels, lrs, create_graph)
     current = dict(zip(names, values))
@@ -95,7 +95,7 @@ class _SegmentedSchedule(torch.autograd.Function):
     weights, the images, the labels and the rates (the same arithmetic as the whole graph, summed per segment)."""
 
     @staticmethod
-    def forward(ctx, run, parts, count, images, labels, lrs, *weights):
+    def forward(ctx, run, parts, images, labels, lrs, *weights):
         starts = []
         values = tuple(w.detach().requires_grad_(True) for w in weights)
         plain = (images.detach(), labels.detach(), lrs.detach())
@@ -110,7 +110,7 @@ class _SegmentedSchedule(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grad_weights):
         inputs = [t.detach().requires_grad_(needed)
-                  for t, needed in zip(ctx.saved_tensors, ctx.needs_input_grad[3:6])]
+                  for t, needed in zip(ctx.saved_tensors, ctx.needs_input_grad[2:5])]
         wanted = [t for t in inputs if t.requires_grad]
         totals = [torch.zeros_like(t) for t in wanted]
         for index in reversed(range(len(ctx.parts))):
@@ -123,7 +123,7 @@ class _SegmentedSchedule(torch.autograd.Function):
             ctx.starts[index] = None  # walked past: no longer needed
         found = iter(totals)
         grad_inputs = [next(found) if t.requires_grad else None for t in inputs]
-        return (None, None, None, *grad_inputs, *grad_weights)
+        return (None, None, *grad_inputs, *grad_weights)
 
 
 def train_with_schedule(model: nn.Module, params: Params, synset) -> Params:

@@ -18,7 +18,7 @@ import torch
 
 from distill.data import readers
 from distill.data.files import DataFile, cache_root, ensure_files
-from distill.data.own import OwnData, channel_stats, looks_like_path, read_own
+from distill.data.own import OwnData, looks_like_path, read_own
 from distill.data.own import describe as own_describe
 from distill.errors import DistillError
 
@@ -267,7 +267,7 @@ def get_spec(name: str, image_size: int = 0, progress: bool = True) -> DatasetSp
 def own_spec(data: OwnData) -> DatasetSpec:
     """The spec of a user's decoded dataset: normalised with its training images' own per-channel mean and std,
     and a tenth of its training images (at least one) held out for validation."""
-    mean, std = channel_stats(data.train_x)
+    mean, std = data.stats
     arrays = (data.train_x, data.train_y, data.test_x, data.test_y)
     return DatasetSpec(name=data.source, channels=data.channels, size=data.size, class_names=data.class_names,
                        mean=mean, std=std, folder="", files=(), read=lambda _folder: arrays,

@@ -12,6 +12,7 @@ that sets of one folder are measured on one test split) is held out as the test 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -52,6 +53,12 @@ class OwnData:
     @property
     def size(self) -> int:
         return self.train_x.shape[1]
+
+    @functools.cached_property
+    def stats(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per-channel mean and std of the training images (`channel_stats`), computed once per decoded dataset:
+        a run asks for its dataset's spec when it checks its options and again when it loads the data."""
+        return channel_stats(self.train_x)
 
 
 def looks_like_path(name: str) -> bool:
@@ -213,7 +220,6 @@ def _decode_folder(source: Path, listing: dict, image_size: int, fingerprint: st
         sizes.setdefault(picture.size, file)
         decoded.append((split, label, np.asarray(picture, dtype=np.uint8)))
     if len(sizes) > 1 or (not image_size and next(iter(sizes))[0] != next(iter(sizes))[1]):
-        (w1, h1), first = next(iter(sizes.items()))
         shown = "; ".join(f"{f.relative_to(source)} is {w}x{h}" for (w, h), f in list(sizes.items())[:2])
         raise DistillError(f"{source}: the images are not square and of one size ({shown}); pass --image-size N to "
                            "resize and centre-crop them to N x N")
@@ -338,7 +344,7 @@ def _resize_all(images: np.ndarray, size: int) -> np.ndarray:
 
 def describe(data: OwnData) -> dict:
     """What `distill data PATH` reports: classes, images per class and split, size, channels, mean and std."""
-    mean, std = channel_stats(data.train_x)
+    mean, std = data.stats
     return {
         "source": data.source,
         "classes": list(data.class_names),
