@@ -264,8 +264,11 @@ PLAIN_AUGMENTS = ("none", "dc", "dsa")  # the eval augmentations examples/train_
 
 
 def source_set(source: str) -> Path:
-    """The set a results file describes: its committed artifact, else its run folder's."""
-    for path in (HERE / "artifacts" / f"{source}.safetensors", HERE / "runs" / source / "synset.safetensors"):
+    """The set a results file describes: its committed artifact, else the copy a plain check committed of it (a
+    whitened set, 38 MB, is committed once, under the plain check's name), else its run folder's."""
+    plain = [json.loads(p.read_text()) for p in sorted((HERE / "results").glob("plain-*.json"))]
+    copies = [HERE.parent / r["artifact"] for r in plain if r.get("source") == source]
+    for path in (HERE / "artifacts" / f"{source}.safetensors", *copies, HERE / "runs" / source / "synset.safetensors"):
         if path.exists():
             return path
     raise distill.DistillError(f"no set for {source}: neither benchmarks/artifacts/{source}.safetensors nor "
