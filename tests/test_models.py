@@ -11,7 +11,7 @@ from distill import models
 from distill.errors import DistillError
 from distill.models import DEFAULT_INIT, MODELS, create_model, init_params, no_grad_in_chunks
 
-ARCHS = ("mlp", "lenet", "convnet", "convnet_dc", "alexnet", "vgg11", "resnet18")
+ARCHS = ("mlp", "lenet", "convnet", "convnet_dc", "alexnet", "alexcifarnet", "vgg11", "resnet18")
 SHAPES = ((1, 28, 28), (3, 32, 32))
 
 

@@ -128,7 +128,7 @@ def run(
                                          "coresets: random, herding, kcenter (default: the best benchmarked for the "
                                          "dataset and --ipc, else dd)."),
     arch: Optional[str] = _option(None, panel=METHOD, metavar="NAME",
-                                  help="Network: lenet, convnet, convnet_dc, mlp, alexnet, vgg11, resnet18 (default: "
+                                  help="Network: lenet, convnet, convnet_dc, mlp, alexnet, alexcifarnet, vgg11, resnet18 (default: "
                                        "the method's)."),
     ipc: Optional[int] = _option(None, panel=METHOD, metavar="N",
                                  help="Images per class (per step for dd; default 1)."),
@@ -333,7 +333,7 @@ def eval_command(
                             help="auto, fixed, schedule or standard (README: Evaluation protocol)."),
     arch: Optional[str] = _option(None, panel=EVALUATION, metavar="NAME",
                                   help="Network to train (default: the one the set was made for): mlp, lenet, "
-                                       "convnet, convnet_dc, alexnet, vgg11, resnet18."),
+                                       "convnet, convnet_dc, alexnet, alexcifarnet, vgg11, resnet18."),
     nets: int = _option(5, panel=EVALUATION, metavar="N",
                         help="Networks to train (fixed init always uses its one network)."),
     augment: str = _option("", panel=EVALUATION, metavar="NAME", show_default=False,
