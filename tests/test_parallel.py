@@ -26,13 +26,13 @@ OPTIONS = {"dm": ["--method", "dm", "--opt", "real_batch=32"],  # each rank matc
 ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # each rank, and the one process it is compared with
 
 
-def torchrun(*args, nproc=2, launcher=("--standalone",), popen=None):
+def torchrun(*args, nproc=2, launcher=("--standalone",), popen=None, env=ONE_THREAD):
     command = [sys.executable, "-m", "torch.distributed.run", *launcher, f"--nproc_per_node={nproc}", "-m", "distill",
                "run", *map(str, args)]
     if popen is not None:
-        return subprocess.Popen(command, env=ONE_THREAD, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                 **popen)
-    return subprocess.run(command, env=ONE_THREAD, capture_output=True, text=True, timeout=600)
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
 
 
 def descendants(pid: int) -> list[int]:
@@ -54,8 +54,8 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def one_process(*args):
-    done = subprocess.run([sys.executable, "-m", "distill", "run", *map(str, args)], env=ONE_THREAD,
+def one_process(*args, env=ONE_THREAD):
+    done = subprocess.run([sys.executable, "-m", "distill", "run", *map(str, args)], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     return done
@@ -80,6 +80,22 @@ def test_two_processes_make_the_one_process_set(tmp_path, method):
     assert_same_set(a, b)
     assert not torch.equal(a.images, distill.load(tmp_path / "two" / "synset.safetensors").images * 0)
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
+
+
+def test_mtt_ranks_train_their_share_of_the_experts_and_split_the_matches(tmp_path):
+    """Each rank trains one of the two experts (into a cache of this run's own, so nothing comes from the one-process
+    run's), both ranks then hold both, and the step's two matches are one a rank: the one-process set."""
+    mtt = [*TINY, "--method", "mtt", *[f for o in ("experts=2", "train_epochs=2", "expert_epochs=1", "max_start_epoch=1",
+                                                   "syn_steps=3", "matches=2") for f in ("--opt", o)]]
+    caches = {name: tmp_path / f"cache-{name}" for name in ("one", "two")}
+    one_process(*mtt, "--out", tmp_path / "one", env={**ONE_THREAD, "DISTILL_CACHE": str(caches["one"])})
+    two = torchrun(*mtt, "--out", tmp_path / "two", env={**ONE_THREAD, "DISTILL_CACHE": str(caches["two"])})
+    assert two.returncode == 0, two.stderr
+    experts = sorted(p.name for p in caches["two"].rglob("*expert*.safetensors"))
+    assert len(experts) == 2 and experts == sorted(p.name for p in caches["one"].rglob("*expert*.safetensors"))
+    a, b = (distill.load(tmp_path / name / "synset.safetensors") for name in ("one", "two"))
+    assert_same_set(a, b)
+    assert not torch.equal(a.lrs, torch.full_like(a.lrs, 0.01))  # the learned rate moved
 
 
 def test_a_run_killed_under_torchrun_resumes_to_the_uninterrupted_set(tmp_path):

@@ -8,6 +8,10 @@ on (augmented) synthetic images with a learned learning rate, and asks to land w
 
 The learned learning rate is the set's training learning rate: it is stored as the set's single `lrs` entry and the
 standard evaluation protocol trains with it (metadata `lr_role` = `standard`), as the paper evaluates.
+
+Under torch.distributed the expert trajectories are the shares: each rank trains its share of the experts (the costly
+part on a CPU) and every rank receives all of them, and a step's `matches` (trajectory segments matched, their losses
+averaged) are split across the ranks.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from safetensors.torch import load_file
 from torch.func import functional_call
 from torch.nn import functional as F
 
+from distill import parallel
 from distill.augment import DSA, augmentation_for
 from distill.data import Task
 from distill.errors import DistillError
@@ -42,12 +47,14 @@ class MTTOptions(Options):
     expert_lr: float = 0.01
     expert_batch: int = 256
     augment: str = "dsa"
+    matches: int = 1  # expert segments matched per step, their losses averaged (the paper matches one); under
+    # torch.distributed the ranks split them
 
     def check(self, method: str) -> None:
         """Refuse counts below 1 (the start epoch may be 0, the synthetic batch 0 for all images), a step size that is
         not a positive number, and start epochs whose target lies past the trajectory's end, before any expert
         trains."""
-        for name in ("experts", "expert_epochs", "train_epochs", "syn_steps", "expert_batch"):
+        for name in ("experts", "expert_epochs", "train_epochs", "syn_steps", "expert_batch", "matches"):
             check_count(method, name, getattr(self, name))
         check_count(method, "max_start_epoch", self.max_start_epoch, zero="always start at the initialisation")
         check_count(method, "syn_batch", self.syn_batch, zero="all the synthetic images")
@@ -92,6 +99,7 @@ class TrajectoryMatching(Method):
     name = "mtt"
     Options = MTTOptions
     learns = frozenset({"train_lr"})  # one learned SGD learning rate, used by the standard protocol
+    parallel = True  # a sum over the step's matches: each rank computes its share of them
     defaults = {"arch": "convnet", "init": "random", "optimizer": "adam", "lr_images": 0.01, "lr_lrs": 0.01,
                 "init_lr": 0.01, "iterations": 1000, "decay_every": 0, "eval_augment": "dsa", "eval_every": 100}
 
@@ -99,10 +107,35 @@ class TrajectoryMatching(Method):
         super().setup(task, synset, progress)
         self.augment = augmentation_for(self.options.augment, task.spec.name)
         self.labels = synset.hard_labels()
-        self.experts = [expert_trajectory(task, self.config.arch, self.config.scheme(), seed, self.options,
-                                          self.augment, progress) for seed in range(self.options.experts)]
+        self.experts = self.train_experts(task, progress)
+
+    def train_experts(self, task: Task, progress: bool) -> list[list[Params]]:
+        """Every expert's trajectory, on every rank: each rank trains (or reads from the cache) its share of them,
+        and the ranks exchange what they made (machines that share no cache folder still all get every one)."""
+        count, device = self.options.experts, task.train_x.device
+        mine = {seed: expert_trajectory(task, self.config.arch, self.config.scheme(), seed, self.options, self.augment,
+                                        progress and parallel.is_main())
+                for seed in parallel.share(count)}
+        if parallel.size() == 1:
+            return [mine[seed] for seed in range(count)]
+        on_cpu = {seed: [{k: v.cpu() for k, v in p.items()} for p in t] for seed, t in mine.items()}
+        return [[{k: v.to(device) for k, v in p.items()} for p in t] for t in parallel.gather(on_cpu, count)]
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
+        """The mean over the step's matches. One match draws from `rng` itself (the stream every committed MTT set
+        was made with); several draw each from a generator seeded from `rng`, so every rank can skip the matches of
+        the others and still make the same draws for its own."""
+        count = self.options.matches
+        if count == 1:
+            return self.match(synset, rng) if 0 in parallel.share(1) else synset.images.sum() * 0
+        seeds = torch.randint(2**62, (count,), generator=rng).tolist()
+        total = synset.images.sum() * 0
+        for m in parallel.share(count):
+            total = total + self.match(synset, torch.Generator().manual_seed(seeds[m])) / count
+        return total
+
+    def match(self, synset: SyntheticSet, rng: torch.Generator) -> torch.Tensor:
+        """One match: a random expert's segment from a random start epoch, reached by `syn_steps` synthetic steps."""
         o = self.options
         trajectory = self.experts[int(torch.randint(len(self.experts), (1,), generator=rng))]
         start = int(torch.randint(o.max_start_epoch + 1, (1,), generator=rng))
