@@ -6,6 +6,7 @@ import json
 import math
 import os
 import stat
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from distill.errors import DistillError
 from distill.evaluate import standard_sgd
 from distill.loop import CHECKPOINT_NAME
 from distill.config import AttackConfig
-from distill.synset import SyntheticSet, load, save
+from distill.synset import SyntheticSet, UnverifiedSetWarning, content_hash, load, save
 from test_cli import assert_user_error, cli, tiny_set
 
 DM = DistillConfig(dataset="digits", method="dm", arch="convnet", init="random")
@@ -178,15 +179,79 @@ def test_a_file_that_cannot_be_written_is_a_user_error(tmp_path):
 
 
 def _tampered(tmp_path, **header) -> str:
-    """A copy of a good set with some header fields replaced (as JSON text, as the format stores them)."""
+    """A copy of a good set with some header fields replaced (as JSON text, as the format stores them) and its hash
+    made anew: a file some other tool wrote wrong, which the header checks (not the hash) must catch."""
     good = tiny_set(tmp_path)
     from safetensors import safe_open
 
     with safe_open(str(good), framework="pt") as handle:
-        meta = handle.metadata()
+        meta = {**handle.metadata(), **header}
+    tensors = load_file(str(good))
     path = tmp_path / "tampered.safetensors"
-    save_file(load_file(str(good)), str(path), metadata={**meta, **header})
+    save_file(tensors, str(path), metadata={**meta, "sha256": content_hash(tensors, meta)})
     return str(path)
+
+
+def _byte_ranges(path) -> dict[str, tuple[int, int]]:
+    """Where each tensor's bytes lie in a safetensors file (after the 8-byte length and the JSON header), and the
+    header's own JSON."""
+    raw = Path(path).read_bytes()
+    length = int.from_bytes(raw[:8], "little")
+    layout = json.loads(raw[8:8 + length])
+    ranges = {name: (8 + length + a, 8 + length + b) for name, entry in layout.items() if name != "__metadata__"
+              for a, b in [entry["data_offsets"]]}
+    return {**ranges, "header": (8, 8 + length)}
+
+
+def _with_byte_flipped(path, offset: int, out) -> str:
+    raw = bytearray(Path(path).read_bytes())
+    raw[offset] ^= 0x01
+    Path(out).write_bytes(bytes(raw))
+    return str(out)
+
+
+def test_one_changed_byte_in_any_tensor_is_refused_by_eval_show_and_load(tmp_path):
+    """Every tensor of a set with a learned schedule and a fixed network (images, labels, lrs, step, init.*), a byte
+    at its start, middle and end: one bit changed, and load, show and eval each refuse the file in one line."""
+    good = str(tmp_path / "good.safetensors")
+    made = distill.distill(dataset="digits", method="dd", init="fixed", steps=2, epochs=1, iterations=1,
+                           progress=False, evaluate=False)
+    save(made.synset, good)
+    ranges = {k: v for k, v in _byte_ranges(good).items() if k != "header"}
+    assert {"images", "labels", "lrs", "step"} <= set(ranges) and any(k.startswith("init.") for k in ranges)
+    for name, (start, end) in ranges.items():
+        for offset in (start, (start + end) // 2, end - 1):
+            bad = _with_byte_flipped(good, offset, tmp_path / "bad.safetensors")
+            with pytest.raises(DistillError, match="do not match the hash recorded when it was written"):
+                load(bad)
+    for command in ("show", "eval"):
+        assert_user_error(cli(command, bad), "do not match the hash recorded when it was written")
+
+
+def test_a_changed_header_field_is_refused_too(tmp_path):
+    good = tiny_set(tmp_path)
+    start, end = _byte_ranges(good)["header"]
+    text = Path(good).read_bytes()[start:end]
+    offset = start + text.index(b'"digits"') + 1  # a letter of the dataset's name: still valid JSON
+    with pytest.raises(DistillError, match="do not match the hash"):
+        load(_with_byte_flipped(good, offset, tmp_path / "bad.safetensors"))
+
+
+def test_a_file_written_before_hashes_loads_with_a_note(tmp_path):
+    good = tiny_set(tmp_path)
+    from safetensors import safe_open
+
+    with safe_open(str(good), framework="pt") as handle:
+        meta = {k: v for k, v in handle.metadata().items() if k != "sha256"}
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(str(good)), str(old), metadata=meta)
+    with pytest.warns(UnverifiedSetWarning, match="records no hash"):
+        synset = load(old)
+    assert torch.equal(synset.images, load(good).images)
+    resaved = save(synset, tmp_path / "resaved.safetensors")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load(resaved)  # saving again records one
 
 
 @pytest.mark.parametrize("header, fragment", [

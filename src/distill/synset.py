@@ -5,16 +5,22 @@ probabilities), optionally `lrs` [T] or [T, P] with `step` [N] (the learned sche
 per step, or per step and per parameter tensor of the network in its parameter order) and `init.<name>`
 tensors (the fixed initial network the set was distilled for). Everything else is string metadata in the header.
 Loading checks all of it, so a damaged or tampered file is rejected with a clear message instead of training a
-network on garbage. No pickle anywhere: a safetensors file cannot run code when loaded.
+network on garbage. The header field `sha256` is a SHA-256 of every tensor (name, dtype, shape, bytes) and every other
+header field, written with the file and verified when it is read: one changed byte anywhere in the tensors or the
+header is refused. A file written before the field existed still loads, with a warning that it cannot be verified.
+The hash is evidence of change, not of origin: whoever rewrites a file can rewrite its hash (`distill audit` judges
+what a set does). No pickle anywhere: a safetensors file cannot run code when loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
 import tempfile
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +31,7 @@ from safetensors.torch import load_file, save_file
 from distill.errors import DistillError
 
 FORMAT = "distill.synset/1"
+HASH_FIELD = "sha256"
 REQUIRED_META = ("dataset", "num_classes", "image_shape", "mean", "std", "method", "arch", "ipc", "steps", "epochs",
                  "init")  # besides "format", which only a file has
 JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "steps", "epochs", "config", "results",
@@ -161,8 +168,9 @@ def save(synset: SyntheticSet, path: str | os.PathLike, overwrite: bool = False)
         tensors[f"init.{name}"] = value.float().cpu().contiguous()
     if s.zca is not None:
         tensors["zca"] = s.zca.float().cpu().contiguous()
-    meta = {"format": FORMAT, **s.meta}
+    meta = {"format": FORMAT, **{k: v for k, v in s.meta.items() if k != HASH_FIELD}}
     header = {k: (json.dumps(v) if k in JSON_META or not isinstance(v, str) else v) for k, v in meta.items()}
+    header[HASH_FIELD] = content_hash(tensors, header)
     _atomic_write(path, lambda name: save_file(tensors, name, metadata=header))
     return path
 
@@ -190,6 +198,36 @@ def _read_raw(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     return tensors, header
 
 
+class UnverifiedSetWarning(UserWarning):
+    """A set file without a recorded hash (written before distill recorded one): it loads, unverified."""
+
+
+def content_hash(tensors: dict[str, torch.Tensor], header: dict[str, str]) -> str:
+    """SHA-256 of a set file's contents: every tensor's name, dtype, shape and bytes, and every header field but the
+    hash itself, in name order (what safetensors hands back does not depend on the order they were written in)."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(json.dumps([name, str(tensor.dtype), list(tensor.shape)]).encode())
+        digest.update(tensor.view(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    fields = {k: v for k, v in header.items() if k != HASH_FIELD}
+    digest.update(json.dumps(fields, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _verify_hash(tensors: dict[str, torch.Tensor], header: dict[str, str], path: Path) -> None:
+    """Refuse a file whose contents changed since it was written; let one written before hashes were, with a note."""
+    recorded = header.get(HASH_FIELD)
+    if recorded is None:
+        warnings.warn(f"{path} records no hash (written before distill recorded one): it loads, but a change to it "
+                      "since it was written cannot be detected; saving it again (distill relabel, or "
+                      "distill.save(distill.load(...), new_path)) records one", UnverifiedSetWarning, stacklevel=3)
+        return
+    if content_hash(tensors, header) != recorded:
+        raise DistillError(f"{path}: its contents do not match the hash recorded when it was written (the file was "
+                           "changed or damaged since); refusing to load it")
+
+
 def _check(condition: bool, where: str | os.PathLike, message: str) -> None:
     if not condition:
         raise DistillError(f"{where}: {message}")
@@ -201,9 +239,10 @@ def load(path: str | os.PathLike) -> SyntheticSet:
     tensors, header = _read_raw(path)
     _check(header.get("format") == FORMAT, path, f"not a distill synthetic set (format {header.get('format')!r}, "
                                                  f"expected {FORMAT!r})")
+    _verify_hash(tensors, header, path)
     meta: dict = {}
     for key, value in header.items():
-        if key == "format":
+        if key in ("format", HASH_FIELD):
             continue
         if key in JSON_META:
             try:
