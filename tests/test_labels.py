@@ -89,3 +89,44 @@ def test_saved_set_carries_probabilities_and_trains_with_them(tmp_path):
 def test_methods_that_cannot_learn_labels_say_so():
     with pytest.raises(DistillError, match="cannot learn labels"):
         DistillConfig(**resolve(dataset="digits", method="dm", learn_labels=True)).validate()
+
+
+@pytest.mark.parametrize("method", ["dd", "frepo"])
+def test_a_set_may_hold_fewer_images_than_classes(tmp_path, method):
+    """--images 4 on ten classes: four images (classes 0..3 to start), each with a learned distribution over all ten
+    classes; the file records the size, loads, trains (the fixed protocol, or the standard one for frepo), and its
+    grid is drawn a column per image."""
+    out = tmp_path / method
+    options = {"real_batch": 64}
+    run = distill.distill(dataset="digits", method=method, images=4, learn_labels=True, lr_labels=0.1, iterations=6,
+                          eval_every=3, eval_nets=1, eval_epochs=5 if method == "frepo" else None, options=options,
+                          out=out, progress=False)
+    stored = distill.load(out / "synset.safetensors")
+    assert stored.images.shape[0] == 4 and stored.labels.shape == (4, 10) and stored.meta["images"] == 4
+    assert torch.equal(stored.hard_labels(), torch.arange(4))  # they start at classes 0..3 and 6 steps keep them
+    assert stored.labels[:, 4:].sum() > 0  # every class has some mass: a distribution over all ten
+    assert 0 <= run.results["distilled"]["accuracy_mean"] <= 1
+    assert (out / "grid.png").stat().st_size > 0
+    config = stored.meta["config"]
+    again = distill.evaluate(stored, n_nets=1, augment=config["eval_augment"], epochs=config["eval_epochs"],
+                             progress=False)  # as the run measured it: the same network, the same number
+    assert math.isclose(again.accuracy_mean, run.results["distilled"]["accuracy_mean"], abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(("options", "fragment"), [
+    ({"images": 5}, "add --learn-labels"),
+    ({"images": 5, "learn_labels": True, "ipc": 2}, "both set the set's size"),
+    ({"images": -1, "learn_labels": True}, "--images must be at least 1"),
+    ({"images": 5, "method": "dm", "learn_labels": True}, "cannot learn labels"),
+])
+def test_images_free_of_the_classes_need_learned_labels(options, fragment):
+    with pytest.raises(DistillError, match=fragment):
+        DistillConfig(**resolve(**{"dataset": "digits", "method": "dd", **options})).validate()
+
+
+def test_a_file_whose_image_count_disagrees_with_its_size_is_refused(tmp_path):
+    synset = distill.distill(dataset="digits", method="dd", images=3, learn_labels=True, iterations=1,
+                             progress=False, evaluate=False).synset
+    synset.meta["images"] = 4
+    with pytest.raises(DistillError, match="holds 3 images, but images x steps = 4 x 1"):
+        distill.save(synset, tmp_path / "bad.safetensors")

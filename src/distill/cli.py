@@ -132,6 +132,10 @@ def run(
                                        "the method's)."),
     ipc: Optional[int] = _option(None, panel=METHOD, metavar="N",
                                  help="Images per class (per step for dd; default 1)."),
+    images: Optional[int] = _option(None, panel=METHOD, metavar="N",
+                                    help="Images in all (per step for dd), free of the classes, even fewer than "
+                                         "there are classes: each one's label is learned as a distribution "
+                                         "(needs --learn-labels)."),
     steps: Optional[int] = _option(None, panel=METHOD, metavar="N", help="Steps of the learned schedule (dd)."),
     epochs: Optional[int] = _option(None, panel=METHOD, metavar="N", help="Passes over the steps (dd)."),
     init: Optional[str] = _option(None, panel=METHOD, metavar="NAME",
@@ -216,8 +220,8 @@ def run(
     work as usual. A run on a CPU repeats bit for bit on the number of threads it ran with (`distill show` names
     it).
     """
-    given = _given(dataset=dataset, image_size=image_size, zca=zca, method=method, arch=arch, ipc=ipc, steps=steps,
-                   epochs=epochs, init=init, init_scheme=init_scheme, image_init=image_init, init_lr=init_lr,
+    given = _given(dataset=dataset, image_size=image_size, zca=zca, method=method, arch=arch, ipc=ipc, images=images,
+                   steps=steps, epochs=epochs, init=init, init_scheme=init_scheme, image_init=image_init, init_lr=init_lr,
                    iterations=iterations,
                    lr_images=lr, lr_lrs=lr_lrs, layer_lrs=layer_lrs, learn_labels=learn_labels, lr_labels=lr_labels,
                    optimizer=optimizer, momentum=momentum, decay_every=decay_every, eval_every=eval_every,

@@ -170,6 +170,8 @@ class DistillConfig(CommonConfig):
     init_scheme: str = ""  # "" = the network's default (xavier for LeNet, as in the original code)
     layer_lrs: bool = False  # learn one rate per step and per parameter tensor instead of one per step
     learn_labels: bool = False  # learn soft labels too (saved as probabilities); methods that learn "labels"
+    images: int = 0  # images per step, free of the classes (0: ipc x classes): with learned labels, a set may hold
+    # fewer images than there are classes, each image's label a learned distribution over all of them
     lr_labels: float = 0.01
     eval_nets: int = 5
     keep_best: bool = True  # keep the set that scored best on the validation split
@@ -261,6 +263,13 @@ class DistillConfig(CommonConfig):
             learners = sorted(n for n, m in METHODS.items() if "labels" in m.learns)
             raise DistillError(f"method {self.method!r} cannot learn labels; --learn-labels works with: "
                                f"{', '.join(learners)}")
+        if self.images < 0:
+            raise DistillError(f"--images must be at least 1 (or 0: --ipc images per class), got {self.images}")
+        if self.images and not self.learn_labels:
+            raise DistillError("--images N makes a set of N images free of the classes, whose labels are learned as "
+                               "distributions over all of them: add --learn-labels (or use --ipc)")
+        if self.images and self.ipc != 1:
+            raise DistillError(f"--images {self.images} and --ipc {self.ipc} both set the set's size; give one")
         needs_features = (self.method if get_method(self.method).needs_features else
                           f"--image-init {self.image_init}" if self.image_init in CORESET_INITS else None)
         if needs_features and self.arch in MODELS and not hasattr(MODELS[self.arch], "embed"):

@@ -118,7 +118,7 @@ RUN_OPTIONS_READ_BY = {"dd": ("real_batch", "nets_per_step"), "unroll": ("real_b
 
 # Run options added after runs were first recorded, with the value every earlier run had: no resizing of a user's
 # images, no whitening. A record without them is taken as made with them, with no warning.
-ADDED_SINCE = {"image_size": 0, "zca": False}
+ADDED_SINCE = {"image_size": 0, "zca": False, "images": 0}
 
 
 def migrate(recorded: dict) -> dict:

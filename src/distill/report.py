@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -32,6 +34,8 @@ def image_grid(synset: SyntheticSet, path: Path, class_names: list[str] | None =
     steps = synset.step.cpu() if synset.step is not None else labels.new_zeros(len(labels))
     k = synset.num_classes
     names = class_names or synset.meta.get("class_names") or [str(c) for c in range(k)]
+    if synset.meta.get("images"):  # no column per class: a column per image, its label distribution below it
+        return _distribution_grid(synset, images, steps, names, path, max_rows)
     rows: list[tuple[int, list[int | None]]] = []  # (step, image index per class)
     for s in sorted(set(steps.tolist())):
         per_class = [((labels == c) & (steps == s)).nonzero().flatten().tolist() for c in range(k)]
@@ -58,6 +62,40 @@ def image_grid(synset: SyntheticSet, path: Path, class_names: list[str] | None =
     if len(rows) > len(shown):
         title += f" (first {len(shown)} of {len(rows)} rows)"
     fig.suptitle(title, fontsize=9)
+    return _save_figure(fig, path)
+
+
+def _distribution_grid(synset: SyntheticSet, images: torch.Tensor, steps: torch.Tensor, names: list[str], path: Path,
+                       max_rows: int) -> Path:
+    """The grid of a set whose size is free of the classes (`--images`): a row of pictures per step, and under each
+    picture a bar chart of its label, a distribution over every class (the class names along its axis)."""
+    probabilities = synset.target_probabilities().detach().cpu()
+    k, per_step = synset.num_classes, int(synset.meta["images"])
+    shown_steps = sorted(set(steps.tolist()))[: max(1, max_rows // 2)]
+    fig, axes = plt.subplots(2 * len(shown_steps), per_step, figsize=(max(1.6 * per_step, 4), 2.6 * len(shown_steps)),
+                             squeeze=False, gridspec_kw={"height_ratios": [1.0, 0.8] * len(shown_steps)})
+    lrs = synset.lrs.detach().cpu().tolist() if synset.log_lrs is not None else None
+    for r, s in enumerate(shown_steps):
+        for column, index in enumerate((steps == s).nonzero().flatten().tolist()):
+            picture_ax, bars_ax = axes[2 * r][column], axes[2 * r + 1][column]
+            picture = images[index].permute(1, 2, 0).numpy()
+            picture_ax.imshow(picture.squeeze(-1) if picture.shape[-1] == 1 else picture, cmap="gray", vmin=0, vmax=1)
+            picture_ax.set_xticks([])
+            picture_ax.set_yticks([])
+            top = int(probabilities[index].argmax())
+            picture_ax.set_title(f"{names[top]} {probabilities[index, top]:.0%}", fontsize=7)
+            bars_ax.bar(range(k), probabilities[index].numpy(), color="tab:blue")
+            bars_ax.set_ylim(0, 1)
+            bars_ax.set_xticks(range(k))
+            bars_ax.set_xticklabels([n[:6] for n in names], rotation=90, fontsize=5)
+            bars_ax.tick_params(axis="y", labelsize=5)
+            if column == 0 and lrs is not None:
+                rate = lrs[s] if isinstance(lrs[s], float) else sum(lrs[s]) / len(lrs[s])
+                picture_ax.set_ylabel(f"step {s}\nlr {rate:.3g}", fontsize=7)
+    dataset = short_name(str(synset.meta.get("dataset", "")))
+    fig.suptitle(f"{synset.meta.get('method', '')} · {dataset} · {len(images)} images, labels learned over {k} "
+                 "classes", fontsize=9)
+    fig.tight_layout()
     return _save_figure(fig, path)
 
 

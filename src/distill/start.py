@@ -30,8 +30,9 @@ def initial_synset(config, task: Task, progress: bool = True) -> SyntheticSet:
     k = task.num_classes
     schedule = learns(config.method, "schedule")
     steps, epochs = (config.steps, config.epochs) if schedule else (1, 1)
-    labels = torch.arange(k).repeat(steps * config.ipc)
-    step = torch.arange(steps).repeat_interleave(k * config.ipc)
+    per_step = getattr(config, "images", 0) or k * config.ipc  # --images N: N a step, classes in turn
+    labels = (torch.arange(per_step) % k).repeat(steps)
+    step = torch.arange(steps).repeat_interleave(per_step)
     check_class_sizes(task, labels)
     start_set = started_from(config, task, labels) if config.image_init.endswith(SET_SUFFIX) else None
     if start_set is not None:
@@ -41,10 +42,15 @@ def initial_synset(config, task: Task, progress: bool = True) -> SyntheticSet:
     elif config.image_init in CORESET_INITS:  # the coreset's picks, in the same class-by-class order
         selector = get_method(config.image_init)  # with the run's network, and no options of its own
         coreset = selector(config, selector.Options())
-        idx = select(config.image_init, coreset.features(task, progress), task.train_y, len(labels) // k,
-                     generator)
-        per_class = idx.view(k, -1)  # [class, pick]; the set's images run class-fastest, pick by pick
-        images = task.train_x[per_class.T.flatten().to(task.train_x.device)].cpu().clone()
+        most = int(torch.bincount(labels, minlength=k).max())  # picks a class needs (all alike, but with --images)
+        idx = select(config.image_init, coreset.features(task, progress), task.train_y, most, generator)
+        per_class = idx.view(k, -1)  # [class, pick]; each place takes its class's next pick
+        seen = torch.zeros(k, dtype=torch.long)
+        order = []
+        for c in labels.tolist():
+            order.append(int(per_class[c, seen[c]]))
+            seen[c] += 1
+        images = task.train_x[torch.tensor(order, device=task.train_x.device)].cpu().clone()
     else:
         images = task.train_x.cpu()[real_picks(task, labels, generator)].clone()
     device = task.train_x.device
@@ -56,6 +62,8 @@ def initial_synset(config, task: Task, progress: bool = True) -> SyntheticSet:
             "mean": list(task.spec.mean), "std": list(task.spec.std), "method": config.method, "arch": config.arch,
             "ipc": config.ipc, "steps": steps, "epochs": epochs, "init": config.init,
             "init_scheme": config.scheme(), "class_names": list(task.spec.class_names), "config": asdict(config)}
+    if getattr(config, "images", 0):  # a size free of the classes: what the file's image count is checked against
+        meta["images"] = config.images
     if task.spec.own:  # where a user's data came from and how it was read, so the set's accuracy can be traced
         meta["data"] = {"test_split": task.spec.test_split, "fingerprint": task.spec.fingerprint,
                         "image_size": task.spec.size}

@@ -34,7 +34,7 @@ FORMAT = "distill.synset/1"
 HASH_FIELD = "sha256"
 REQUIRED_META = ("dataset", "num_classes", "image_shape", "mean", "std", "method", "arch", "ipc", "steps", "epochs",
                  "init")  # besides "format", which only a file has
-JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "steps", "epochs", "config", "results",
+JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "images", "steps", "epochs", "config", "results",
              "class_names", "attack", "teacher_labels", "started_from", "data")
 
 
@@ -290,9 +290,14 @@ def check_set(synset: SyntheticSet, where: str | os.PathLike = "the set") -> Non
            f"expected float32 [N, {', '.join(map(str, shape))}]")
     n = images.shape[0]
     _check(n > 0, where, "holds no images")
-    per_set = meta["ipc"] * num_classes * meta["steps"]
-    _check(n == per_set, where, f"holds {n} images, but ipc x classes x steps = {meta['ipc']} x {num_classes} x "
-                                f"{meta['steps']} = {per_set}")
+    if "images" in meta:  # a set whose size is free of the classes (--images)
+        _check(isinstance(meta["images"], int) and meta["images"] >= 1, where, "images must be a whole number >= 1")
+        _check(n == meta["images"] * meta["steps"], where, f"holds {n} images, but images x steps = "
+                                                           f"{meta['images']} x {meta['steps']}")
+    else:
+        per_set = meta["ipc"] * num_classes * meta["steps"]
+        _check(n == per_set, where, f"holds {n} images, but ipc x classes x steps = {meta['ipc']} x {num_classes} x "
+                                    f"{meta['steps']} = {per_set}")
     _check(bool(torch.isfinite(images).all()), where, "images contain NaN or infinity")
     if labels.ndim == 1:
         _check(labels.dtype == torch.int64 and labels.shape[0] == n, where, f"labels must be int64 [{n}]")

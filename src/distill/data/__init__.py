@@ -286,7 +286,10 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 def _normalise(images: np.ndarray, spec: DatasetSpec) -> torch.Tensor:
     """uint8 [N,H,W] or [N,H,W,C] -> float32 [N,C,H,W] in the network's input space, with one float copy only
     (the operations run in place on it)."""
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
+    array = np.ascontiguousarray(images, dtype=np.uint8)
+    if not array.flags.writeable:  # read straight from a file's bytes: torch wants memory it may write (it will not)
+        array = array.copy()
+    x = torch.from_numpy(array)
     x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
     mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
     std = torch.tensor(spec.std).view(1, -1, 1, 1)
