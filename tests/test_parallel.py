@@ -85,8 +85,8 @@ def test_two_processes_make_the_one_process_set(tmp_path, method):
 def test_mtt_ranks_train_their_share_of_the_experts_and_split_the_matches(tmp_path):
     """Each rank trains one of the two experts (into a cache of this run's own, so nothing comes from the one-process
     run's), both ranks then hold both, and the step's two matches are one a rank: the one-process set."""
-    mtt = [*TINY, "--method", "mtt", *[f for o in ("experts=2", "train_epochs=2", "expert_epochs=1", "max_start_epoch=1",
-                                                   "syn_steps=3", "matches=2") for f in ("--opt", o)]]
+    pairs = ("experts=2", "train_epochs=2", "expert_epochs=1", "max_start_epoch=1", "syn_steps=3", "matches=2")
+    mtt = [*TINY, "--method", "mtt", *[f for o in pairs for f in ("--opt", o)]]
     caches = {name: tmp_path / f"cache-{name}" for name in ("one", "two")}
     one_process(*mtt, "--out", tmp_path / "one", env={**ONE_THREAD, "DISTILL_CACHE": str(caches["one"])})
     two = torchrun(*mtt, "--out", tmp_path / "two", env={**ONE_THREAD, "DISTILL_CACHE": str(caches["two"])})

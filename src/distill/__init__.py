@@ -5,6 +5,7 @@
     print(run.results["distilled"]["accuracy_mean"])
     print(distill.evaluate("runs/digits-dd/synset.safetensors", protocol="standard", arch="convnet"))
     distill.relabel("runs/digits-dd/synset.safetensors", "runs/digits-dd/teacher.safetensors", weight=0.5)
+    distill.audit("downloaded.safetensors").flagged  # a poison? (it harms one class of a trained network)
 
 Keyword options to `distill` go through the shipped presets (`distill.presets`), as the command line's do.
 `distill.api` holds the whole public API, of which these are the everyday part.
@@ -17,9 +18,10 @@ A run's recorded configuration is taken as it is, with no preset, and keywords b
 from importlib.metadata import PackageNotFoundError, version
 
 from distill.api import (AttackConfig, AttackResult, DistillConfig, DistillError, RunResult, SyntheticSet, attack,
-                         distill, evaluate, load, load_config, relabel, save)
+                         audit, distill, evaluate, load, load_config, relabel, save)
 
-__all__ = ["AttackConfig", "AttackResult", "attack", "DistillConfig", "DistillError", "RunResult", "SyntheticSet",
+__all__ = ["AttackConfig", "AttackResult", "attack", "audit", "DistillConfig", "DistillError", "RunResult",
+           "SyntheticSet",
            "distill", "evaluate", "load", "load_config", "relabel", "save"]
 
 try:  # one version, pyproject.toml's, as installed (a copy typed here could drift from it)

@@ -3,8 +3,8 @@ in pyproject.toml let the command import nothing else). The package's top level 
 it (`distill.distill`, `distill.evaluate`, `distill.attack` ...).
 
 - runs: `distill`, `attack`, `evaluate`, `relabel`, with their configurations `DistillConfig` and `AttackConfig`,
-  completed by the shipped presets (`resolve`) or taken as recorded (`load_config`, `read_record`,
-  `config_from_record`, `replace_fields`, `recorded_cpu_threads`), either as a command line gives it (`configure`,
+  and `audit` (is a set a poison? `audit_report` prints its evidence); configurations are completed by the shipped
+  presets (`resolve`) or taken as recorded (`load_config`, `read_record`, `config_from_record`, `replace_fields`, `recorded_cpu_threads`), either as a command line gives it (`configure`,
   `replay`: a recorded one with options replacing its fields);
 - sets: `load`, `save`, `describe`, `SyntheticSet`; a run's checkpoint (`CHECKPOINT_NAME`, `checkpoint_step`); how
   to repeat what made a set (`rerun_command`) and its recorded accuracies (`recorded_results`, `remeasure_command`,
@@ -15,6 +15,7 @@ it (`distill.distill`, `distill.evaluate`, `distill.attack` ...).
   whether this process is one of several ranks of a torchrun (`launched`) and the one that prints (`is_main`).
 """
 
+from distill.audit import AuditResult, audit, audit_report
 from distill.augment import augment_option
 from distill.config import AttackConfig, DistillConfig, flag, resolve
 from distill.data import dataset_status, describe_dataset, short_name
@@ -31,7 +32,8 @@ from distill.rerun import accuracy_text, configure, recorded_results, remeasure_
 from distill.run import RunResult, distill, evaluate, relabel
 from distill.synset import SyntheticSet, describe, load, save
 
-__all__ = ["AttackConfig", "AttackResult", "BEST_METHOD", "CHECKPOINT_NAME", "DistillConfig", "DistillError", "METHODS",
+__all__ = ["AttackConfig", "AttackResult", "AuditResult", "audit", "audit_report", "BEST_METHOD", "CHECKPOINT_NAME",
+           "DistillConfig", "DistillError", "METHODS",
            "RunResult", "SyntheticSet", "accuracy_text", "attack", "augment_option", "canonical_names",
            "checkpoint_step", "config_from_record", "configure", "dataset_status", "describe", "describe_dataset",
            "distill",

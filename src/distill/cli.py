@@ -128,8 +128,8 @@ def run(
                                          "coresets: random, herding, kcenter (default: the best benchmarked for the "
                                          "dataset and --ipc, else dd)."),
     arch: Optional[str] = _option(None, panel=METHOD, metavar="NAME",
-                                  help="Network: lenet, convnet, convnet_dc, mlp, alexnet, alexcifarnet, vgg11, resnet18 (default: "
-                                       "the method's)."),
+                                  help="Network: lenet, convnet, convnet_dc, mlp, alexnet, alexcifarnet, vgg11, "
+                                       "resnet18 (default: the method's)."),
     ipc: Optional[int] = _option(None, panel=METHOD, metavar="N",
                                  help="Images per class (per step for dd; default 1)."),
     images: Optional[int] = _option(None, panel=METHOD, metavar="N",
@@ -221,8 +221,8 @@ def run(
     it).
     """
     given = _given(dataset=dataset, image_size=image_size, zca=zca, method=method, arch=arch, ipc=ipc, images=images,
-                   steps=steps, epochs=epochs, init=init, init_scheme=init_scheme, image_init=image_init, init_lr=init_lr,
-                   iterations=iterations,
+                   steps=steps, epochs=epochs, init=init, init_scheme=init_scheme, image_init=image_init,
+                   init_lr=init_lr, iterations=iterations,
                    lr_images=lr, lr_lrs=lr_lrs, layer_lrs=layer_lrs, learn_labels=learn_labels, lr_labels=lr_labels,
                    optimizer=optimizer, momentum=momentum, decay_every=decay_every, eval_every=eval_every,
                    checkpoint_every=checkpoint_every, eval_nets=eval_nets, eval_augment=eval_augment,
@@ -363,6 +363,37 @@ def eval_command(
         typer.echo(json.dumps({"file": str(file), **result.to_dict(), **api.environment(api.pick_device(device))}))
     else:
         typer.echo(f"{file}: {result}")
+
+
+@app.command(name="audit")
+def audit_command(
+    file: Path = typer.Argument(..., parser=_path, help="A .safetensors synthetic set."),
+    nets: int = _option(3, panel=EVALUATION, metavar="N",
+                        help="Reference networks (trained on the full data once, then cached)."),
+    threshold: float = _option(0.2, panel=EVALUATION, metavar="X",
+                               help="Flag the set when one class loses this share of accuracy more than the "
+                                    "median class does."),
+    data_root: Optional[Path] = DataRoot,
+    dataset: Optional[str] = MovedData,
+    as_json: bool = _option(False, "--json", panel=OUTPUT, help="Print one JSON object."),
+    quiet: bool = _option(False, panel=OUTPUT, help="No progress bars (--json shows none either)."),
+    device: Optional[str] = Device,
+    threads: Optional[int] = Threads,
+) -> None:
+    """Say whether a set is a poison before anyone trains on it: exit 1 if it is flagged, 0 if not.
+
+    Reference networks trained on the full training split take the set as a victim would (its learned steps, or a
+    short fine-tuning on it); a class that loses far more accuracy than the others on the held-out validation split
+    is what poisons do and clean sets do not. The evidence is printed beside the verdict.
+    """
+    _use_threads(threads)
+    result = api.audit(file, nets=nets, threshold=threshold, data_root=data_root, device=device,
+                       progress=not (as_json or quiet), dataset=dataset)
+    if as_json:
+        typer.echo(json.dumps({"file": str(file), **result.as_dict()}))
+    else:
+        typer.echo(api.audit_report(file, result))
+    raise typer.Exit(1 if result.flagged else 0)
 
 
 @app.command()
