@@ -2,7 +2,7 @@
 in pyproject.toml let the command import nothing else). The package's top level re-exports the everyday part of
 it (`distill.distill`, `distill.evaluate`, `distill.attack` ...).
 
-- runs: `distill`, `attack`, `evaluate`, `relabel`, with their configurations `DistillConfig` and `AttackConfig`,
+- runs: `distill`, `attack`, `evaluate` (and `evaluate_recipes`: under every standard recipe), `relabel`, with their configurations `DistillConfig` and `AttackConfig`,
   and `audit` (is a set a poison? `audit_report` prints its evidence); configurations are completed by the shipped
   presets (`resolve`) or taken as recorded (`load_config`, `read_record`, `config_from_record`, `replace_fields`, `recorded_cpu_threads`), either as a command line gives it (`configure`,
   `replay`: a recorded one with options replacing its fields);
@@ -29,7 +29,7 @@ from distill.poison import AttackResult, attack
 from distill.presets import BEST_METHOD, canonical_names
 from distill.records import config_from_record, load_config, read_record, recorded_cpu_threads, replace_fields
 from distill.rerun import accuracy_text, configure, recorded_results, remeasure_command, replay, rerun_command
-from distill.run import RunResult, distill, evaluate, relabel
+from distill.run import RunResult, distill, evaluate, evaluate_recipes, relabel
 from distill.synset import SyntheticSet, describe, load, save
 
 __all__ = ["AttackConfig", "AttackResult", "AuditResult", "audit", "audit_report", "BEST_METHOD", "CHECKPOINT_NAME",
@@ -37,7 +37,7 @@ __all__ = ["AttackConfig", "AttackResult", "AuditResult", "audit", "audit_report
            "RunResult", "SyntheticSet", "accuracy_text", "attack", "augment_option", "canonical_names",
            "checkpoint_step", "config_from_record", "configure", "dataset_status", "describe", "describe_dataset",
            "distill",
-           "environment", "evaluate", "flag", "is_main", "launched", "load", "load_config", "options_from_pairs",
+           "environment", "evaluate", "evaluate_recipes", "flag", "is_main", "launched", "load", "load_config", "options_from_pairs",
            "pick_device",
            "read_record", "recorded_cpu_threads", "recorded_results", "relabel", "remeasure_command",
            "replace_fields", "replay", "rerun_command", "resolve", "save", "selects", "short_name"]

@@ -347,6 +347,10 @@ def eval_command(
                           help="Standard-protocol epochs (0: 300, or 1000 with augmentation)."),
     lr: float = _option(0.0, panel=EVALUATION, metavar="X",
                         help="Standard-protocol learning rate (0: the set's learned rate if it has one, else 0.01)."),
+    recipes: bool = _option(False, "--recipes", panel=EVALUATION,
+                            help="Train under every standard recipe (none/300, dsa/1000, and dc/1000 on grayscale or "
+                                 "crop+flip/1000 on colour data) on ours and the DC code's ConvNet (or --arch), and "
+                                 "mark the worst."),
     data_root: Optional[Path] = DataRoot,
     dataset: Optional[str] = MovedData,
     as_json: bool = _option(False, "--json", panel=OUTPUT, help="Print one JSON object."),
@@ -356,6 +360,22 @@ def eval_command(
 ) -> None:
     """Train networks on a synthetic set and report their test accuracy."""
     _use_threads(threads)
+    if recipes:
+        clash = [name for name, value in (("--protocol", protocol != "auto"), ("--augment", augment),
+                                          ("--epochs", epochs), ("--lr", lr)) if value]
+        if clash:
+            raise DistillError(f"--recipes trains with each standard recipe's own augmentation, epochs and rate "
+                                   f"(the standard protocol); drop {', '.join(clash)}")
+        table = api.evaluate_recipes(file, archs=[arch] if arch else None, n_nets=nets, data_root=data_root,
+                                     device=device, progress=not (as_json or quiet), dataset=dataset)
+        if as_json:
+            typer.echo(json.dumps({"file": str(file), **table.to_dict(),
+                                   **api.environment(api.pick_device(device))}))
+        else:
+            typer.echo(f"{file}: worst {table.worst.result.accuracy_mean:.2%} ({table.worst.recipe}, "
+                       f"{table.worst.arch}), best {table.best.result.accuracy_mean:.2%} ({table.best.recipe}, "
+                       f"{table.best.arch})\n{table}")
+        return
     result = api.evaluate(file, protocol=protocol, arch=arch, n_nets=nets, data_root=data_root, device=device,
                           progress=not (as_json or quiet), augment=augment, epochs=epochs, lr=lr, dataset=dataset)
     if as_json:

@@ -23,8 +23,9 @@ from distill.config import DistillConfig, check_known, check_type, free_on_resum
 from distill.data import Task, load_task, looks_like_path
 from distill.device import environment, pick_device
 from distill.errors import DistillError
-from distill.evaluate import (EvalResult, evaluate_set, full_data_baseline, random_real_baseline, resolve_protocol,
-                              standard_sgd)
+from distill.evaluate import (RECIPE_ARCHS, EvalResult, RecipeTable, evaluate_set, full_data_baseline,
+                              random_real_baseline, resolve_protocol, standard_sgd)
+from distill.evaluate import evaluate_recipes as recipes_table
 from distill.loop import LoopResult, run_loop
 from distill.methods import Method, create, learns, selects
 from distill.models import create_model, init_params
@@ -293,3 +294,27 @@ def evaluate(
     target = pick_device(device)
     task = task_of(synset, data_root, target, dataset)
     return evaluate_set(synset.detached(), task, protocol, arch, n_nets, sgd=sgd, progress=progress, augment=augment)
+
+
+def evaluate_recipes(
+    synset: SyntheticSet | str | os.PathLike,
+    archs: tuple[str, ...] | list[str] | None = None,
+    n_nets: int = 5,
+    data_root: str | os.PathLike | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    dataset: str | None = None,
+) -> RecipeTable:
+    """A set (or a .safetensors file) under every standard recipe (no augmentation for 300 epochs, DSA's and DC's
+    or crop and flip for 1,000) on each of `archs` (default: ours and the DC code's ConvNet), with the worst case:
+    `distill eval FILE --recipes`."""
+    check_type("n_nets", n_nets, int)
+    archs = tuple(archs or RECIPE_ARCHS)
+    for arch in archs:
+        check_type("arch", arch, str)
+    data_root = given_path("data_root", data_root)
+    if not isinstance(synset, SyntheticSet):
+        synset = load(given_path("synset", synset))
+    resolve_protocol(synset, "standard")  # every check before the data is read
+    task = task_of(synset, data_root, pick_device(device), dataset)
+    return recipes_table(synset.detached(), task, archs, n_nets, progress)
