@@ -333,14 +333,27 @@ def best_table() -> str:
         if "trained_with" in check and "source" in check:
             r = result(check["source"])
             staged[(r["dataset"], r["ipc"])] = r
-    rows = ["| dataset | img/class | test % | how | evaluation augment | random real | full data | distill time | "
-            "row |", "|---|---|---|---|---|---|---|---|---|"]
+    recipes = {}  # results name -> its set under every standard recipe (benchmarks/recipes.py)
+    for path in sorted((HERE / "results").glob("recipes-*.json")):
+        measured = json.loads(path.read_text())
+        recipes[measured["source"]] = measured
+    rows = ["| dataset | img/class | test % | how | evaluation augment | worst standard recipe | random real | "
+            "full data | distill time | row |", "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def worst(r: dict) -> str:
+        measured = recipes.get(r["name"])
+        if measured is None:
+            return "not measured"
+        w = measured["worst"]
+        return (f"{percent(w['accuracy_mean'], w['accuracy_std'], measured['n_nets'])} ({w['recipe']}, {w['arch']}; "
+                f"[all](RESULTS.md#recipes))")
 
     def row(r: dict, how: str, time: str) -> str:
         rr, fd = r["random_real"], r["full_data"]
         augment = r["config"].get("eval_augment") or "none"
         return (f"| {r['dataset']} | {r['ipc']} | **{percent(r['accuracy_mean'], r['accuracy_std'], r['n_eval_nets'])}"
-                f"** | {how} | {augment} | {percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
+                f"** | {how} | {augment} | {worst(r)} | "
+                f"{percent(rr['accuracy_mean'], rr['accuracy_std'], rr['n_nets'])} | "
                 f"{percent(fd['accuracy_mean'], fd['accuracy_std'], fd['n_nets'])} | {time} | "
                 f"[{r['name']}](RESULTS.md#{r['name']}) |")
 
@@ -411,6 +424,24 @@ def scale_table() -> str:
     return "\n".join(parts) if parts else "Not measured yet."
 
 
+def recipes_table() -> str:
+    """Issue 54: committed sets under every standard recipe (benchmarks/recipes.py), the worst in bold."""
+    parts = []
+    for path in sorted((HERE / "results").glob("recipes-*.json")):
+        r = json.loads(path.read_text())
+        worst = r["worst"]
+        rows = [f"<a id=\"recipes-{r['set']}\"></a>**{r['set']}** (the set of [{r['source']}](RESULTS.md#"
+                f"{r['source']})): worst {percent(worst['accuracy_mean'], worst['accuracy_std'], r['n_nets'])} "
+                f"({worst['recipe']}, {worst['arch']}). `{r['command']}`, {r['device']}, commit {r['git_commit'][:7]}."
+                "\n", "| recipe | network | test % |", "|---|---|---|"]
+        for row in r["rows"]:
+            cell = percent(row["accuracy_mean"], row["accuracy_std"], r["n_nets"])
+            is_worst = row["recipe"] == worst["recipe"] and row["arch"] == worst["arch"]
+            rows.append(f"| {row['recipe']} | {row['arch']} | {f'**{cell}**' if is_worst else cell} |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) if parts else "Not measured yet."
+
+
 def results_md() -> str:
     sections = [
         ("The original method (dd)",
@@ -459,6 +490,13 @@ def results_md() -> str:
          "Test %, mean ± std over fresh networks of each kind. What the two sets' rows say: "
          "[docs/known-gaps.md](docs/known-gaps.md).",
          cross_arch_table().rstrip("\n")),
+        ("Recipes",
+         "A committed set trained by each of the field's standard recipes (`distill eval FILE --recipes`): no "
+         "augmentation for 300 epochs, DSA's for 1,000, DC's MNIST augmentation for 1,000 (crop and flip on colour "
+         "data), SGD with momentum 0.9 at 0.01 decayed tenfold at half time, on our ConvNet and the DC code's; mean ± "
+         "std over fresh networks (the same seeds for every recipe), test split. A user training the set their own "
+         "standard way gets at least the worst row.",
+         recipes_table()),
         ("Memory",
          "Peak resident memory of one `distill run` process while it distils (a few steps, no final evaluation) on "
          "CIFAR-10-sized data: 50,000 colour 32×32 training images.",
