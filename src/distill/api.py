@@ -2,7 +2,7 @@
 in pyproject.toml let the command import nothing else). The package's top level re-exports the everyday part of
 it (`distill.distill`, `distill.evaluate`, `distill.attack` ...).
 
-- runs: `distill`, `attack`, `evaluate` (and `evaluate_recipes`: under every standard recipe), `relabel`, with their configurations `DistillConfig` and `AttackConfig`,
+- runs: `distill`, `attack`, `adapt` (with `AdaptConfig`), `evaluate` (and `evaluate_recipes`: under every standard recipe), `relabel`, with their configurations `DistillConfig` and `AttackConfig`,
   and `audit` (is a set a poison? `audit_report` prints its evidence); configurations are completed by the shipped
   presets (`resolve`) or taken as recorded (`load_config`, `read_record`, `config_from_record`, `replace_fields`, `recorded_cpu_threads`), either as a command line gives it (`configure`,
   `replay`: a recorded one with options replacing its fields);
@@ -15,9 +15,10 @@ it (`distill.distill`, `distill.evaluate`, `distill.attack` ...).
   whether this process is one of several ranks of a torchrun (`launched`) and the one that prints (`is_main`).
 """
 
+from distill.adapt import AdaptResult, adapt
 from distill.audit import AuditResult, audit, audit_report
 from distill.augment import augment_option
-from distill.config import AttackConfig, DistillConfig, flag, resolve
+from distill.config import AdaptConfig, AttackConfig, DistillConfig, flag, resolve
 from distill.data import dataset_status, describe_dataset, short_name
 from distill.device import environment, pick_device
 from distill.errors import DistillError
@@ -32,7 +33,7 @@ from distill.rerun import accuracy_text, configure, recorded_results, remeasure_
 from distill.run import RunResult, distill, evaluate, evaluate_recipes, relabel
 from distill.synset import SyntheticSet, describe, load, save
 
-__all__ = ["AttackConfig", "AttackResult", "AuditResult", "audit", "audit_report", "BEST_METHOD", "CHECKPOINT_NAME",
+__all__ = ["AdaptConfig", "AdaptResult", "adapt", "AttackConfig", "AttackResult", "AuditResult", "audit", "audit_report", "BEST_METHOD", "CHECKPOINT_NAME",
            "DistillConfig", "DistillError", "METHODS",
            "RunResult", "SyntheticSet", "accuracy_text", "attack", "augment_option", "canonical_names",
            "checkpoint_step", "config_from_record", "configure", "dataset_status", "describe", "describe_dataset",

@@ -330,6 +330,64 @@ def attack_command(
         typer.echo(f"  {name}: {path}")
 
 
+@app.command(name="adapt")
+def adapt_command(
+    source: str = _option("usps", panel=DATA, metavar="NAME", help="Dataset the networks were pretrained on."),
+    dataset: str = _option("mnist", panel=DATA, metavar="NAME",
+                           help="Dataset to adapt them to (the distilled images are its own)."),
+    data_root: Optional[Path] = DataRoot,
+    arch: str = _option("lenet", panel=METHOD, metavar="NAME", help="Network of the pretrained networks."),
+    known_weights: bool = _option(False, panel=METHOD,
+                                  help="Adapt one known pretrained network (and measure on it) instead of any "
+                                       "network of the source pool."),
+    ipc: int = _option(1, panel=METHOD, metavar="N", help="Images per class per step."),
+    steps: int = _option(10, panel=METHOD, metavar="N", help="Steps of the learned schedule."),
+    epochs: int = _option(3, panel=METHOD, metavar="N", help="Passes over the steps."),
+    real_batch: int = _option(512, panel=METHOD, metavar="N", help="Target images scored per outer step."),
+    nets_per_step: int = _option(4, panel=METHOD, metavar="N", help="Pretrained networks adapted per outer step."),
+    source_nets: int = _option(20, panel=METHOD, metavar="N", help="The pretrained pool distilled against."),
+    seed: int = _option(0, panel=METHOD, metavar="N", help="Seed of the distillation's draws."),
+    iterations: int = _option(1000, panel=SCHEDULE, metavar="N", help="Outer optimisation steps."),
+    lr: float = _option(0.01, "--lr", panel=SCHEDULE, metavar="X", help="Adam step size for the images."),
+    eval_every: int = _option(50, panel=SCHEDULE, metavar="N", help="Validate every N steps."),
+    eval_nets: int = _option(20, panel=EVALUATION, metavar="N", help="Held-out pretrained networks measured on."),
+    out: Optional[Path] = _option(None, parser=_path, panel=OUTPUT, metavar="DIR",
+                                  help="Output folder (default: `runs/adapt-<source>-to-<dataset>`)."),
+    force: bool = Force,
+    resume: bool = Resume,
+    quiet: bool = Quiet,
+    device: Optional[str] = Device,
+    threads: Optional[int] = Threads,
+) -> None:
+    """Distil a few target images whose learned steps adapt networks pretrained on another dataset to this one."""
+    _use_threads(threads)
+    config = api.AdaptConfig(**canonical_names(dict(
+        dataset=dataset, source=source, arch=arch, known_weights=known_weights, ipc=ipc, steps=steps, epochs=epochs,
+        real_batch=real_batch, nets_per_step=nets_per_step, source_nets=source_nets, seed=seed,
+        iterations=iterations, lr_images=lr, eval_every=eval_every, eval_nets=eval_nets)))
+    config = api.AdaptConfig(**{**config.__dict__, "source": canonical_names({"dataset": config.source})["dataset"]})
+    config.validate()
+    out = out or Path("runs") / f"adapt-{api.short_name(config.source)}-to-{api.short_name(config.dataset)}"
+    try:
+        run = api.adapt(config, out=out, data_root=data_root, force=force, resume=resume, device=device,
+                        progress=not quiet)
+    except KeyboardInterrupt:
+        raise _interrupted(out) from None
+    r = run.results
+    measured_on = "one known network" if r["known_weights"] else f"{r['adapted']['n_nets']} held-out networks"
+    typer.echo(f"{r['images']} distilled {r['target']} images adapt networks pretrained on {r['source']} "
+               f"({measured_on}):")
+    for name, label in (("adapted", "distilled images, learned steps"), ("no_adaptation", "no adaptation"),
+                        ("random_real_steps", "random real images, same steps"),
+                        ("random_real_fine_tuned", "random real images, fine-tuned")):
+        m = r[name]
+        extra = f" [lr {m['lr']:g}]" if "lr" in m else ""
+        typer.echo(f"  {label:32} {100 * m['mean']:.2f}% ± {100 * m['std']:.2f}{extra}")
+    typer.echo(f"  (distilled in {r['distill_seconds']:.0f} s)")
+    for name, path in run.files.items():
+        typer.echo(f"  {name}: {path}")
+
+
 @app.command(name="eval")
 def eval_command(
     file: Path = typer.Argument(..., parser=_path, help="A .safetensors synthetic set."),

@@ -247,6 +247,8 @@ class DistillConfig(CommonConfig):
         self.check_applies()
         if self.method == "attack":
             raise DistillError("the poisoning attack has its own command: distill attack")
+        if self.method == "adapt":
+            raise DistillError("domain adaptation has its own command: distill adapt --source NAME --dataset NAME")
         if self.init_scheme and self.init_scheme not in INIT_SCHEMES:
             raise DistillError(f"unknown --init-scheme {self.init_scheme!r}; choose one of: {', '.join(INIT_SCHEMES)}"
                                " (or leave it empty for the network's own)")
@@ -405,6 +407,65 @@ class AttackConfig(CommonConfig):
         if self.nets_per_step > self.craft_victims:
             raise DistillError(f"nets_per_step ({self.nets_per_step}) cannot exceed --craft-victims "
                                f"({self.craft_victims})")
+
+    def scheme(self) -> str:
+        return DEFAULT_INIT.get(self.arch, "default")
+
+
+ADAPT_VALIDATION_NETS = 3  # pretrained networks from VALIDATION_SEED on, in neither pool, choose the kept step
+
+
+@dataclass(frozen=True)
+class AdaptConfig(CommonConfig):
+    """Every option of a domain adaptation (`distill adapt`): networks pretrained on `source` are adapted to
+    `dataset` (the target) by distilled target images and their learned steps, as in the original paper (USPS to
+    MNIST: 100 images, ten steps of one image per class, three epochs)."""
+
+    dataset: str = "mnist"
+    source: str = "usps"
+    steps: int = 10
+    epochs: int = 3
+    init_lr: float = 0.01
+    iterations: int = 1000
+    lr_images: float = 0.01
+    lr_lrs: float = 0.01
+    decay_every: int = 400
+    eval_every: int = 50
+    real_batch: int = 512  # target images the adapted networks are scored on per outer step
+    nets_per_step: int = 4  # pretrained networks adapted per outer step (their losses averaged)
+    source_nets: int = 20  # the pretrained pool the images are distilled against ("unknown weights": seeds 0, 1 ...)
+    known_weights: bool = False  # adapt one known pretrained network (seed 0), and measure on it, not on others
+    eval_nets: int = 20  # held-out pretrained networks (seeds HELD_OUT_SEED on) the adaptation is measured on
+    method: ClassVar[str] = "adapt"
+    init: ClassVar[str] = "loaded"
+    layer_lrs: ClassVar[bool] = False
+    learn_labels: ClassVar[bool] = False
+
+    @property
+    def options(self) -> dict:
+        """The `adapt` method's options (`distill.methods.adapt.AdaptOptions`), as a run's `options` holds them."""
+        return {"real_batch": self.real_batch, "nets_per_step": self.nets_per_step}
+
+    def validate(self) -> None:
+        check_common(self, rates=("init_lr", "lr_images", "lr_lrs"))
+        source, target = get_spec(self.source), get_spec(self.dataset, self.image_size)
+        if source.name == target.name:
+            raise DistillError(f"--source and --dataset are both {target.name}: adaptation moves networks from one "
+                               "dataset to another")
+        if source.channels != target.channels or source.num_classes != target.num_classes:
+            raise DistillError(f"{source.name} ({source.num_classes} classes, {source.channels} channel(s)) and "
+                               f"{target.name} ({target.num_classes} classes, {target.channels} channel(s)) need the "
+                               "same classes and channels (the source images are resized to the target's size)")
+        if self.image_init not in ATTACK_IMAGE_INITS:
+            raise DistillError(f"image_init of an adaptation must be one of {', '.join(ATTACK_IMAGE_INITS)}, got "
+                               f"{self.image_init!r}")
+        check_counts(self, ("ipc", "steps", "epochs", "iterations", "real_batch", "nets_per_step", "source_nets",
+                            "eval_nets", "eval_every", "checkpoint_every"))
+        if self.source_nets > VALIDATION_SEED:
+            raise DistillError(f"--source-nets can be at most {VALIDATION_SEED} (the seeds from {VALIDATION_SEED} on "
+                               "are the validation and held-out networks)")
+        if self.nets_per_step > self.source_nets and not self.known_weights:
+            raise DistillError(f"nets_per_step ({self.nets_per_step}) cannot exceed --source-nets ({self.source_nets})")
 
     def scheme(self) -> str:
         return DEFAULT_INIT.get(self.arch, "default")

@@ -168,9 +168,18 @@ def recorded_results(file: Path, results: dict, dataset: str) -> list[tuple[str,
         rows.append(("poison", f"success {100 * success['mean']:.1f}% ± {100 * success['std']:.1f} on held-out "
                                f"victims, other classes' accuracy down {100 * drop['mean']:.2f} ± "
                                f"{100 * drop['std']:.2f} points"))
+    elif _is_summary(results.get("adapted")) and _is_summary(results.get("no_adaptation")):
+        adapted, before = results["adapted"], results["no_adaptation"]
+        rows.append(("adaptation", f"{100 * before['mean']:.2f}% ± {100 * before['std']:.2f} -> "
+                                   f"{100 * adapted['mean']:.2f}% ± {100 * adapted['std']:.2f} on "
+                                   f"{adapted.get('n_nets', '?')} held-out pretrained networks (test split)"))
     elif not measured:  # saved unmeasured (--no-eval), or relabelled: the blend drops what was measured before it
         rows.append(("accuracy", f"none recorded in this file; measure it with distill eval {shlex.quote(str(file))}"))
     return rows
+
+
+def _is_summary(result) -> bool:
+    return isinstance(result, dict) and all(isinstance(result.get(k), (int, float)) for k in ("mean", "std"))
 
 
 def is_accuracy(result) -> bool:

@@ -35,7 +35,7 @@ HASH_FIELD = "sha256"
 REQUIRED_META = ("dataset", "num_classes", "image_shape", "mean", "std", "method", "arch", "ipc", "steps", "epochs",
                  "init")  # besides "format", which only a file has
 JSON_META = ("num_classes", "image_shape", "mean", "std", "ipc", "images", "steps", "epochs", "config", "results",
-             "class_names", "attack", "teacher_labels", "started_from", "data")
+             "class_names", "attack", "adapt", "teacher_labels", "started_from", "data")
 
 
 @dataclass
@@ -337,6 +337,10 @@ def check_set(synset: SyntheticSet, where: str | os.PathLike = "the set") -> Non
 def check_not_poison(synset: SyntheticSet, consequence: str) -> None:
     """Refuse a poison (init `loaded`, made by `distill attack`) where a set to train on is expected: it is made to be
     applied to networks already trained, so `consequence` (what doing it anyway would give) says why it is refused."""
+    if synset.meta.get("init") == "loaded" and isinstance(synset.meta.get("adapt"), dict):
+        raise DistillError(f"this set adapts networks pretrained on {synset.meta['adapt'].get('source')} (init "
+                           f"'loaded'): {consequence}; `distill show` prints its measured effect, `distill adapt` "
+                           "makes and measures a new one")
     if synset.meta.get("init") == "loaded":
         raise DistillError(f"this set is a poison (init 'loaded') for networks already trained: {consequence}; "
                            "`distill show` prints its measured effect, `distill attack` crafts and measures a new one")
