@@ -18,7 +18,9 @@ the table `options`), except these, which say what the setting is:
               "select": the best on validation of `candidates` ([{setting = NAME, seed = N}, ...], distillations
               of the same file), each run or its finished run reused, written under this name;
               "plain": the committed set of results file `source` copied to `artifact`, trained with
-              examples/train_plain.py (plain PyTorch and safetensors), both accuracies side by side.
+              examples/train_plain.py (plain PyTorch and safetensors), both accuracies side by side;
+              "adapt": distill.adapt(source=`source`, **options): networks pretrained on dataset `source` adapted
+              to `dataset`, measured on held-out pretrained networks beside the baselines.
   base        a template ([templates.NAME]) or another setting of the same file, or a list of them: their options
               merged in order under the setting's own (the method's `options` key by key); only options are
               inherited, never these keys.
@@ -52,6 +54,7 @@ from common import (HERE, check_replaces_only_its_own, copy_atomic, cpu_name, de
                     run_main, run_name, run_setting)
 
 import distill
+import distill.api
 from distill import presets
 from distill.config import resolve
 from distill.data import data_root
@@ -59,7 +62,7 @@ from distill.report import write_json
 
 SETTINGS = HERE / "settings"
 COMMAND = "DISTILL_DATA=../shared/data python benchmarks/run.py"
-KINDS = ("distill", "attack", "select", "plain")
+KINDS = ("distill", "attack", "select", "plain", "adapt")
 ABOUT = ("kind", "base", "change", "artifact", "candidates", "source")  # what a setting says of itself: not options
 OVERRIDES = ("max_minutes", "iterations", "eval_every")  # a distillation's options the command line may change
 
@@ -149,7 +152,7 @@ def read_settings_file(path: Path) -> list[Setting]:
         if kind == "plain" and not (about.get("source") and isinstance(artifact, str)):
             raise fail(f"{name}: a plain setting names its source and its artifact")
         settings.append(Setting(
-            name=name, file=path.name, kind=kind, options=options if kind in ("distill", "attack") else None,
+            name=name, file=path.name, kind=kind, options=options if kind in ("distill", "attack", "adapt") else None,
             change=about.get("change"), artifact=name if artifact is True else artifact or None,
             candidates=candidates, source=about.get("source")))
     return settings
@@ -215,6 +218,39 @@ def brief(m: dict) -> dict:
     keep = ("before_success", "after_success", "before_attacked_acc", "after_attacked_acc", "before_others_acc",
             "after_others_acc", "before_overall_acc", "after_overall_acc", "others_drop", "n_victims", "per_class")
     return {k: m[k] for k in keep if k in m} | {k: m[k] for k in ("lr", "damage_budget") if k in m}
+
+
+def run_adapt(setting: Setting, args: argparse.Namespace, _settings: dict) -> dict:
+    """Adapt the pretrained source networks, measure them on held-out ones beside the baselines, and write the
+    results file (and the committed set, where the setting has one)."""
+    name = run_name(setting.name, args.seed)
+    command = f"{COMMAND} {setting.name}" + (f" --seed {args.seed}" if args.seed else "")
+    if not args.replace:
+        check_replaces_only_its_own(name, command)
+    options = {**setting.options, "source": setting.source, **({"seed": args.seed} if args.seed else {})}
+    out = HERE / "runs" / name
+    run = distill.api.adapt(out=out, force=True, device=args.device, **options)
+    r = run.results
+    result = {"name": name, "dataset": r["target"], "source": r["source"], "method": "adapt", "init": "loaded",
+              "known_weights": r["known_weights"], "images": r["images"], "gradient_steps": r["gradient_steps"],
+              "accuracy_mean": r["adapted"]["mean"], "accuracy_std": r["adapted"]["std"],
+              "n_eval_nets": r["adapted"]["n_nets"],
+              **{key: r[key] for key in ("adapted", "no_adaptation", "random_real_steps", "random_real_fine_tuned",
+                                         "pool", "kept_step")},
+              "distill_seconds": r["distill_seconds"], "device": device_name(r["device"]),
+              "threads": torch.get_num_threads(), "torch": torch.__version__, "git_commit": git_commit(),
+              "command": command, "config": asdict(distill.api.AdaptConfig(**options))}
+    if setting.artifact:
+        stem = run_name(setting.artifact, args.seed)
+        (HERE / "artifacts").mkdir(exist_ok=True)
+        copy_atomic(out / "synset.safetensors", HERE / "artifacts" / f"{stem}.safetensors")
+        copy_atomic(out / "grid.png", HERE / "artifacts" / f"{stem}.png")
+    (HERE / "results").mkdir(exist_ok=True)
+    write_json(result, HERE / "results" / f"{name}.json")
+    print(json.dumps({k: result[k] for k in ("name", "accuracy_mean", "accuracy_std")}
+                     | {f"{key}_mean": r[key]["mean"] for key in ("no_adaptation", "random_real_steps",
+                                                                  "random_real_fine_tuned")}))
+    return result
 
 
 def run_attack(setting: Setting, args: argparse.Namespace, _settings: dict) -> dict:
@@ -314,10 +350,12 @@ def run_plain(setting: Setting, args: argparse.Namespace, _settings: dict) -> di
     return result
 
 
-RUNNERS = {"distill": run_distillation, "select": run_selection, "attack": run_attack, "plain": run_plain}
+RUNNERS = {"distill": run_distillation, "select": run_selection, "attack": run_attack, "plain": run_plain,
+           "adapt": run_adapt}
 APPLIES = {  # the command line's options each kind of setting takes (beyond NAME and --list)
     "distill": {"seed", "device", "resume", "replace", *OVERRIDES},
     "attack": {"seed", "device", "replace"},
+    "adapt": {"seed", "device", "replace"},
     "select": {"device"},
     "plain": {"nets", "replace"},
 }

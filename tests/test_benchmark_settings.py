@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import distill
+import distill.api
 from distill.config import DistillConfig, resolve
 from helpers import full_options
 
@@ -98,6 +99,8 @@ def test_every_setting_is_a_run_distill_accepts(run, monkeypatch):
             distill.AttackConfig(**setting.options).validate()
         elif setting.kind == "select":
             assert all(settings[name].kind == "distill" for name, _seed in setting.candidates)
+        elif setting.kind == "adapt":
+            distill.api.AdaptConfig(**setting.options, source=setting.source).validate()
         else:
             assert (BENCHMARKS / "results" / f"{setting.source}.json").is_file(), setting.name
     assert len(settings) >= 140
