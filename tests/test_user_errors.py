@@ -340,3 +340,27 @@ def test_a_poison_larger_than_the_attacked_class_is_refused_before_any_victim_tr
     monkeypatch.setattr("distill.poison.victim_pool", lambda *a, **k: pytest.fail("victims trained"))
     with pytest.raises(DistillError, match="the poison needs 120 images of the attacked class"):
         distill.attack(dataset="digits", ipc=12, progress=False)  # digits has 115 training images of class 3
+
+
+def test_a_checkpoint_from_before_a_field_existed_still_resumes(tmp_path):
+    """A checkpoint records the run's whole configuration; one written before a field was added (here `images`)
+    ran with the value every run had then, so it must resume, not be refused as 'different options'."""
+    out = tmp_path / "run"
+    distill.distill(dataset="digits", method="dd", iterations=4, checkpoint_every=2, eval_every=2, out=out,
+                    progress=False, evaluate=False)
+    checkpoint = out / CHECKPOINT_NAME
+    from safetensors import safe_open
+
+    with safe_open(str(checkpoint), framework="pt") as handle:
+        meta = handle.metadata()
+    config = json.loads(meta["config"])
+    del config["images"]
+    save_file(load_file(str(checkpoint)), str(checkpoint), metadata={**meta, "config": json.dumps(config)})
+    resumed = distill.distill(dataset="digits", method="dd", iterations=4, checkpoint_every=2, eval_every=2, out=out,
+                              resume=True, progress=False, evaluate=False)
+    assert torch.equal(resumed.synset.images, load(out / "synset.safetensors").images)
+    config["images"] = 3  # a field it did record, changed: still refused
+    save_file(load_file(str(checkpoint)), str(checkpoint), metadata={**meta, "config": json.dumps(config)})
+    with pytest.raises(DistillError, match="different options"):
+        distill.distill(dataset="digits", method="dd", iterations=4, checkpoint_every=2, eval_every=2, out=out,
+                        resume=True, progress=False, evaluate=False)

@@ -230,6 +230,7 @@ def run_loop(
     run_config: dict | None = None,
     progress: bool = True,
     free_on_resume: tuple[str, ...] = (),
+    added_since: dict | None = None,
 ) -> LoopResult:
     """Optimise `synset` in place to minimise `method.loss`. Returns the loss / validation history.
 
@@ -254,7 +255,9 @@ def run_loop(
         except Exception as exc:  # noqa: BLE001
             raise DistillError(f"--resume: cannot read {checkpoint} ({exc})") from None
         pinned = lambda c: {k: v for k, v in c.items() if k not in free_on_resume}  # noqa: E731
-        if pinned(json.loads(saved_meta["config"])) != pinned(json.loads(json.dumps(run_config))):
+        saved_config = {**(added_since or {}), **json.loads(saved_meta["config"])}  # a checkpoint written before a
+        # field existed ran with the value every run had then (`added_since`), and resumes under this version
+        if pinned(saved_config) != pinned(json.loads(json.dumps(run_config))):
             raise DistillError(f"--resume: {checkpoint} was written by a run with different options; "
                                "use the same options, or start afresh with --force")
         state.restore({k: v for k, v in saved_tensors.items() if not k.startswith(("best.", "method.", "good."))})

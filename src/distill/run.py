@@ -30,7 +30,7 @@ from distill.loop import LoopResult, run_loop
 from distill.methods import Method, create, learns, selects
 from distill.models import create_model, init_params
 from distill.output import AS_DISTILLED_NAME, SYNSET_NAME, check_output_file, prepare_output
-from distill.records import replace_fields
+from distill.records import ADDED_SINCE, replace_fields
 from distill.start import initial_synset
 from distill.synset import SyntheticSet, load, save
 from distill.teacher import check_not_blended, check_teacher_options, with_teacher_labels
@@ -78,7 +78,7 @@ def optimise(method: Method, synset: SyntheticSet, config, task: Task, validate,
     """Set the method up on the task and run the outer loop on `synset` (in place), checkpointing into `out`."""
     method.setup(task, synset, progress)
     return run_loop(method, synset, config.loop(), validate=validate, checkpoint_dir=out, resume=resume,
-                    run_config=asdict(config), progress=progress, free_on_resume=free)
+                    run_config=asdict(config), progress=progress, free_on_resume=free, added_since=ADDED_SINCE)
 
 @dataclass
 class RunResult:
