@@ -51,3 +51,49 @@ def test_the_command_line_prints_the_table_and_json(tmp_path):
     assert len(found["rows"]) == 3 and found["worst"]["accuracy_mean"] == min(r["accuracy_mean"]
                                                                                for r in found["rows"])
     assert_user_error(cli("eval", SET, "--recipes", "--augment", "dsa"), "drop --augment")
+
+
+
+def test_unroll_through_the_recipes_draws_a_recipe_and_network_each_step(monkeypatch):
+    """--opt through=recipes: each step trains through one (recipe, ConvNet) pair drawn from the six (epochs cut
+    here to keep the test short)."""
+    from distill.evaluate import Recipe
+    from distill.methods import unroll
+
+    short = [Recipe("none/3", "", 3), Recipe("dsa/4", "dsa", 4), Recipe("dc/5", "dc", 5)]
+    monkeypatch.setattr(unroll, "standard_recipes", lambda synset: short)
+    seen = []
+    original = unroll.train_sgd
+
+    def spy(model, start, images, labels, sgd, rng, augment=None, **kw):
+        seen.append((id(model), sgd.epochs))
+        return original(model, start, images, labels, sgd, rng, augment=augment, **kw)
+
+    monkeypatch.setattr(unroll, "train_sgd", spy)
+    distill.distill(dataset="digits", method="unroll", image_init=str(SET), iterations=8, eval_every=8,
+                    options={"through": "recipes", "real_batch": 32}, progress=False, evaluate=False)
+    assert len(seen) == 8
+    assert len({epochs for _, epochs in seen}) > 1 and len({model for model, _ in seen}) == 2
+
+
+def test_worst_validation_is_the_lowest_of_every_recipe_on_both_convnets(monkeypatch):
+    import distill.run as run_module
+    from distill.config import DistillConfig, resolve
+    from distill.data import load_task
+    from distill.evaluate import Recipe
+
+    monkeypatch.setattr(run_module, "standard_recipes",
+                        lambda synset: [Recipe("none/3", "", 3), Recipe("dsa/4", "dsa", 4), Recipe("dc/5", "dc", 5)])
+    measured = []
+    original = run_module.accuracy
+    monkeypatch.setattr(run_module, "accuracy", lambda *a: measured.append(original(*a)) or measured[-1])
+    config = DistillConfig(**resolve(dataset="digits", method="dm", validation="worst"))
+    validate = run_module.validation_accuracy(config, load_task("digits"))
+    score = validate(distill.load(SET))
+    assert len(measured) == 6 and score == min(measured)
+
+
+def test_an_unknown_way_to_unroll_is_refused():
+    with pytest.raises(distill.DistillError, match="through must be 'evaluation' or 'recipes'"):
+        distill.distill(dataset="digits", method="unroll", image_init=str(SET), options={"through": "all"},
+                        progress=False)

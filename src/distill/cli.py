@@ -175,8 +175,9 @@ def run(
     eval_every: Optional[int] = _option(None, panel=SCHEDULE, metavar="N",
                                         help="Validate every N steps (held-out split)."),
     validation: Optional[str] = _option(None, panel=SCHEDULE, metavar="NAME",
-                                        help="quick (one network, 100 epochs, no augmentation; the default) or "
-                                             "standard (trained as the final evaluation trains)."),
+                                        help="quick (one network, 100 epochs, no augmentation; the default), "
+                                             "standard (trained as the final evaluation trains), or worst (the "
+                                             "lowest over every standard recipe on both ConvNets)."),
     keep_best: Optional[bool] = _option(None, "--keep-best/--keep-last", panel=SCHEDULE,
                                         help="End with the set that validated best (default), or the last."),
     ema: Optional[float] = _option(None, panel=SCHEDULE, metavar="X",

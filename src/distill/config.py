@@ -107,7 +107,7 @@ def check_counts(config, names: tuple[str, ...]) -> None:
 
 
 
-VALIDATIONS = ("quick", "standard")
+VALIDATIONS = ("quick", "standard", "worst")
 FREE_ON_RESUME = ("eval_nets", "eval_augment", "eval_epochs", "max_minutes", "teacher_labels",
                   "teacher_temperature")  # options a resumed run may change: they shape the final labels and
 # measurement or when to stop, not the steps, so `--resume` on a finished run re-evaluates it (or blends other
@@ -180,7 +180,8 @@ class DistillConfig(CommonConfig):
     # (e.g. 0.99: about the last 100 steps; see LoopConfig.ema)
     validation: str = "quick"  # how the loop validates (every `eval_every` steps, for keep_best): "quick", one random
     # network trained VALIDATION_EPOCHS without augmentation; "standard", one trained as the final evaluation trains
-    # (eval_augment, eval_epochs): slower, but it ranks the sets by what the final evaluation measures
+    # (eval_augment, eval_epochs): slower, but it ranks the sets by what the final evaluation measures; "worst", one
+    # network per standard recipe and ConvNet (`distill eval --recipes`), the lowest of them: the worst case
     max_minutes: float = 0.0  # stop distilling after this long in all (a resumed run's earlier minutes count), at a
     # step boundary (0: no limit); the summary records the steps taken, and `iterations` set to that repeats the run
     optimizer: str = "adam"  # adam | sgd (with `momentum`): the outer optimiser over the synthetic tensors

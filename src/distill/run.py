@@ -24,11 +24,11 @@ from distill.data import Task, load_task, looks_like_path
 from distill.device import environment, pick_device
 from distill.errors import DistillError
 from distill.evaluate import (RECIPE_ARCHS, EvalResult, RecipeTable, evaluate_set, full_data_baseline,
-                              random_real_baseline, resolve_protocol, standard_sgd)
+                              random_real_baseline, resolve_protocol, standard_recipes, standard_sgd)
 from distill.evaluate import evaluate_recipes as recipes_table
 from distill.loop import LoopResult, run_loop
 from distill.methods import Method, create, learns, selects
-from distill.models import create_model, init_params
+from distill.models import DEFAULT_INIT, create_model, init_params
 from distill.output import AS_DISTILLED_NAME, SYNSET_NAME, check_output_file, prepare_output
 from distill.records import ADDED_SINCE, replace_fields
 from distill.start import initial_synset
@@ -114,6 +114,23 @@ def validation_accuracy(config: DistillConfig, task: Task):
                             torch.Generator().manual_seed(9_500_000), augment=augmentation)
         return accuracy(model, trained, task.val_x, task.val_y)
 
+    def validate_worst(synset: SyntheticSet) -> float:
+        """The lowest validation accuracy over the standard recipes on both ConvNets, one network each."""
+        lowest = 1.0
+        for arch in RECIPE_ARCHS:
+            net = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
+            start = init_params(net, torch.Generator().manual_seed(9_000_000), DEFAULT_INIT[arch],
+                                device=task.train_x.device)
+            for recipe in standard_recipes(synset):
+                trained = train_sgd(net, start, synset.images.detach(), synset.targets().detach(),
+                                    standard_sgd(synset, recipe.augment, recipe.epochs),
+                                    torch.Generator().manual_seed(9_500_000),
+                                    augment=augmentation_for(recipe.augment, task.spec.name))
+                lowest = min(lowest, accuracy(net, trained, task.val_x, task.val_y))
+        return lowest
+
+    if config.validation == "worst":
+        return validate_worst
     if not learns(config.method, "schedule"):
         return validate_standard
 

@@ -15,6 +15,11 @@ that augmented training, each step's draws replayed. On two CPU threads a step a
 takes about 40 s for 300 plain epochs and two minutes for 1,000 augmented ones, in under 5 GB. So the method is a
 final stage, started from a set another method distilled (`--image-init path/to/set.safetensors`), and it learns the
 labels the evaluation trains with (`--learn-labels`), which a regression's targets are not.
+
+`--opt through=recipes` trains through a different recipe every step instead of the run's own: one of the standard
+recipes (`distill eval --recipes`) on one of the two ConvNets, drawn at random. A set is then pushed towards doing well
+under each of them, which is what a user with their own standard recipe needs; `--validation worst` keeps the step
+whose worst recipe scores best on the validation split.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from torch.func import functional_call
 from distill import parallel
 from distill.augment import augmentation_for
 from distill.data import Task
-from distill.evaluate import standard_sgd
+from distill.errors import DistillError
+from distill.evaluate import RECIPE_ARCHS, standard_recipes, standard_sgd
 from distill.methods.base import Method, Options, check_count, register
-from distill.models import init_params
+from distill.models import create_model, init_params
 from distill.synset import SyntheticSet
 from distill.train import classification_loss, train_sgd
 
@@ -37,10 +43,14 @@ from distill.train import classification_loss, train_sgd
 @dataclass(frozen=True)
 class UnrollOptions(Options):
     real_batch: int = 512  # real images the trained network is scored on per outer step
+    through: str = "evaluation"  # train through the run's evaluation (its augmentation and epochs) every step, or
+    # "recipes": through a standard recipe on one of the two ConvNets, drawn anew every step
 
     def check(self, method: str) -> None:
-        """Refuse a real batch below 1 before any data loads."""
+        """Refuse a real batch below 1, or an unknown `through`, before any data loads."""
         check_count(method, "real_batch", self.real_batch)
+        if self.through not in ("evaluation", "recipes"):
+            raise DistillError(f"{method}: --opt through must be 'evaluation' or 'recipes', got {self.through!r}")
 
 
 @register
@@ -59,15 +69,25 @@ class StandardProtocolUnroll(Method):
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         super().setup(task, synset, progress)
-        self.augment = augmentation_for(self.config.eval_augment, task.spec.name)
-        self.sgd = standard_sgd(augment=self.config.eval_augment, epochs=self.config.eval_epochs)
+        # (network, augmentation, training) to train through: the run's own, or every standard recipe on each ConvNet
+        if self.options.through == "recipes":
+            device = task.train_x.device
+            models = {arch: create_model(arch, task.image_shape, task.num_classes).to(device) for arch in RECIPE_ARCHS}
+            self.ways = [(models[arch], augmentation_for(recipe.augment, task.spec.name),
+                          standard_sgd(augment=recipe.augment, epochs=recipe.epochs))
+                         for arch in RECIPE_ARCHS for recipe in standard_recipes(synset)]
+        else:
+            self.ways = [(self.model, augmentation_for(self.config.eval_augment, task.spec.name),
+                          standard_sgd(augment=self.config.eval_augment, epochs=self.config.eval_epochs))]
 
     def loss(self, synset: SyntheticSet, step: int, rng: torch.Generator) -> torch.Tensor:
         device = self.task.train_x.device
-        start = init_params(self.model, rng, self.config.scheme(), device=device)
-        trained = train_sgd(self.model, start, synset.images, synset.targets(), self.sgd, rng, augment=self.augment,
+        way = 0 if len(self.ways) == 1 else int(torch.randint(len(self.ways), (1,), generator=rng))
+        model, augment, sgd = self.ways[way]  # one way: no draw, the stream every committed unroll set was made with
+        start = init_params(model, rng, self.config.scheme(), device=device)
+        trained = train_sgd(model, start, synset.images, synset.targets(), sgd, rng, augment=augment,
                             create_graph=True, checkpoint=True)
         whole = torch.randint(len(self.task.train_x), (self.options.real_batch,), generator=rng).to(device)
         idx = parallel.my_part(whole)  # under torch.distributed each rank scores its share of the real batch
-        logits = functional_call(self.model, trained, (self.task.train_x[idx],))
+        logits = functional_call(model, trained, (self.task.train_x[idx],))
         return classification_loss(logits, self.task.train_y[idx]) * (len(idx) / len(whole))
