@@ -127,3 +127,29 @@ def test_show_prints_the_attack_command_that_crafts_a_poison_again(monkeypatch, 
 
     poison.meta["config"] = asdict(replace(forgetting, nets_per_step=2))  # set from Python: no option gives it
     assert "re-run:" not in cli("show", distill.save(poison, tmp_path / "python.safetensors")).stdout
+
+
+def test_varied_and_unseen_victim_recipes_train_differently_and_never_overlap(monkeypatch):
+    """The crafting pool's five recipes and the held-out pool's four are disjoint in what they change; victim s trains
+    by recipe s mod the count, each with its own SGD settings and augmentation."""
+    from distill.data import load_task
+    from distill.methods import attack as attack_module
+
+    task = load_task("digits")
+    crafting = [(r.training(task), r.augment) for r in attack_module.CRAFTING_RECIPES]
+    unseen = [(r.training(task), r.augment) for r in attack_module.UNSEEN_RECIPES]
+    assert len(set(crafting)) == 5 and len(set(unseen)) == 4 and not set(crafting) & set(unseen)
+    calls = []
+    monkeypatch.setattr(attack_module, "trained_network",
+                        lambda task, arch, seed, config, progress, augment: calls.append((seed, config, augment)))
+    attack_module.victim_pool(task, "lenet", range(1000, 1006), progress=False, recipes="unseen")
+    for seed, config, augment in calls:
+        recipe = attack_module.UNSEEN_RECIPES[seed % 4]
+        assert config == recipe.training(task) and (augment is None) == (recipe.augment == "")
+
+
+@pytest.mark.parametrize("options, message", [({"victim_recipes": "many"}, "--victim-recipes"),
+                                              ({"eval_recipes": "other"}, "--eval-recipes")])
+def test_bad_recipe_options(options, message):
+    with pytest.raises(DistillError, match=message):
+        AttackConfig(dataset="digits", **options).validate()

@@ -287,10 +287,17 @@ def attack_command(
     real_batch: int = _option(512, panel=METHOD, metavar="N",
                               help="Real images per outer step (half from the attacked class)."),
     craft_victims: int = _option(10, panel=METHOD, metavar="N", help="Victims the poison is crafted against."),
+    victim_recipes: str = _option("one", panel=METHOD, metavar="NAME",
+                                  help="How the crafting victims are trained: one recipe, or varied (five recipes: "
+                                       "rates, schedules, batches, epochs, augmentation), for a poison that "
+                                       "transfers to victims trained otherwise."),
     seed: int = _option(0, panel=METHOD, metavar="N", help="Seed of the poison's random draws."),
     iterations: int = _option(1500, panel=SCHEDULE, metavar="N", help="Outer optimisation steps."),
     lr: float = _option(0.03, "--lr", panel=SCHEDULE, metavar="X", help="Adam step size for the images."),
     eval_victims: int = _option(10, panel=EVALUATION, metavar="N", help="Held-out victims it is measured on."),
+    eval_recipes: str = _option("same", panel=EVALUATION, metavar="NAME",
+                                help="How the held-out victims are trained: the same as the crafting victims, or "
+                                     "unseen (four recipes the crafting pool never used)."),
     out: Optional[Path] = _option(None, parser=_path, panel=OUTPUT, metavar="DIR",
                                   help="Output folder (default: `runs/attack-<dataset>-<a>to<t>`)."),
     force: bool = Force,
@@ -304,7 +311,8 @@ def attack_command(
     config = AttackConfig(**canonical_names(dict(
         dataset=dataset, image_size=image_size or 0, arch=arch, attacked=attacked, target=None if forget else target,
         ipc=ipc, steps=steps, epochs=epochs, iterations=iterations, lr_images=lr, real_batch=real_batch,
-        craft_victims=craft_victims, eval_victims=eval_victims, seed=seed)))
+        craft_victims=craft_victims, eval_victims=eval_victims, seed=seed, victim_recipes=victim_recipes,
+        eval_recipes=eval_recipes)))
     config.validate()
     goal = "any" if forget else str(target)
     out = out or Path("runs") / f"attack-{api.short_name(config.dataset)}-{attacked}to{goal}"

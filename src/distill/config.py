@@ -365,6 +365,9 @@ class AttackConfig(CommonConfig):
     nets_per_step: int = 1  # crafting victims the poison is applied to per outer step (their losses averaged)
     craft_victims: int = 10
     eval_victims: int = 10
+    victim_recipes: str = "one"  # the crafting and validation victims' training: "one" recipe, or "varied" (five)
+    eval_recipes: str = "same"  # the held-out victims': "same" as the crafting pool's, or "unseen" (recipes it never
+    # used: other rates, schedules, lengths, batches, weight decays and augmentations)
     # what the attack is as a run of the set's machinery (`distill.start`): the `attack` method, from loaded victims
     method: ClassVar[str] = "attack"
     init: ClassVar[str] = "loaded"
@@ -380,7 +383,8 @@ class AttackConfig(CommonConfig):
         """The `attack` method's options (`distill.methods.attack.AttackOptions`), as a run's `options` holds a
         method's: so the method is built as every method is (`distill.methods.create`)."""
         return {"real_batch": self.real_batch, "nets_per_step": self.nets_per_step, "attacked": self.attacked,
-                "target": -1 if self.target is None else self.target, "craft_victims": self.craft_victims}
+                "target": -1 if self.target is None else self.target, "craft_victims": self.craft_victims,
+                "victim_recipes": self.victim_recipes}
 
     def validate(self) -> None:
         check_common(self, rates=("init_lr", "lr_images", "lr_lrs"))
@@ -401,6 +405,10 @@ class AttackConfig(CommonConfig):
                             "eval_victims", "eval_every", "checkpoint_every"))
         if self.real_batch < 2:
             raise DistillError("--real-batch must be at least 2")
+        if self.victim_recipes not in ("one", "varied"):
+            raise DistillError(f"--victim-recipes must be 'one' or 'varied', got {self.victim_recipes!r}")
+        if self.eval_recipes not in ("same", "unseen"):
+            raise DistillError(f"--eval-recipes must be 'same' or 'unseen', got {self.eval_recipes!r}")
         if self.craft_victims > VALIDATION_SEED:  # seeds from VALIDATION_SEED on belong to the other two pools
             raise DistillError(f"--craft-victims can be at most {VALIDATION_SEED}: the crafting pool's seeds run "
                                f"from 0, and {VALIDATION_SEED} on are the validation and held-out victims, which it "

@@ -23,7 +23,7 @@ from distill.device import environment
 from distill.errors import DistillError
 from distill.evaluate import mean_std
 from distill.methods import create
-from distill.methods.attack import victim_pool
+from distill.methods.attack import VICTIM_RECIPES, victim_pool
 from distill.models import create_model
 from distill.presets import canonical_names
 from distill.run import execute, optimise
@@ -200,8 +200,10 @@ def run_attack(config: AttackConfig, task: Task, out_path: Path | None, target_d
     """`attack`'s work, once its options are checked, its output folder is held and its data loaded."""
     check_attacked_class_size(task, config)
     method = create(config)
-    held_out = victim_pool(task, config.arch, range(HELD_OUT_SEED, HELD_OUT_SEED + config.eval_victims), progress)
-    judges = victim_pool(task, config.arch, range(VALIDATION_SEED, VALIDATION_SEED + VALIDATION_VICTIMS), progress)
+    held_out = victim_pool(task, config.arch, range(HELD_OUT_SEED, HELD_OUT_SEED + config.eval_victims), progress,
+                           "unseen" if config.eval_recipes == "unseen" else config.victim_recipes)
+    judges = victim_pool(task, config.arch, range(VALIDATION_SEED, VALIDATION_SEED + VALIDATION_VICTIMS), progress,
+                         config.victim_recipes)
 
     synset = initial_synset(config, task)
     _start_from_label_flip(synset, task, config)
@@ -218,6 +220,9 @@ def run_attack(config: AttackConfig, task: Task, out_path: Path | None, target_d
     held_out_meter = PoisonMeter(task, held_out, config.arch, config.attacked, config.target)
     results = {"distill_seconds": round(loop_result.seconds, 2), "kept_step": loop_result.best_step,
                **environment(target_device), "mode": config.mode,
+               "victim_recipes": [r.name for r in VICTIM_RECIPES[config.victim_recipes]],
+               "eval_recipes": [r.name for r in VICTIM_RECIPES["unseen" if config.eval_recipes == "unseen"
+                                                               else config.victim_recipes]],
                "attacked": config.attacked, "target": config.target, "images": len(poison.labels),
                "gradient_steps": poison.num_steps * poison.num_epochs,
                "held_out": held_out_meter(poison),

@@ -24,6 +24,7 @@ from distill.records import config_from_record, read_record, recorded_cpu_thread
 # the fields of an attack's configuration `distill attack` sets by an option (the target by --target or --forget)
 ATTACK_OPTIONS = ("dataset", "arch", "attacked", "ipc", "steps", "epochs", "iterations", "lr_images", "real_batch",
                   "craft_victims", "eval_victims", "seed")
+ATTACK_RECIPE_OPTIONS = ("victim_recipes", "eval_recipes")  # named in the command only where a run changed them
 
 
 def configure(given: dict, pairs: list[str], *, config: Path | None = None, device: str | None = None,
@@ -128,12 +129,15 @@ def _reattack_command(file: Path, meta: dict, recorded: dict) -> str:
     except TypeError:  # another version's fields
         return ""
     default = AttackConfig()
-    fixed = [name for name in recorded if name not in (*ATTACK_OPTIONS, "target", "checkpoint_every")]
+    fixed = [name for name in recorded
+             if name not in (*ATTACK_OPTIONS, *ATTACK_RECIPE_OPTIONS, "target", "checkpoint_every")]
     if any(getattr(config, name) != getattr(default, name) for name in fixed):
         return ""
     words = ["distill", "attack", *(word for name in ATTACK_OPTIONS
                                     for word in (flag(name), str(getattr(config, name))))]
     words += ["--forget"] if config.target is None else ["--target", str(config.target)]
+    words += [word for name in ATTACK_RECIPE_OPTIONS if getattr(config, name) != getattr(default, name)
+              for word in (flag(name), getattr(config, name))]
     words += ["--out", str(Path("runs") / f"{file.stem}-rerun")]
     return shlex.join(words) + _threads_option(meta)
 

@@ -309,16 +309,19 @@ def full_data_config(arch: str) -> SGDConfig:
 
 
 def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, init_scheme: str | None = None,
-                    progress: bool = True) -> Params:
+                    progress: bool = True, augment=None) -> Params:
     """A network of `arch` trained on the whole training split, cached on disk as safetensors (keyed by dataset,
-    network, seed and training configuration) so it is trained only once."""
+    network, seed and training configuration, augmentation included) so it is trained only once. `augment` (a
+    `distill.augment.DSA`) augments every batch."""
     from distill.models import DEFAULT_INIT, create_model, in_model_order, init_params  # noqa: PLC0415
 
     scheme = init_scheme or DEFAULT_INIT[arch]
     model = create_model(arch, task.image_shape, task.num_classes).to(task.train_x.device)
     shapes = {name: list(p.shape) for name, p in model.named_parameters()}  # a changed network is a new entry
-    key_src = json.dumps({"cfg": asdict(config), "init": scheme, "n": len(task.train_x), "shapes": shapes},
-                         sort_keys=True)
+    described = {"cfg": asdict(config), "init": scheme, "n": len(task.train_x), "shapes": shapes}
+    if augment is not None:  # only where there is one: the networks trained without keep their cache entries
+        described["augment"] = augment.label
+    key_src = json.dumps(described, sort_keys=True)
     key = hashlib.sha256(key_src.encode()).hexdigest()[:10]
     path = cache_root() / f"{task.spec.key}-{arch}-seed{seed}-{key}.safetensors"
     if path.is_file():
@@ -332,7 +335,7 @@ def trained_network(task, arch: str, seed: int, config: SGDConfig = FULL_DATA, i
     generator = torch.Generator().manual_seed(10_000 + seed)
     params = init_params(model, generator, scheme, device=task.train_x.device)
     label = f"train {arch} on full {task.spec.name} (seed {seed})" if progress else None
-    params = train_sgd(model, params, task.train_x, task.train_y, config, generator, progress=label)
+    params = train_sgd(model, params, task.train_x, task.train_y, config, generator, augment=augment, progress=label)
     save_cached(path, {k: v.cpu().contiguous() for k, v in params.items()}, "the full-data network")
     return params
 

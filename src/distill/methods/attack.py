@@ -12,13 +12,15 @@ outer loop, same artifact. `distill.poison` runs it end to end (held-out victims
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.nn import functional as F
 from tqdm.auto import tqdm
 
+from distill.augment import augmentation_for
 from distill.data import Task
+from distill.errors import DistillError
 from distill.methods.base import check_count, register
 from distill.methods.dd import DatasetDistillation, DDOptions
 from distill.synset import SyntheticSet
@@ -35,11 +37,56 @@ def victim_training(task: Task) -> SGDConfig:
                      decay_at_half=False)
 
 
-def victim_pool(task: Task, arch: str, seeds: range, progress: bool = True) -> list[Params]:
-    """Well-trained networks, trained once and cached on disk as safetensors (keyed by dataset/network/seed)."""
-    return [trained_network(task, arch, seed, victim_training(task), progress=progress)
-            for seed in tqdm(seeds, desc=f"victims {seeds.start}..{seeds.stop - 1}", disable=not progress,
-                             leave=False)]
+@dataclass(frozen=True)
+class VictimRecipe:
+    """A way to train a victim: changes to `victim_training`'s SGD (its epochs scaled by `epochs_times`) and an
+    augmentation (an `augment` option, "" for none)."""
+
+    name: str
+    changes: tuple[tuple[str, float | bool | int], ...] = ()
+    epochs_times: float = 1.0
+    augment: str = ""
+
+    def training(self, task: Task) -> SGDConfig:
+        base = victim_training(task)
+        return replace(base, **dict(self.changes), epochs=max(1, round(base.epochs * self.epochs_times)))
+
+
+# The crafting pool's recipes (`--victim-recipes varied`: victim i trains by recipe i mod 5), and the held-out ones
+# (`--eval-recipes unseen`) that no crafting recipe shares: other rates, schedules, lengths, batches, weight decays and
+# augmentations, as a user's own training would differ from the attacker's.
+BASE_RECIPE = VictimRecipe("cosine, lr 0.03, batch 128")
+CRAFTING_RECIPES = (
+    BASE_RECIPE,
+    VictimRecipe("step decay, lr 0.01", (("lr", 0.01), ("cosine", False), ("decay_at_half", True))),
+    VictimRecipe("batch 64, lr 0.05", (("batch_size", 64), ("lr", 0.05))),
+    VictimRecipe("no weight decay, twice the epochs", (("weight_decay", 0.0),), epochs_times=2.0),
+    VictimRecipe("DSA augmentation", augment="dsa"),
+)
+UNSEEN_RECIPES = (
+    VictimRecipe("step decay, lr 0.1, half the epochs", (("lr", 0.1), ("cosine", False), ("decay_at_half", True)),
+                 epochs_times=0.5),
+    VictimRecipe("batch 256, lr 0.02, weight decay 1e-3", (("batch_size", 256), ("lr", 0.02),
+                                                           ("weight_decay", 1e-3))),
+    VictimRecipe("momentum 0.5, lr 0.05, crop and scale", (("momentum", 0.5), ("lr", 0.05)),
+                 augment="crop_scale"),
+    VictimRecipe("batch 32, lr 0.005, three times the epochs", (("batch_size", 32), ("lr", 0.005)),
+                 epochs_times=3.0),
+)
+VICTIM_RECIPES = {"one": (BASE_RECIPE,), "varied": CRAFTING_RECIPES, "unseen": UNSEEN_RECIPES}
+
+
+def victim_pool(task: Task, arch: str, seeds: range, progress: bool = True, recipes: str = "one") -> list[Params]:
+    """Well-trained networks, trained once and cached on disk as safetensors (keyed by dataset, network, seed and
+    training); the victim of seed s trains by recipe s mod len of `recipes` ("one": `victim_training`; "varied":
+    the crafting recipes; "unseen": the held-out ones)."""
+    chosen = VICTIM_RECIPES[recipes]
+    pool = []
+    for seed in tqdm(seeds, desc=f"victims {seeds.start}..{seeds.stop - 1}", disable=not progress, leave=False):
+        recipe = chosen[seed % len(chosen)]
+        pool.append(trained_network(task, arch, seed, recipe.training(task), progress=progress,
+                                    augment=augmentation_for(recipe.augment, task.spec.name)))
+    return pool
 
 
 def attack_objective(attacked: int, target: int | None):
@@ -65,10 +112,13 @@ class AttackOptions(DDOptions):
     attacked: int = 3  # the class the poison harms
     target: int = -1  # the class it is to be taken for; -1: none, the attacked class is to be forgotten
     craft_victims: int = 10  # the crafting pool: victims with seeds 0, 1, ...
+    victim_recipes: str = "one"  # how the crafting pool trains: "one" recipe, or "varied" (VICTIM_RECIPES)
 
     def check(self, method: str) -> None:
         super().check(method)
         check_count(method, "craft_victims", self.craft_victims)
+        if self.victim_recipes not in ("one", "varied"):
+            raise DistillError(f"{method}: victim recipes must be 'one' or 'varied', got {self.victim_recipes!r}")
 
 
 @register
@@ -81,7 +131,8 @@ class PoisonAttack(DatasetDistillation):
 
     def setup(self, task: Task, synset: SyntheticSet, progress: bool = True) -> None:
         super().setup(task, synset, progress)
-        self.pool = victim_pool(task, self.config.arch, range(self.options.craft_victims), progress)
+        self.pool = victim_pool(task, self.config.arch, range(self.options.craft_victims), progress,
+                                self.options.victim_recipes)
         labels = task.train_y.cpu()
         self.attacked_idx = (labels == self.options.attacked).nonzero().flatten()
         self.other_idx = (labels != self.options.attacked).nonzero().flatten()
