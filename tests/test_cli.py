@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import distill
-from distill.synset import SyntheticSet, save
+from distill.synset import SyntheticSet, content_hash, save
 
 SHARED = Path(os.environ.get("DISTILL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 TINY_RUN = ["--method", "dd", "--iterations", "30", "--opt", "real_batch=128", "--eval-every", "10",
@@ -93,6 +93,7 @@ def test_artifact_with_wrong_shapes(tmp_path):
     with safe_open(str(good), framework="pt") as handle:
         header = handle.metadata()
     tensors["images"] = torch.randn(10, 1, 9, 8)
+    header["sha256"] = content_hash(tensors, header)  # a file written wrong, not changed since: the shape check
     save_file(tensors, str(tmp_path / "bad.safetensors"), metadata=header)
     assert_user_error(cli("eval", tmp_path / "bad.safetensors"), "images have shape")
     assert_user_error(cli("show", tmp_path / "bad.safetensors"), "images have shape")
