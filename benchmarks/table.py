@@ -64,9 +64,14 @@ def table() -> str:
             total = sum(c["distill_seconds"] for c in r["candidates"]) / 60
             extras += (f" · **headline**: the best on validation of {len(r['candidates'])} runs (each a row of this "
                        f"table; {total:.0f} min of distillation in all)")
+        taken = r.get("steps_taken")
+        outer = (f"{taken:,} of {c['iterations']:,} outer steps (its time limit)"
+                 if isinstance(taken, int) and taken < c["iterations"] else f"{c['iterations']:,} outer steps")
+        if r.get("published") is not None:
+            extras += f" · the paper: {r['published']:.1f}"
         setting = (f"{r['dataset']} · {r['method']} · {r['arch']} · {r['init']} init ({r['protocol']}) · "
                    f"{c['steps'] * c['epochs']} gradient steps · {c.get('image_init', 'real')} start · "
-                   f"{c['iterations']:,} outer steps{extras}")
+                   f"{outer}{extras}")
         rr, fd = r["random_real"], r["full_data"]
         rows.append(
             f"| {anchor(r)}{setting} | {r['images']} | "
