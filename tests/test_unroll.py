@@ -157,7 +157,8 @@ def test_checkpointed_training_gives_the_plain_graphs_gradient_with_augmentation
 
 def test_unroll_trains_through_the_augmentation_evaluation_uses(digits):
     method, synset = method_and_set(digits, "unroll", eval_augment="dc", eval_epochs=3, options={"real_batch": 64})
-    assert method.sgd.epochs == 3 and method.augment is not None and "crop" in method.augment.label
+    [(model, augment, sgd)] = method.ways  # the run's own evaluation, the one way it trains through
+    assert model is method.model and sgd.epochs == 3 and augment is not None and "crop" in augment.label
     loss = method.loss(synset, 0, step_generator(0, 0))
     assert torch.autograd.grad(loss, synset.images)[0].abs().sum() > 0
 
