@@ -60,7 +60,7 @@ def test_every_results_file_is_what_its_recorded_command_runs_now(run):
     """The command each results file records must name its setting, give back that very command (the guard against
     replacing a committed row compares them as text), and run the configuration the file recorded. A preset row run
     under a time limit may now name the steps that run took, so that `distill run` repeats it."""
-    checked = {"distill": 0, "attack": 0, "select": 0, "plain": 0}
+    checked = {"distill": 0, "attack": 0, "select": 0, "plain": 0, "adapt": 0}
     for path, found, setting, args in committed_runs(run):
         name = run.run_name(setting.name, args.seed)
         assert found["name"] == name == path.stem
@@ -80,11 +80,16 @@ def test_every_results_file_is_what_its_recorded_command_runs_now(run):
             assert asdict(distill.AttackConfig(**options)) == asdict(distill.AttackConfig(**found["config"]))
         elif setting.kind == "select":
             assert [c["name"] for c in found["candidates"]] == [run.run_name(n, s) for n, s in setting.candidates]
+        elif setting.kind == "adapt":
+            options = {**setting.options, "source": setting.source, **({"seed": args.seed} if args.seed else {})}
+            assert asdict(distill.api.AdaptConfig(**options)) == found["config"], path.name
+            assert found["command"] == f"{run.COMMAND} {setting.name}", path.name
         else:
             assert (found["source"], found["artifact"]) == (
                 setting.source, f"benchmarks/artifacts/{setting.artifact}.safetensors")
         checked[setting.kind] += 1
     assert checked["distill"] >= 120 and checked["attack"] == 5 and checked["select"] == 1 and checked["plain"] == 3
+    assert checked["adapt"] == 1
 
 
 def test_every_setting_is_a_run_distill_accepts(run, monkeypatch):
