@@ -65,9 +65,14 @@ class AuditResult:
         return dict(self.__dict__)
 
 
+def _takes_schedule(synset: SyntheticSet) -> bool:
+    """Whether a victim applies the set by its learned steps (else by fine-tuning on it)."""
+    return synset.log_lrs is not None and synset.meta.get("lr_role") != "standard"
+
+
 def _apply(model: torch.nn.Module, params: Params, synset: SyntheticSet, generator: torch.Generator) -> Params:
     """The set applied to a trained network as a victim would apply it."""
-    if synset.log_lrs is not None and synset.meta.get("lr_role") != "standard":
+    if _takes_schedule(synset):
         return train_with_schedule(model, params, synset)
     device = next(iter(params.values())).device
     return train_sgd(model, params, synset.images.detach().to(device), synset.targets().detach().to(device),
@@ -139,7 +144,7 @@ def judge(synset: SyntheticSet, task: Task, nets: int, threshold: float, progres
         header = f"made by distill attack (attacked class {attack.get('attacked')}, target {attack.get('target')})"
     elif synset.meta.get("init") == "loaded":
         header = "init 'loaded': a set for networks already trained, as poisons are"
-    applied = "schedule" if synset.log_lrs is not None and synset.meta.get("lr_role") != "standard" else "fine-tuning"
+    applied = "schedule" if _takes_schedule(synset) else "fine-tuning"
     return AuditResult(flagged=class_scores[harmed] >= threshold, score=class_scores[harmed], harmed_class=harmed,
                        threshold=threshold, applied_as=applied, nets=nets, class_names=names,
                        accuracy_before=mean(before_acc), accuracy_after=mean(after_acc),
